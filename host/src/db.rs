@@ -1,0 +1,155 @@
+//! The embedded database (SQLite): plugin state today, and everything else that must survive
+//! a restart as it is added. One file in the data directory, no set-up.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Errors opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("opening database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// A handle to the database, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    /// Plugin state read-through cache: a plugin reading its state on every evaluation
+    /// must not pay a query each time.
+    state: Mutex<HashMap<(String, String), Option<Vec<u8>>>>,
+}
+
+impl Db {
+    /// Opens (or creates) the database file.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let conn = Connection::open(path).map_err(|source| DbError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::with_connection(conn)
+    }
+
+    /// An in-memory database, for tests and `faultline test`.
+    pub fn in_memory() -> Result<Db, DbError> {
+        Self::with_connection(Connection::open_in_memory()?)
+    }
+
+    fn with_connection(conn: Connection) -> Result<Db, DbError> {
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS plugin_state (
+                 scope TEXT NOT NULL,
+                 key TEXT NOT NULL,
+                 value BLOB NOT NULL,
+                 PRIMARY KEY (scope, key)
+             );",
+        )?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                state: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` with the connection.
+    pub fn with<R>(&self, f: impl FnOnce(&Connection) -> R) -> R {
+        let conn = self.inner.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn)
+    }
+
+    /// A plugin's state value.
+    pub fn state_get(&self, scope: &str, key: &str) -> Option<Vec<u8>> {
+        let ck = (scope.to_string(), key.to_string());
+        if let Some(v) = self.cache().get(&ck) {
+            return v.clone();
+        }
+        let v = self
+            .with(|c| {
+                c.query_row(
+                    "SELECT value FROM plugin_state WHERE scope = ?1 AND key = ?2",
+                    params![scope, key],
+                    |r| r.get::<_, Vec<u8>>(0),
+                )
+                .optional()
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!(scope, key, "reading plugin state: {e}");
+                None
+            });
+        self.cache().insert(ck, v.clone());
+        v
+    }
+
+    /// Sets a plugin's state value (written through to the database).
+    pub fn state_set(&self, scope: &str, key: &str, value: &[u8]) {
+        let ck = (scope.to_string(), key.to_string());
+        if self.cache().get(&ck).is_some_and(|v| v.as_deref() == Some(value)) {
+            return;
+        }
+        let r = self.with(|c| {
+            c.execute(
+                "INSERT INTO plugin_state (scope, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value",
+                params![scope, key, value],
+            )
+        });
+        if let Err(e) = r {
+            tracing::error!(scope, key, "writing plugin state: {e}");
+        }
+        self.cache().insert(ck, Some(value.to_vec()));
+    }
+
+    /// Deletes a plugin's state value.
+    pub fn state_delete(&self, scope: &str, key: &str) {
+        let r = self.with(|c| {
+            c.execute(
+                "DELETE FROM plugin_state WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+            )
+        });
+        if let Err(e) = r {
+            tracing::error!(scope, key, "deleting plugin state: {e}");
+        }
+        self.cache()
+            .insert((scope.to_string(), key.to_string()), None);
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Option<Vec<u8>>>> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_state_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faultline.db");
+        let db = Db::open(&path).unwrap();
+        db.state_set("rule-a", "k", b"v1");
+        db.state_set("rule-b", "k", b"other");
+        assert_eq!(db.state_get("rule-a", "k").as_deref(), Some(&b"v1"[..]));
+        db.state_delete("rule-b", "k");
+        drop(db);
+        let db = Db::open(&path).unwrap();
+        assert_eq!(db.state_get("rule-a", "k").as_deref(), Some(&b"v1"[..]));
+        assert_eq!(db.state_get("rule-b", "k"), None);
+    }
+}

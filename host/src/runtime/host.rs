@@ -1,0 +1,310 @@
+//! The host side of the plugin contract: what a plugin instance's store holds, and the
+//! implementations of the interfaces the host exports to plugins (log, clock, state, http,
+//! kafka). Outbound capabilities are checked here against the rule's grants.
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{clock, http, kafka, log, state, types};
+use crate::db::Db;
+
+/// Outbound capabilities granted to a recovery action by its rule file.
+#[derive(Clone, Debug, Default)]
+pub struct Grants {
+    /// Hosts (`host` or `host:port`) that HTTP requests may go to.
+    pub http: Vec<String>,
+    /// Kafka topics that may be produced to.
+    pub kafka: Vec<String>,
+    /// The secret used to sign request bodies (HMAC-SHA256), never shown to the plugin.
+    pub secret: Option<Vec<u8>>,
+}
+
+impl Grants {
+    /// Whether an absolute URL's host (and port) is granted.
+    fn allows_url(&self, url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let port = url.port_or_known_default();
+        self.http.iter().any(|g| match g.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => {
+                h.eq_ignore_ascii_case(host) && Some(p.parse::<u16>().unwrap_or(0)) == port
+            }
+            _ => g.eq_ignore_ascii_case(host),
+        })
+    }
+}
+
+/// Who a plugin instance works for: named in every log line and error.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub rule: String,
+    pub plugin: String,
+}
+
+/// Everything a plugin instance's imports may use.
+#[derive(Clone)]
+pub struct HostContext {
+    pub identity: Identity,
+    /// The key under which the plugin's state store lives (usually the rule's name).
+    pub state_scope: String,
+    pub db: Db,
+    pub grants: Grants,
+    /// Runtime to drive outbound I/O from a blocking plugin call.
+    pub io: Option<tokio::runtime::Handle>,
+    pub http: reqwest::Client,
+}
+
+/// The data of one plugin instance's store.
+pub struct HostState {
+    pub ctx: HostContext,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// Bytes one linear memory may grow to.
+    memory_cap: usize,
+    /// Set when the plugin tried to grow past `memory_cap`.
+    pub memory_exceeded: bool,
+    /// Wall time spent inside host imports during the current call: not charged to the
+    /// plugin's CPU deadline.
+    pub host_time: Duration,
+    /// When the current call started.
+    pub call_started: Instant,
+}
+
+impl HostState {
+    pub fn new(ctx: HostContext, memory_cap: usize) -> Self {
+        // Nothing granted: no preopened directories, no environment, no sockets, no stdio.
+        let wasi = WasiCtx::builder().build();
+        HostState {
+            ctx,
+            wasi,
+            table: ResourceTable::new(),
+            memory_cap,
+            memory_exceeded: false,
+            host_time: Duration::ZERO,
+            call_started: Instant::now(),
+        }
+    }
+
+    fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let start = Instant::now();
+        let r = f(self);
+        self.host_time += start.elapsed();
+        r
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_exceeded = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory cap of {} bytes exceeded",
+                self.memory_cap
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let Identity { rule, plugin } = &self.ctx.identity;
+        match level {
+            log::Level::Trace => tracing::trace!(rule, plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(rule, plugin, "{message}"),
+            log::Level::Info => tracing::info!(rule, plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(rule, plugin, "{message}"),
+            log::Level::Error => tracing::error!(rule, plugin, "{message}"),
+        }
+    }
+}
+
+impl clock::Host for HostState {
+    fn now_ms(&mut self) -> i64 {
+        crate::now_ms()
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.timed(|s| s.ctx.db.state_get(&s.ctx.state_scope, &key))
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) {
+        self.timed(|s| s.ctx.db.state_set(&s.ctx.state_scope, &key, &value))
+    }
+
+    fn delete(&mut self, key: String) {
+        self.timed(|s| s.ctx.db.state_delete(&s.ctx.state_scope, &key))
+    }
+}
+
+fn http_error(kind: http::ErrorKind, message: impl Into<String>) -> http::Error {
+    http::Error {
+        kind,
+        message: message.into(),
+    }
+}
+
+/// Longest an outbound request may take, whatever the plugin asks for.
+const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl HostState {
+    fn send_http(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
+        use http::ErrorKind::{Denied, Invalid, Transport};
+        let rule = self.ctx.identity.rule.clone();
+        if let Some(conn) = &req.connection {
+            tracing::warn!(rule, connection = %conn, "plugin asked for a connection it was not granted");
+            return Err(http_error(
+                Denied,
+                format!("connection {conn:?} is not granted to rule {rule:?}"),
+            ));
+        }
+        let url = reqwest::Url::parse(&req.url)
+            .map_err(|e| http_error(Invalid, format!("invalid url {:?}: {e}", req.url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(http_error(
+                Invalid,
+                format!("unsupported scheme {:?}", url.scheme()),
+            ));
+        }
+        if !self.ctx.grants.allows_url(&url) {
+            tracing::warn!(rule, host = ?url.host_str(), "plugin tried an HTTP host it was not granted");
+            return Err(http_error(
+                Denied,
+                format!(
+                    "host {:?} is not granted to rule {rule:?}",
+                    url.host_str().unwrap_or("")
+                ),
+            ));
+        }
+        let method = reqwest::Method::from_bytes(req.method.as_bytes())
+            .map_err(|_| http_error(Invalid, format!("invalid method {:?}", req.method)))?;
+        let timeout = req
+            .timeout_ms
+            .map_or(Duration::from_secs(10), |ms| Duration::from_millis(ms.into()))
+            .min(MAX_HTTP_TIMEOUT);
+        let mut builder = self
+            .ctx
+            .http
+            .request(method, url)
+            .timeout(timeout)
+            .body(req.body.clone());
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        if let (Some(header), Some(secret)) = (&req.sign_header, &self.ctx.grants.secret) {
+            builder = builder.header(header, sign(secret, &req.body));
+        }
+        let Some(io) = self.ctx.io.clone() else {
+            return Err(http_error(Transport, "no I/O runtime available"));
+        };
+        io.block_on(async move {
+            let resp = builder.send().await.map_err(|e| {
+                let kind = if e.is_builder() { Invalid } else { Transport };
+                http_error(kind, e.to_string())
+            })?;
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                .collect();
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| http_error(Transport, e.to_string()))?;
+            Ok(http::Response {
+                status,
+                headers,
+                body: body.to_vec(),
+            })
+        })
+    }
+}
+
+/// The signature header's value: `sha256=` and the hex HMAC-SHA256 of the body.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any size");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl http::Host for HostState {
+    fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
+        self.timed(|s| s.send_http(req))
+    }
+}
+
+impl kafka::Host for HostState {
+    fn produce(&mut self, msg: kafka::Message) -> Result<(), String> {
+        let rule = &self.ctx.identity.rule;
+        if !self.ctx.grants.kafka.iter().any(|t| *t == msg.topic) {
+            tracing::warn!(rule, topic = %msg.topic, "plugin tried a Kafka topic it was not granted");
+            return Err(format!(
+                "topic {:?} is not granted to rule {rule:?}",
+                msg.topic
+            ));
+        }
+        Err("no Kafka connection is configured on this server".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_match_host_and_port() {
+        let g = Grants {
+            http: vec!["127.0.0.1:8080".into(), "hooks.example.com".into()],
+            ..Grants::default()
+        };
+        let ok = |u: &str| g.allows_url(&reqwest::Url::parse(u).unwrap());
+        assert!(ok("http://127.0.0.1:8080/x"));
+        assert!(!ok("http://127.0.0.1:8081/x"));
+        assert!(ok("https://hooks.example.com/a"));
+        assert!(ok("http://HOOKS.example.com:9000/a"));
+        assert!(!ok("http://evil.example.com/"));
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,393 @@
+//! Windows of recent data: samples per series and records per log stream, in memory and
+//! bounded. Series and streams get numeric ids that are never reused, which is what crosses
+//! into plugins. Selection follows Prometheus: an instant selector takes each series' latest
+//! sample within the lookback (5 minutes by default) unless that sample is a staleness
+//! marker; a range selector takes the samples in `(now - range, now]`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::model::{Labels, LogRecord, Sample, SeriesSamples};
+use crate::rules::selector::{LogSelector, Selector};
+use crate::runtime::{Selection, types};
+
+/// Bounds on what the store keeps.
+#[derive(Clone, Debug)]
+pub struct StoreLimits {
+    /// Series kept at most; samples of new series beyond it are dropped.
+    pub max_series: usize,
+    /// Log streams kept at most.
+    pub max_streams: usize,
+    /// Records kept per log stream (oldest dropped first).
+    pub max_records_per_stream: usize,
+    /// How far back an instant selector looks for a series' latest sample.
+    pub lookback: Duration,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits {
+            max_series: 2_000_000,
+            max_streams: 100_000,
+            max_records_per_stream: 10_000,
+            lookback: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Counts of data the store refused, by reason: shown on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    pub series_limit: AtomicU64,
+    pub stream_limit: AtomicU64,
+    pub out_of_order: AtomicU64,
+    pub too_old: AtomicU64,
+    pub records_per_stream: AtomicU64,
+}
+
+/// The windows.
+pub struct Store {
+    inner: RwLock<Inner>,
+    limits: StoreLimits,
+    /// How much history is kept (at least the lookback; raised to the largest rule range).
+    retention_ms: AtomicU64,
+    pub dropped: Dropped,
+    pub samples_appended: AtomicU64,
+    pub records_appended: AtomicU64,
+}
+
+struct SeriesEntry {
+    labels: Arc<Labels>,
+    samples: VecDeque<Sample>,
+}
+
+struct StreamEntry {
+    labels: Arc<Labels>,
+    records: VecDeque<(i64, String, Vec<(String, String)>)>,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u32,
+    series: HashMap<u32, SeriesEntry>,
+    series_by_labels: HashMap<Arc<Labels>, u32>,
+    /// Series ids by metric name, ascending.
+    by_name: HashMap<String, Vec<u32>>,
+    streams: HashMap<u32, StreamEntry>,
+    streams_by_labels: HashMap<Arc<Labels>, u32>,
+    /// Bumped whenever a series or stream is added or removed.
+    generation: u64,
+}
+
+/// What a rule matched last time, reused while no series came or went.
+#[derive(Debug, Default)]
+pub struct MatchCache {
+    generation: Option<u64>,
+    series: Vec<u32>,
+    streams: Vec<u32>,
+}
+
+impl Store {
+    /// An empty store.
+    pub fn new(limits: StoreLimits) -> Store {
+        let retention_ms = limits.lookback.as_millis() as u64;
+        Store {
+            inner: RwLock::new(Inner::default()),
+            limits,
+            retention_ms: AtomicU64::new(retention_ms),
+            dropped: Dropped::default(),
+            samples_appended: AtomicU64::new(0),
+            records_appended: AtomicU64::new(0),
+        }
+    }
+
+    /// Keeps at least `range` of history (the largest range any rule selects).
+    pub fn retain_at_least(&self, range: Duration) {
+        let ms = range.max(self.limits.lookback).as_millis() as u64;
+        self.retention_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn retention(&self) -> i64 {
+        self.retention_ms.load(Ordering::Relaxed) as i64
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of series held.
+    pub fn series_count(&self) -> usize {
+        self.read().series.len()
+    }
+
+    /// Number of log streams held.
+    pub fn stream_count(&self) -> usize {
+        self.read().streams.len()
+    }
+
+    /// Appends samples. Samples older than a series' newest are dropped (and counted).
+    pub fn append(&self, batch: Vec<SeriesSamples>) {
+        let retention = self.retention();
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut appended = 0u64;
+        for SeriesSamples { labels, samples } in batch {
+            let id = match inner.series_by_labels.get(&labels) {
+                Some(id) => *id,
+                None => {
+                    if inner.series.len() >= self.limits.max_series {
+                        self.dropped.series_limit.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let id = inner.next_id;
+                    inner.next_id += 1;
+                    let labels = Arc::new(labels);
+                    if let Some(name) = labels.name() {
+                        inner.by_name.entry(name.to_string()).or_default().push(id);
+                    }
+                    inner.series_by_labels.insert(labels.clone(), id);
+                    inner.series.insert(
+                        id,
+                        SeriesEntry {
+                            labels,
+                            samples: VecDeque::new(),
+                        },
+                    );
+                    inner.generation += 1;
+                    id
+                }
+            };
+            let entry = inner.series.get_mut(&id).expect("indexed series exists");
+            for s in samples {
+                if entry.samples.back().is_some_and(|last| s.ts <= last.ts) {
+                    self.dropped.out_of_order.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                entry.samples.push_back(s);
+                appended += 1;
+            }
+            if let Some(newest) = entry.samples.back().map(|s| s.ts) {
+                while entry.samples.front().is_some_and(|s| s.ts < newest - retention) {
+                    entry.samples.pop_front();
+                }
+            }
+        }
+        self.samples_appended.fetch_add(appended, Ordering::Relaxed);
+    }
+
+    /// Appends log records.
+    pub fn append_logs(&self, records: Vec<LogRecord>) {
+        let retention = self.retention();
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let mut appended = 0u64;
+        for LogRecord {
+            labels,
+            ts,
+            line,
+            fields,
+        } in records
+        {
+            let id = match inner.streams_by_labels.get(&labels) {
+                Some(id) => *id,
+                None => {
+                    if inner.streams.len() >= self.limits.max_streams {
+                        self.dropped.stream_limit.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let id = inner.next_id;
+                    inner.next_id += 1;
+                    let labels = Arc::new(labels);
+                    inner.streams_by_labels.insert(labels.clone(), id);
+                    inner.streams.insert(
+                        id,
+                        StreamEntry {
+                            labels,
+                            records: VecDeque::new(),
+                        },
+                    );
+                    inner.generation += 1;
+                    id
+                }
+            };
+            let entry = inner.streams.get_mut(&id).expect("indexed stream exists");
+            // Records may arrive slightly out of order; keep them sorted by time.
+            let pos = entry.records.partition_point(|r| r.0 <= ts);
+            entry.records.insert(pos, (ts, line, fields));
+            appended += 1;
+            if entry.records.len() > self.limits.max_records_per_stream {
+                entry.records.pop_front();
+                self.dropped.records_per_stream.fetch_add(1, Ordering::Relaxed);
+            }
+            let newest = entry.records.back().map_or(ts, |r| r.0);
+            while entry.records.front().is_some_and(|r| r.0 < newest - retention) {
+                entry.records.pop_front();
+            }
+        }
+        self.records_appended.fetch_add(appended, Ordering::Relaxed);
+    }
+
+    /// Removes series and streams with nothing newer than the retention before `now`.
+    pub fn gc(&self, now: i64) {
+        let horizon = now - self.retention() - self.limits.lookback.as_millis() as i64;
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let before = inner.series.len() + inner.streams.len();
+        let dead: Vec<u32> = inner
+            .series
+            .iter()
+            .filter(|(_, e)| e.samples.back().is_none_or(|s| s.ts < horizon))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            if let Some(e) = inner.series.remove(&id) {
+                inner.series_by_labels.remove(&e.labels);
+                if let Some(ids) = e.labels.name().and_then(|n| inner.by_name.get_mut(n)) {
+                    ids.retain(|i| *i != id);
+                }
+            }
+        }
+        inner.by_name.retain(|_, ids| !ids.is_empty());
+        let dead: Vec<u32> = inner
+            .streams
+            .iter()
+            .filter(|(_, e)| e.records.back().is_none_or(|r| r.0 < horizon))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            if let Some(e) = inner.streams.remove(&id) {
+                inner.streams_by_labels.remove(&e.labels);
+            }
+        }
+        if inner.series.len() + inner.streams.len() != before {
+            inner.generation += 1;
+        }
+    }
+
+    /// Fills `out` with what a rule selects at `now`: for `series`, the latest sample per
+    /// matching series (instant) or all samples in the range; for `logs`, the matching
+    /// records in `(now - log_range, now]`.
+    pub fn select(
+        &self,
+        series: Option<&Selector>,
+        range: Option<Duration>,
+        logs: Option<(&LogSelector, Duration)>,
+        now: i64,
+        cache: &mut MatchCache,
+        out: &mut Selection,
+    ) {
+        let inner = self.read();
+        if cache.generation != Some(inner.generation) {
+            cache.series = match series {
+                Some(sel) => {
+                    let mut ids: Vec<u32> = match sel.metric_name() {
+                        Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
+                        None => inner.series.keys().copied().collect(),
+                    };
+                    ids.retain(|id| sel.matches(&inner.series[id].labels));
+                    ids.sort_unstable();
+                    ids
+                }
+                None => Vec::new(),
+            };
+            cache.streams = match logs {
+                Some((sel, _)) => {
+                    let mut ids: Vec<u32> = inner
+                        .streams
+                        .iter()
+                        .filter(|(_, e)| sel.matches_stream(&e.labels))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    ids.sort_unstable();
+                    ids
+                }
+                None => Vec::new(),
+            };
+            cache.generation = Some(inner.generation);
+        }
+        out.series.clear();
+        let types::Samples {
+            ids,
+            timestamps,
+            values,
+        } = &mut out.samples;
+        ids.clear();
+        timestamps.clear();
+        values.clear();
+        out.logs.clear();
+        let lookback = self.limits.lookback.as_millis() as i64;
+        for id in &cache.series {
+            let e = &inner.series[id];
+            let before = ids.len();
+            match range {
+                None => {
+                    // The latest sample at or before `now`, within the lookback.
+                    let end = e.samples.partition_point(|s| s.ts <= now);
+                    if let Some(s) = end.checked_sub(1).map(|i| e.samples[i])
+                        && s.ts > now - lookback
+                        && !s.is_stale_marker()
+                    {
+                        ids.push(*id);
+                        timestamps.push(s.ts);
+                        values.push(s.value);
+                    }
+                }
+                Some(r) => {
+                    let start = now - r.as_millis() as i64;
+                    let from = e.samples.partition_point(|s| s.ts <= start);
+                    for s in e.samples.range(from..) {
+                        if s.ts > now {
+                            break;
+                        }
+                        if !s.is_stale_marker() {
+                            ids.push(*id);
+                            timestamps.push(s.ts);
+                            values.push(s.value);
+                        }
+                    }
+                }
+            }
+            if ids.len() > before {
+                out.series.push((*id, e.labels.clone()));
+            }
+        }
+        if let Some((sel, log_range)) = logs {
+            let start = now - log_range.as_millis() as i64;
+            for id in &cache.streams {
+                let e = &inner.streams[id];
+                let before = out.logs.len();
+                let from = e.records.partition_point(|r| r.0 <= start);
+                for (ts, line, fields) in e.records.range(from..) {
+                    if *ts > now {
+                        break;
+                    }
+                    if sel.matches_line(line) {
+                        out.logs.push(types::LogRecord {
+                            stream: *id,
+                            timestamp: *ts,
+                            line: line.clone(),
+                            fields: fields
+                                .iter()
+                                .map(|(n, v)| types::Label {
+                                    name: n.clone(),
+                                    value: v.clone(),
+                                })
+                                .collect(),
+                        });
+                    }
+                }
+                if out.logs.len() > before {
+                    out.series.push((*id, e.labels.clone()));
+                }
+            }
+            out.series.sort_unstable_by_key(|(id, _)| *id);
+            out.logs.sort_by_key(|r| r.timestamp);
+        }
+    }
+}

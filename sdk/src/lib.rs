@@ -1,0 +1,4 @@
+//! x
+#[doc(hidden)]
+#[allow(unsafe_code, missing_docs)]
+pub mod bindings;
