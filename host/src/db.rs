@@ -25,11 +25,14 @@ pub struct Db {
     inner: Arc<Inner>,
 }
 
+/// Cached plugin state: (scope, key) to value, `None` for known-absent.
+type StateCache = HashMap<(String, String), Option<Vec<u8>>>;
+
 struct Inner {
     conn: Mutex<Connection>,
     /// Plugin state read-through cache: a plugin reading its state on every evaluation
     /// must not pay a query each time.
-    state: Mutex<HashMap<(String, String), Option<Vec<u8>>>>,
+    state: Mutex<StateCache>,
 }
 
 impl Db {
@@ -98,7 +101,11 @@ impl Db {
     /// Sets a plugin's state value (written through to the database).
     pub fn state_set(&self, scope: &str, key: &str, value: &[u8]) {
         let ck = (scope.to_string(), key.to_string());
-        if self.cache().get(&ck).is_some_and(|v| v.as_deref() == Some(value)) {
+        if self
+            .cache()
+            .get(&ck)
+            .is_some_and(|v| v.as_deref() == Some(value))
+        {
             return;
         }
         let r = self.with(|c| {
@@ -129,7 +136,7 @@ impl Db {
             .insert((scope.to_string(), key.to_string()), None);
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Option<Vec<u8>>>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, StateCache> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -1,1 +1,120 @@
-fn main(){}
+//! The `faultline` command: `serve` runs the service, `check` validates a rules directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use faultline::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "faultline",
+    version,
+    about = "Fault handling with Wasm detection, localization and recovery rules"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// Server configuration file (TOML); every setting has a default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Rules directory [default: rules].
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Data directory: database and compile cache [default: data].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Listen address [default: 127.0.0.1:9797].
+        #[arg(long)]
+        listen: Option<String>,
+        /// Extra folder to look for plugin components in (repeatable).
+        #[arg(long = "plugins")]
+        plugins: Vec<PathBuf>,
+    },
+    /// Validate a rules directory: every file, rule, receiver and plugin.
+    Check {
+        /// Rules directory [default: rules].
+        dir: Option<PathBuf>,
+        /// Extra folder to look for plugin components in (repeatable).
+        #[arg(long = "plugins")]
+        plugins: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            rules,
+            data,
+            listen,
+            plugins,
+        } => {
+            let mut cfg = match config.map(|p| Config::load(&p)).transpose() {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => return fail(e),
+            };
+            cfg.rules_dir = rules.unwrap_or(cfg.rules_dir);
+            cfg.data_dir = data.unwrap_or(cfg.data_dir);
+            cfg.listen = listen.unwrap_or(cfg.listen);
+            cfg.plugin_dirs.extend(plugins);
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => return fail(e),
+            };
+            match rt.block_on(faultline::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Check { dir, plugins } => {
+            let cfg = Config {
+                rules_dir: dir.unwrap_or_else(|| "rules".into()),
+                plugin_dirs: plugins,
+                ..Config::default()
+            };
+            let runtime = match faultline::service::runtime(None) {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            match faultline::service::check_rules(&cfg, &runtime) {
+                Ok(set) => {
+                    println!(
+                        "{}: {} groups, {} rules, {} receivers: all valid",
+                        cfg.rules_dir.display(),
+                        set.groups.len(),
+                        set.rules().count(),
+                        set.receivers.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} error(s) in {}", errors.0.len(), cfg.rules_dir.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("faultline: {e}");
+    ExitCode::FAILURE
+}

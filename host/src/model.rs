@@ -15,16 +15,21 @@ impl Labels {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut v: Vec<(String, String)> = Vec::new();
-        for (k, val) in pairs {
-            let (k, val) = (k.into(), val.into());
-            match v.iter_mut().find(|(n, _)| *n == k) {
-                Some(slot) => slot.1 = val,
-                None => v.push((k, val)),
+        let mut v: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, val)| (k.into(), val.into()))
+            .collect();
+        // Stable sort, then keep the last pair of each name: O(n log n) on any input.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, String)> = Vec::with_capacity(v.len());
+        for pair in v {
+            match out.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => out.push(pair),
             }
         }
-        v.retain(|(_, val)| !val.is_empty());
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        out.retain(|(_, val)| !val.is_empty());
+        let v = out;
         Labels(v)
     }
 
@@ -164,6 +169,9 @@ mod tests {
         let d = Labels::from_pairs([("a", "1"), ("2", "")]);
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_ne!(c.fingerprint(), d.fingerprint());
-        assert_eq!(a.fingerprint(), Labels::from_pairs([("b", "2"), ("a", "1")]).fingerprint());
+        assert_eq!(
+            a.fingerprint(),
+            Labels::from_pairs([("b", "2"), ("a", "1")]).fingerprint()
+        );
     }
 }

@@ -199,8 +199,8 @@ impl Runtime {
                     .map_err(|e| RuntimeError::Engine(e.to_string()))?
             }
         };
-        let linkers = [World::Detector, World::Localizer, World::Recovery]
-            .map(|w| linker(&engine, w));
+        let linkers =
+            [World::Detector, World::Localizer, World::Recovery].map(|w| linker(&engine, w));
         let [a, b, c] = linkers;
         let linkers = [a?, b?, c?];
         let cache = match &cfg.cache_dir {
@@ -288,15 +288,11 @@ fn linker(engine: &Engine, world: World) -> Result<Linker<HostState>, RuntimeErr
     // Rust's std for wasm32-wasip2 imports WASI; it is linked with nothing granted.
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
     match world {
-        World::Detector => {
-            detector::Detector::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        }
+        World::Detector => detector::Detector::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s),
         World::Localizer => {
             localizer::Localizer::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
         }
-        World::Recovery => {
-            recovery::Recovery::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        }
+        World::Recovery => recovery::Recovery::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s),
     }
     .map_err(err)?;
     Ok(linker)

@@ -63,9 +63,12 @@ struct SeriesEntry {
     samples: VecDeque<Sample>,
 }
 
+/// A log record in a stream's window: time (ms), line, fields.
+type Record = (i64, String, Vec<(String, String)>);
+
 struct StreamEntry {
     labels: Arc<Labels>,
-    records: VecDeque<(i64, String, Vec<(String, String)>)>,
+    records: VecDeque<Record>,
 }
 
 #[derive(Default)]
@@ -173,7 +176,11 @@ impl Store {
                 appended += 1;
             }
             if let Some(newest) = entry.samples.back().map(|s| s.ts) {
-                while entry.samples.front().is_some_and(|s| s.ts < newest - retention) {
+                while entry
+                    .samples
+                    .front()
+                    .is_some_and(|s| s.ts < newest - retention)
+                {
                     entry.samples.pop_front();
                 }
             }
@@ -223,10 +230,16 @@ impl Store {
             appended += 1;
             if entry.records.len() > self.limits.max_records_per_stream {
                 entry.records.pop_front();
-                self.dropped.records_per_stream.fetch_add(1, Ordering::Relaxed);
+                self.dropped
+                    .records_per_stream
+                    .fetch_add(1, Ordering::Relaxed);
             }
             let newest = entry.records.back().map_or(ts, |r| r.0);
-            while entry.records.front().is_some_and(|r| r.0 < newest - retention) {
+            while entry
+                .records
+                .front()
+                .is_some_and(|r| r.0 < newest - retention)
+            {
                 entry.records.pop_front();
             }
         }

@@ -1,16 +1,18 @@
-//! Guest bindings generated from `wit/`, one module per world. Hidden from authors, who
-//! use the SDK's own types; public only because the export macros expand in plugin crates.
+//! Guest bindings generated from `wit/`, one module per world. Hidden from authors, who use
+//! the SDK's own types; public only because the export macros expand in plugin crates.
+//!
+//! `pub_export_macro` makes wit-bindgen put each world's exports (and the custom section
+//! describing them) in the expansion of its `export!` macro, so a plugin's component has
+//! the exports of the one world it implements; the SDK itself only carries imports.
 
-/// The recovery world. Generated first and with every type of `types`, so that the other
-/// worlds share its interfaces instead of generating their own copies.
+/// The recovery world. Generated first, with every type of `types`, so that the other worlds
+/// share its interfaces instead of generating copies.
 pub mod recovery {
     wit_bindgen::generate!({
         world: "recovery",
         path: "wit",
         pub_export_macro: true,
-        export_macro_name: "export",
         generate_unused_types: true,
-        debug: true,
     });
 }
 
@@ -20,14 +22,12 @@ pub mod detector {
         world: "detector",
         path: "wit",
         pub_export_macro: true,
-        export_macro_name: "export",
         with: {
             "faultline:plugin/types@0.1.0": super::recovery::faultline::plugin::types,
             "faultline:plugin/log@0.1.0": super::recovery::faultline::plugin::log,
             "faultline:plugin/clock@0.1.0": super::recovery::faultline::plugin::clock,
             "faultline:plugin/state@0.1.0": super::recovery::faultline::plugin::state,
         },
-        debug: true,
     });
 }
 
@@ -37,13 +37,18 @@ pub mod localizer {
         world: "localizer",
         path: "wit",
         pub_export_macro: true,
-        export_macro_name: "export",
         with: {
             "faultline:plugin/types@0.1.0": super::recovery::faultline::plugin::types,
             "faultline:plugin/log@0.1.0": super::recovery::faultline::plugin::log,
             "faultline:plugin/clock@0.1.0": super::recovery::faultline::plugin::clock,
             "faultline:plugin/state@0.1.0": super::recovery::faultline::plugin::state,
         },
-        debug: true,
     });
+}
+
+/// The WIT types and imported interfaces under one short name for the rest of the SDK.
+pub(crate) mod wit {
+    pub(crate) use super::recovery::faultline::plugin::types::*;
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) use super::recovery::faultline::plugin::{clock, http, kafka, log, state};
 }

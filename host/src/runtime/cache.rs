@@ -44,7 +44,9 @@ impl Cache {
             #[allow(unsafe_code)]
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(c) => return Ok((c, true)),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unusable cached artifact: {e}")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -52,7 +54,9 @@ impl Cache {
             Ok(art) => {
                 // Write then rename, so a concurrent reader never sees half a file.
                 let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-                if let Err(e) = std::fs::write(&tmp, art).and_then(|()| std::fs::rename(&tmp, &path)) {
+                if let Err(e) =
+                    std::fs::write(&tmp, art).and_then(|()| std::fs::rename(&tmp, &path))
+                {
                     tracing::warn!(path = %path.display(), "could not cache compiled component: {e}");
                 }
             }

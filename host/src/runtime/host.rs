@@ -213,7 +213,9 @@ impl HostState {
             .map_err(|_| http_error(Invalid, format!("invalid method {:?}", req.method)))?;
         let timeout = req
             .timeout_ms
-            .map_or(Duration::from_secs(10), |ms| Duration::from_millis(ms.into()))
+            .map_or(Duration::from_secs(10), |ms| {
+                Duration::from_millis(ms.into())
+            })
             .min(MAX_HTTP_TIMEOUT);
         let mut builder = self
             .ctx
@@ -270,7 +272,7 @@ impl http::Host for HostState {
 impl kafka::Host for HostState {
     fn produce(&mut self, msg: kafka::Message) -> Result<(), String> {
         let rule = &self.ctx.identity.rule;
-        if !self.ctx.grants.kafka.iter().any(|t| *t == msg.topic) {
+        if !self.ctx.grants.kafka.contains(&msg.topic) {
             tracing::warn!(rule, topic = %msg.topic, "plugin tried a Kafka topic it was not granted");
             return Err(format!(
                 "topic {:?} is not granted to rule {rule:?}",

@@ -1,0 +1,34 @@
+# Faultline's build entry points. Cargo does the building; this file names the steps.
+
+CARGO ?= cargo
+# Where cargo puts its output (honours CARGO_TARGET_DIR like cargo does).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+
+WASM_TARGET := wasm32-wasip2
+# Bundled plugins, copied beside the bundled rules; test plugins stay in the target dir.
+PLUGINS := threshold webhook
+TEST_PLUGINS := sandbox-loop sandbox-alloc sandbox-trap
+PLUGIN_OUT := $(TARGET_DIR)/$(WASM_TARGET)/plugin
+RULES_PLUGINS := rules/plugins
+
+.PHONY: plugins run test bench
+
+## run: build the bundled plugins, then run Faultline on rules/ (http://127.0.0.1:9797).
+run: plugins
+	$(CARGO) run -p faultline -- serve
+
+## test: build the plugins and the binary, then run every test of the workspace.
+test: plugins
+	$(CARGO) build -p faultline
+	$(CARGO) test --workspace
+
+## bench: the criterion benchmarks (release build).
+bench: plugins
+	$(CARGO) bench -p faultline
+
+## plugins: build every plugin as a Wasm component (profile `plugin`), then copy the
+## bundled ones to rules/plugins/.
+plugins:
+	$(CARGO) build --profile plugin --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS))
+	mkdir -p $(RULES_PLUGINS)
+	cp $(addprefix $(PLUGIN_OUT)/,$(addsuffix .wasm,$(PLUGINS))) $(RULES_PLUGINS)/

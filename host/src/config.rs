@@ -1,0 +1,101 @@
+//! The server configuration file (TOML). Every field has a default, so `faultline serve`
+//! runs with no file at all; command-line flags override the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::rules::ByteSize;
+use crate::rules::duration::PromDuration;
+
+/// Where `faultline serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
+
+/// The server configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP API.
+    pub listen: String,
+    /// The rules directory.
+    pub rules_dir: PathBuf,
+    /// Where the database and the compile cache live.
+    pub data_dir: PathBuf,
+    /// Extra folders searched for plugin components.
+    pub plugin_dirs: Vec<PathBuf>,
+    /// The URL Faultline is reached at, used in links sent to receivers.
+    pub external_url: Option<String>,
+    /// How often rule groups are evaluated unless a group says otherwise.
+    pub evaluation_interval: PromDuration,
+    /// Default CPU deadline of one rule evaluation.
+    pub rule_timeout: PromDuration,
+    /// Default memory cap of a plugin instance.
+    pub plugin_memory: ByteSize,
+    /// Largest request body accepted.
+    pub max_body: ByteSize,
+    /// Series kept in memory at most.
+    pub max_series: usize,
+    /// How far back an instant selector looks for a sample.
+    pub lookback: PromDuration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.into(),
+            rules_dir: "rules".into(),
+            data_dir: "data".into(),
+            plugin_dirs: Vec::new(),
+            external_url: None,
+            evaluation_interval: PromDuration(std::time::Duration::from_secs(15)),
+            rule_timeout: PromDuration(std::time::Duration::from_secs(1)),
+            plugin_memory: ByteSize(64 << 20),
+            max_body: ByteSize(16 << 20),
+            max_series: 2_000_000,
+            lookback: PromDuration(std::time::Duration::from_secs(300)),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+impl Config {
+    /// Reads a configuration file; relative paths in it are relative to the file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut c.rules_dir, &mut c.data_dir]
+            .into_iter()
+            .chain(c.plugin_dirs.iter_mut())
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(c)
+    }
+
+    /// The external URL, defaulting to the listen address.
+    pub fn external_url(&self) -> String {
+        self.external_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}

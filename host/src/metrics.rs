@@ -1,0 +1,168 @@
+//! Faultline's own metrics, served on `/metrics` in the Prometheus text format: counters and
+//! gauges with labels, in a registry small enough to need no library.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// The metric families Faultline exposes: name, type, help.
+const FAMILIES: &[(&str, &str, &str)] = &[
+    (
+        "faultline_rule_evaluations_total",
+        "counter",
+        "Rule evaluations, by rule.",
+    ),
+    (
+        "faultline_rule_evaluation_failures_total",
+        "counter",
+        "Failed rule evaluations, by rule and reason.",
+    ),
+    (
+        "faultline_rule_evaluation_duration_seconds_sum",
+        "counter",
+        "Total time spent evaluating each rule.",
+    ),
+    (
+        "faultline_rule_evaluations_skipped_total",
+        "counter",
+        "Evaluations skipped because the rule was quarantined.",
+    ),
+    (
+        "faultline_rule_quarantined",
+        "gauge",
+        "1 while a rule is quarantined after repeated failures.",
+    ),
+    (
+        "faultline_plugin_calls_total",
+        "counter",
+        "Calls into plugins, by plugin and world.",
+    ),
+    ("faultline_alerts", "gauge", "Alerts held, by state."),
+    (
+        "faultline_notifications_total",
+        "counter",
+        "Recovery attempts, by receiver and outcome.",
+    ),
+    (
+        "faultline_samples_ingested_total",
+        "counter",
+        "Samples accepted, by source.",
+    ),
+    (
+        "faultline_log_records_ingested_total",
+        "counter",
+        "Log records accepted, by source.",
+    ),
+    (
+        "faultline_ingest_rejected_total",
+        "counter",
+        "Requests refused, by source and status code.",
+    ),
+    (
+        "faultline_dropped_total",
+        "counter",
+        "Data dropped by the store's limits, by reason.",
+    ),
+    ("faultline_series", "gauge", "Series held in memory."),
+    (
+        "faultline_log_streams",
+        "gauge",
+        "Log streams held in memory.",
+    ),
+    ("faultline_rules_loaded", "gauge", "Rules loaded."),
+    (
+        "faultline_reload_failures_total",
+        "counter",
+        "Failed reloads of the rules directory.",
+    ),
+];
+
+/// A registry of labelled values.
+#[derive(Default)]
+pub struct Metrics {
+    values: Mutex<BTreeMap<(&'static str, String), f64>>,
+}
+
+fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = write!(s, "{k}=\"{v}\"");
+    }
+    s
+}
+
+impl Metrics {
+    fn values(&self) -> std::sync::MutexGuard<'_, BTreeMap<(&'static str, String), f64>> {
+        self.values.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `by` to a counter.
+    pub fn add(&self, name: &'static str, labels: &[(&str, &str)], by: f64) {
+        *self
+            .values()
+            .entry((name, render_labels(labels)))
+            .or_default() += by;
+    }
+
+    /// Adds one to a counter.
+    pub fn inc(&self, name: &'static str, labels: &[(&str, &str)]) {
+        self.add(name, labels, 1.0);
+    }
+
+    /// Sets a gauge.
+    pub fn set(&self, name: &'static str, labels: &[(&str, &str)], v: f64) {
+        self.values().insert((name, render_labels(labels)), v);
+    }
+
+    /// A value, for tests.
+    pub fn get(&self, name: &'static str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.values().get(&(name, render_labels(labels))).copied()
+    }
+
+    /// The registry in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let values = self.values();
+        let mut out = String::new();
+        for (name, kind, help) in FAMILIES {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for ((n, labels), v) in values.range((*name, String::new())..) {
+                if n != name {
+                    break;
+                }
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {v}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_with_escaped_labels() {
+        let m = Metrics::default();
+        m.inc("faultline_rule_evaluations_total", &[("rule", "g/a\"b")]);
+        m.inc("faultline_rule_evaluations_total", &[("rule", "g/a\"b")]);
+        m.set("faultline_series", &[], 7.0);
+        let text = m.render();
+        assert!(
+            text.contains("faultline_rule_evaluations_total{rule=\"g/a\\\"b\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("faultline_series 7\n"));
+        assert!(text.contains("# TYPE faultline_alerts gauge"));
+    }
+}

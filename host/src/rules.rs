@@ -1,0 +1,613 @@
+//! Rules: the rules directory loaded into validated runtime objects (groups of detection
+//! rules, and receivers that run recovery plugins), each with its configured plugin
+//! instance. A directory either loads whole or yields every error found, each naming the
+//! file, line, rule and field.
+
+pub mod duration;
+mod file;
+pub mod selector;
+pub mod template;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use file::{
+    ByteSize, GrantsConfig, GroupConfig, ReceiverConfig, RuleConfig, RuleFile, SecretRef,
+};
+
+use crate::db::Db;
+use crate::model::Labels;
+use crate::runtime::{
+    Grants, HostContext, Identity, Instance, Limits, Plugin, Runtime, Selection, World,
+};
+use crate::store::MatchCache;
+use selector::{LogSelector, Selector};
+use template::Template;
+
+/// One problem in a rules directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// The rule or receiver concerned, e.g. `rule "HighLoad"`.
+    pub item: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        write!(f, ":")?;
+        if let Some(i) = &self.item {
+            write!(f, " {i}:")?;
+        }
+        if let Some(fl) = &self.field {
+            write!(f, " field `{fl}`:")?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+/// Every problem found while loading a rules directory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadErrors(pub Vec<RuleError>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+/// Defaults the server applies where a rule file is silent.
+#[derive(Clone, Debug)]
+pub struct Defaults {
+    pub interval: Duration,
+    pub rule_limits: Limits,
+    pub receiver_limits: Limits,
+    pub max_attempts: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            interval: Duration::from_secs(15),
+            rule_limits: Limits::default(),
+            receiver_limits: Limits {
+                timeout: Duration::from_secs(30),
+                ..Limits::default()
+            },
+            max_attempts: 10,
+        }
+    }
+}
+
+/// What loading needs from the server.
+pub struct LoadContext<'a> {
+    pub runtime: &'a Runtime,
+    pub db: &'a Db,
+    /// Extra folders searched for `<plugin>.wasm`, after the rules directory and its `plugins/`.
+    pub plugin_dirs: &'a [PathBuf],
+    pub defaults: &'a Defaults,
+    /// Runtime that drives plugins' outbound I/O.
+    pub io: Option<tokio::runtime::Handle>,
+    pub http: reqwest::Client,
+}
+
+/// A loaded rules directory.
+pub struct RuleSet {
+    pub groups: Vec<Arc<Group>>,
+    pub receivers: BTreeMap<String, Arc<Receiver>>,
+}
+
+impl RuleSet {
+    /// The largest range any rule selects.
+    pub fn max_range(&self) -> Duration {
+        self.rules()
+            .filter_map(|r| r.range)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Every rule, group by group.
+    pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.groups.iter().flat_map(|g| g.rules.iter())
+    }
+}
+
+/// Rules evaluated together on one interval.
+pub struct Group {
+    pub name: String,
+    pub file: PathBuf,
+    pub interval: Duration,
+    pub rules: Vec<Arc<Rule>>,
+}
+
+/// A validated detection rule and its plugin instance.
+pub struct Rule {
+    pub name: String,
+    pub group: String,
+    pub file: PathBuf,
+    pub select: Option<Selector>,
+    pub range: Option<Duration>,
+    pub logs: Option<LogSelector>,
+    pub for_: Duration,
+    pub keep_firing_for: Duration,
+    pub labels: Labels,
+    pub annotations: Vec<(String, Template)>,
+    pub recovery: Option<String>,
+    pub plugin: Arc<Plugin>,
+    /// What one evaluation works with; locked for the evaluation.
+    pub exec: Mutex<RuleExec>,
+}
+
+/// A rule's plugin instance and reusable evaluation buffers.
+pub struct RuleExec {
+    pub instance: Instance,
+    pub cache: MatchCache,
+    pub selection: Selection,
+}
+
+impl Rule {
+    /// `group/name`: how the rule is named in logs, metrics and the API.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.group, self.name)
+    }
+}
+
+/// A validated recovery action and its plugin instance.
+pub struct Receiver {
+    pub name: String,
+    pub file: PathBuf,
+    pub plugin: Arc<Plugin>,
+    pub max_attempts: u32,
+    pub instance: Mutex<Instance>,
+}
+
+/// Reads and validates every `*.toml` file in `dir`, loading and configuring plugins.
+pub fn load_dir(dir: &Path, cx: &LoadContext<'_>) -> Result<RuleSet, LoadErrors> {
+    let mut errors = Vec::new();
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect(),
+        Err(e) => {
+            return Err(LoadErrors(vec![RuleError {
+                file: dir.to_path_buf(),
+                line: None,
+                item: None,
+                field: None,
+                message: format!("cannot read the rules directory: {e}"),
+            }]));
+        }
+    };
+    files.sort();
+    let mut parsed = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match toml::from_str::<RuleFile>(&text) {
+                Ok(f) => parsed.push((path, text, f)),
+                Err(e) => errors.push(toml_error(&path, &text, &e)),
+            },
+            Err(e) => errors.push(RuleError {
+                file: path,
+                line: None,
+                item: None,
+                field: None,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    let mut loader = Loader {
+        dir,
+        cx,
+        plugins: HashMap::new(),
+        errors,
+    };
+    let mut receivers = BTreeMap::new();
+    for (path, text, file) in &parsed {
+        for rc in &file.receivers {
+            if receivers.contains_key(&rc.name) {
+                loader.error(
+                    path,
+                    text,
+                    &rc.name,
+                    "receiver",
+                    Some("name"),
+                    "is defined twice".into(),
+                );
+                continue;
+            }
+            if let Some(r) = loader.receiver(path, text, rc) {
+                receivers.insert(rc.name.clone(), Arc::new(r));
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let mut group_names = HashMap::new();
+    for (path, text, file) in &parsed {
+        for gc in &file.groups {
+            if group_names.insert(gc.name.clone(), path.clone()).is_some() {
+                loader.error(
+                    path,
+                    text,
+                    &gc.name,
+                    "group",
+                    Some("name"),
+                    "is defined twice".into(),
+                );
+                continue;
+            }
+            let mut rules: Vec<Arc<Rule>> = Vec::new();
+            for rc in &gc.rules {
+                if rules.iter().any(|r| r.name == rc.name) {
+                    loader.error(
+                        path,
+                        text,
+                        &rc.name,
+                        "rule",
+                        Some("name"),
+                        format!("is defined twice in group {:?}", gc.name),
+                    );
+                    continue;
+                }
+                if let Some(r) = loader.rule(path, text, &gc.name, rc, &receivers) {
+                    rules.push(Arc::new(r));
+                }
+            }
+            groups.push(Arc::new(Group {
+                name: gc.name.clone(),
+                file: path.clone(),
+                interval: gc.interval.map_or(cx.defaults.interval, |d| d.0),
+                rules,
+            }));
+        }
+    }
+    if loader.errors.is_empty() {
+        Ok(RuleSet { groups, receivers })
+    } else {
+        Err(LoadErrors(loader.errors))
+    }
+}
+
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> RuleError {
+    let line = e.span().map(|s| line_of(text, s.start));
+    RuleError {
+        file: path.to_path_buf(),
+        line,
+        item: line.and_then(|l| enclosing_item(text, l)),
+        field: None,
+        message: e.message().trim().to_string(),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The `name = "..."` of the table a line belongs to, as `rule "X"` (or group, receiver).
+fn enclosing_item(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = (0..line.min(lines.len()))
+        .rev()
+        .find(|i| lines[*i].trim_start().starts_with('['))?;
+    let kind = match lines[start].trim() {
+        "[[group.rule]]" => "rule",
+        "[[group]]" => "group",
+        "[[receiver]]" => "receiver",
+        _ => return None,
+    };
+    let name = lines[start + 1..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "name").then(|| v.trim().trim_matches('"').to_string())
+        })?;
+    Some(format!("{kind} {name:?}"))
+}
+
+/// The line where `[[...]]` item `name` is declared.
+fn line_of_item(text: &str, name: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.split_once('=')
+                .is_some_and(|(k, v)| k.trim() == "name" && v.trim().trim_matches('"') == name)
+        })
+        .map(|i| i + 1)
+}
+
+struct Loader<'a> {
+    dir: &'a Path,
+    cx: &'a LoadContext<'a>,
+    plugins: HashMap<(String, u8), Arc<Plugin>>,
+    errors: Vec<RuleError>,
+}
+
+impl Loader<'_> {
+    fn error(
+        &mut self,
+        path: &Path,
+        text: &str,
+        name: &str,
+        kind: &str,
+        field: Option<&str>,
+        message: String,
+    ) {
+        self.errors.push(RuleError {
+            file: path.to_path_buf(),
+            line: line_of_item(text, name),
+            item: Some(format!("{kind} {name:?}")),
+            field: field.map(str::to_string),
+            message,
+        });
+    }
+
+    /// Finds and loads a plugin component for a world.
+    fn plugin(&mut self, name: &str, world: World) -> Result<Arc<Plugin>, String> {
+        if let Some(p) = self.plugins.get(&(name.to_string(), world as u8)) {
+            return Ok(p.clone());
+        }
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(format!("invalid plugin name {name:?}"));
+        }
+        let file = format!("{name}.wasm");
+        let mut candidates = vec![self.dir.join(&file), self.dir.join("plugins").join(&file)];
+        candidates.extend(self.cx.plugin_dirs.iter().map(|d| d.join(&file)));
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            return Err(format!(
+                "no plugin {name:?} found (looked for {})",
+                looked.join(", ")
+            ));
+        };
+        let p = self
+            .cx
+            .runtime
+            .load(name, path, world)
+            .map_err(|e| e.to_string())?;
+        self.plugins
+            .insert((name.to_string(), world as u8), p.clone());
+        Ok(p)
+    }
+
+    fn rule(
+        &mut self,
+        path: &Path,
+        text: &str,
+        group: &str,
+        rc: &RuleConfig,
+        receivers: &BTreeMap<String, Arc<Receiver>>,
+    ) -> Option<Rule> {
+        let before = self.errors.len();
+        let err = |s: &mut Self, field: &str, msg: String| {
+            s.error(path, text, &rc.name, "rule", Some(field), msg)
+        };
+        if rc.name.is_empty() {
+            err(self, "name", "must not be empty".into());
+        }
+        if rc.select.is_none() && rc.logs.is_none() {
+            err(
+                self,
+                "select",
+                "a rule needs `select` (series) or `logs` (log records), or both".into(),
+            );
+        }
+        if rc.logs.is_some() && rc.range.is_none() {
+            err(
+                self,
+                "range",
+                "a rule with `logs` needs a `range`, the window of records it sees".into(),
+            );
+        }
+        if rc.range.is_some_and(|r| r.0.is_zero()) {
+            err(self, "range", "must be more than 0s".into());
+        }
+        let mut labels = Labels::default();
+        for (k, v) in &rc.labels {
+            if !valid_label_name(k) {
+                err(self, "labels", format!("invalid label name {k:?}"));
+            }
+            labels.set(k, v);
+        }
+        let mut annotations = Vec::new();
+        for (k, v) in &rc.annotations {
+            match Template::parse(v) {
+                Ok(t) => annotations.push((k.clone(), t)),
+                Err(e) => err(self, "annotations", format!("{k}: {e}")),
+            }
+        }
+        if let Some(r) = &rc.recovery
+            && !receivers.contains_key(r)
+        {
+            let known: Vec<&str> = receivers.keys().map(String::as_str).collect();
+            err(
+                self,
+                "recovery",
+                format!(
+                    "no receiver named {r:?} (known: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        }
+        let plugin = match self.plugin(&rc.plugin, World::Detector) {
+            Ok(p) => Some(p),
+            Err(m) => {
+                err(self, "plugin", m);
+                None
+            }
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let plugin = plugin?;
+        let defaults = &self.cx.defaults.rule_limits;
+        let limits = Limits {
+            timeout: rc.timeout.map_or(defaults.timeout, |d| d.0),
+            memory: rc.memory.map_or(defaults.memory, |m| m.0),
+            max_output: defaults.max_output,
+        };
+        let id = format!("{group}/{}", rc.name);
+        let ctx = HostContext {
+            identity: Identity {
+                rule: id.clone(),
+                plugin: rc.plugin.clone(),
+            },
+            state_scope: format!("rule:{id}"),
+            db: self.cx.db.clone(),
+            grants: Grants::default(),
+            io: self.cx.io.clone(),
+            http: self.cx.http.clone(),
+        };
+        let params = serde_json::to_string(&rc.params).unwrap_or_else(|_| "{}".into());
+        let instance = match Instance::new(plugin.clone(), ctx, limits, params) {
+            Ok(i) => i,
+            Err(e) => {
+                err(self, "params", e.failure.to_string());
+                return None;
+            }
+        };
+        Some(Rule {
+            name: rc.name.clone(),
+            group: group.to_string(),
+            file: path.to_path_buf(),
+            select: rc.select.clone(),
+            range: rc.range.map(|r| r.0),
+            logs: rc.logs.clone(),
+            for_: rc.for_.0,
+            keep_firing_for: rc.keep_firing_for.0,
+            labels,
+            annotations,
+            recovery: rc.recovery.clone(),
+            plugin,
+            exec: Mutex::new(RuleExec {
+                instance,
+                cache: MatchCache::default(),
+                selection: Selection::default(),
+            }),
+        })
+    }
+
+    fn receiver(&mut self, path: &Path, text: &str, rc: &ReceiverConfig) -> Option<Receiver> {
+        let before = self.errors.len();
+        let err = |s: &mut Self, field: &str, msg: String| {
+            s.error(path, text, &rc.name, "receiver", Some(field), msg)
+        };
+        let secret = match &rc.grants.secret {
+            None => None,
+            Some(SecretRef::Env(var)) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some(v.into_bytes()),
+                _ => {
+                    err(
+                        self,
+                        "grants.secret",
+                        format!("environment variable {var} is not set"),
+                    );
+                    None
+                }
+            },
+            Some(SecretRef::File(f)) => {
+                let f = if f.is_relative() {
+                    self.dir.join(f)
+                } else {
+                    f.clone()
+                };
+                match std::fs::read_to_string(&f) {
+                    Ok(v) if !v.trim().is_empty() => Some(v.trim().as_bytes().to_vec()),
+                    Ok(_) => {
+                        err(
+                            self,
+                            "grants.secret",
+                            format!("secret file {} is empty", f.display()),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        err(
+                            self,
+                            "grants.secret",
+                            format!("cannot read secret file {}: {e}", f.display()),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let plugin = match self.plugin(&rc.plugin, World::Recovery) {
+            Ok(p) => Some(p),
+            Err(m) => {
+                err(self, "plugin", m);
+                None
+            }
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let plugin = plugin?;
+        let defaults = &self.cx.defaults.receiver_limits;
+        let limits = Limits {
+            timeout: rc.timeout.map_or(defaults.timeout, |d| d.0),
+            memory: rc.memory.map_or(defaults.memory, |m| m.0),
+            max_output: defaults.max_output,
+        };
+        let ctx = HostContext {
+            identity: Identity {
+                rule: format!("receiver {}", rc.name),
+                plugin: rc.plugin.clone(),
+            },
+            state_scope: format!("receiver:{}", rc.name),
+            db: self.cx.db.clone(),
+            grants: Grants {
+                http: rc.grants.http.clone(),
+                kafka: rc.grants.kafka.clone(),
+                secret,
+            },
+            io: self.cx.io.clone(),
+            http: self.cx.http.clone(),
+        };
+        let params = serde_json::to_string(&rc.params).unwrap_or_else(|_| "{}".into());
+        match Instance::new(plugin.clone(), ctx, limits, params) {
+            Ok(instance) => Some(Receiver {
+                name: rc.name.clone(),
+                file: path.to_path_buf(),
+                plugin,
+                max_attempts: rc
+                    .max_attempts
+                    .unwrap_or(self.cx.defaults.max_attempts)
+                    .max(1),
+                instance: Mutex::new(instance),
+            }),
+            Err(e) => {
+                err(self, "params", e.failure.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Whether a label name is valid in Prometheus (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn valid_label_name(n: &str) -> bool {
+    let mut c = n.chars();
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}

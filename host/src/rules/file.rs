@@ -1,0 +1,187 @@
+//! The rule file format (TOML), as plain data. `rules.rs` builds the validated runtime
+//! objects from it.
+//!
+//! ```toml
+//! [[group]]
+//! name = "node"
+//! interval = "15s"
+//!
+//! [[group.rule]]
+//! name = "HighLoad"
+//! plugin = "threshold"
+//! select = 'node_load1{job="node"}'
+//! for = "1m"
+//! params = { above = 4.0 }
+//! labels = { severity = "page" }
+//! annotations = { summary = "Load {{ $value }} on {{ $labels.instance }}" }
+//! recovery = "ops-webhook"
+//!
+//! [[receiver]]
+//! name = "ops-webhook"
+//! plugin = "webhook"
+//! params = { url = "http://127.0.0.1:5001/hook" }
+//! grants = { http = ["127.0.0.1:5001"], secret = { env = "WEBHOOK_SECRET" } }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::duration::PromDuration;
+use super::selector::{LogSelector, Selector};
+
+/// One rule file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    /// Rule groups: each evaluated on its own interval.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<GroupConfig>,
+    /// Recovery actions that rules route to.
+    #[serde(default, rename = "receiver")]
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+/// A group of rules evaluated together, in order, on one interval.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Unique across the rules directory.
+    pub name: String,
+    /// How often the group is evaluated; the server's default if unset.
+    pub interval: Option<PromDuration>,
+    /// The group's rules.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleConfig>,
+}
+
+/// A detection rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The alert name (`alertname` label); unique within its group.
+    pub name: String,
+    /// The detector plugin: `<name>.wasm` in the rules directory or its `plugins/` folder.
+    pub plugin: String,
+    /// Series selector in Prometheus notation.
+    pub select: Option<Selector>,
+    /// With a range, the plugin gets every sample in it instead of the latest per series;
+    /// also the window of log records.
+    pub range: Option<PromDuration>,
+    /// Log selector: a LogQL stream selector and line filters. Needs `range`.
+    pub logs: Option<LogSelector>,
+    /// Parameters handed to the plugin (as JSON).
+    #[serde(default)]
+    pub params: toml::Table,
+    /// How long a finding must persist before its alert fires.
+    #[serde(default, rename = "for")]
+    pub for_: PromDuration,
+    /// How long an alert keeps firing after its finding is gone.
+    #[serde(default)]
+    pub keep_firing_for: PromDuration,
+    /// Labels added to every alert of the rule.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotation templates (`{{ $labels.instance }}`, `{{ $value }}`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The receiver that handles the rule's alerts.
+    pub recovery: Option<String>,
+    /// CPU time one evaluation may take (default: the server's).
+    pub timeout: Option<PromDuration>,
+    /// Memory cap of the plugin instance, e.g. "64MiB" (default: the server's).
+    pub memory: Option<ByteSize>,
+}
+
+/// A recovery action: a plugin, its parameters and what it may reach.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverConfig {
+    /// Unique across the rules directory; rules name it in `recovery`.
+    pub name: String,
+    /// The recovery plugin.
+    pub plugin: String,
+    /// Parameters handed to the plugin (as JSON).
+    #[serde(default)]
+    pub params: toml::Table,
+    /// Outbound capabilities.
+    #[serde(default)]
+    pub grants: GrantsConfig,
+    /// Wall time one attempt may take (default 30s).
+    pub timeout: Option<PromDuration>,
+    /// Memory cap of the plugin instance.
+    pub memory: Option<ByteSize>,
+    /// Attempts before an action is given up (default 10).
+    pub max_attempts: Option<u32>,
+}
+
+/// What a recovery plugin may reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsConfig {
+    /// Hosts (`host` or `host:port`) HTTP requests may go to.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Kafka topics the plugin may produce to.
+    #[serde(default)]
+    pub kafka: Vec<String>,
+    /// Secret for signing request bodies (HMAC-SHA256); the plugin never sees it.
+    pub secret: Option<SecretRef>,
+}
+
+/// Where a secret comes from: never inline in a rule file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum SecretRef {
+    /// An environment variable of the server.
+    Env(String),
+    /// A file (relative paths are relative to the rules directory); surrounding white space
+    /// is trimmed.
+    File(PathBuf),
+}
+
+/// A size in bytes, written `64MiB`, `512KiB`, `1GiB` or a plain number of bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: usize = num.parse().map_err(|_| {
+            format!("invalid size {s:?}: expected a number and a unit such as 64MiB")
+        })?;
+        let mult = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" | "K" | "KB" => 1 << 10,
+            "MiB" | "M" | "MB" => 1 << 20,
+            "GiB" | "G" | "GB" => 1 << 30,
+            u => {
+                return Err(format!(
+                    "invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB or GiB)"
+                ));
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n as usize)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}

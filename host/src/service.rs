@@ -1,0 +1,419 @@
+//! The running service: the store, the rules and their evaluation loops, alert state and
+//! the dispatcher, shared by the HTTP API.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::alerts::{Observation, RuleAlerts, Status};
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
+use crate::model::Labels;
+use crate::notify::Dispatcher;
+use crate::rules::template::TemplateContext;
+use crate::rules::{Defaults, LoadContext, LoadErrors, Rule, RuleSet};
+use crate::runtime::{Limits, PluginError, Runtime, RuntimeConfig, RuntimeError, Selection};
+use crate::store::{Store, StoreLimits};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("creating data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("invalid rules:\n{0}")]
+    Rules(#[from] LoadErrors),
+}
+
+/// Consecutive failures after which a rule is quarantined.
+const QUARANTINE_AFTER: u32 = 3;
+/// Longest quarantine.
+const MAX_QUARANTINE: Duration = Duration::from_secs(600);
+
+/// A rule's health, as the rules API shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Health {
+    /// "ok", "err", "quarantined" or "unknown" (not evaluated yet).
+    pub health: &'static str,
+    pub last_evaluation: Option<i64>,
+    pub last_duration_seconds: f64,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub quarantined_until: Option<i64>,
+    /// How many quarantines in a row: each doubles the next.
+    #[serde(skip)]
+    quarantines: u32,
+}
+
+/// The service.
+pub struct Service {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub db: Db,
+    pub runtime: Runtime,
+    pub metrics: Arc<Metrics>,
+    rules: RwLock<Arc<RuleSet>>,
+    alerts: Mutex<HashMap<String, RuleAlerts>>,
+    health: Mutex<HashMap<String, Health>>,
+    dispatcher: Dispatcher,
+    ready: AtomicBool,
+}
+
+/// Everything needed to load rules, from the configuration.
+fn defaults(config: &Config) -> Defaults {
+    let d = Defaults::default();
+    Defaults {
+        interval: config.evaluation_interval.0,
+        rule_limits: Limits {
+            timeout: config.rule_timeout.0,
+            memory: config.plugin_memory.0,
+            ..d.rule_limits
+        },
+        receiver_limits: Limits {
+            memory: config.plugin_memory.0,
+            ..d.receiver_limits
+        },
+        ..d
+    }
+}
+
+/// Creates the engine, with its compile cache in `data_dir` (if given).
+pub fn runtime(data_dir: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
+    Runtime::new(&RuntimeConfig {
+        cache_dir: data_dir.map(|d| d.join("cache")),
+        ..RuntimeConfig::default()
+    })
+}
+
+/// Loads a rules directory as `serve` would, for `faultline check`.
+pub fn check_rules(config: &Config, runtime: &Runtime) -> Result<RuleSet, LoadErrors> {
+    let db = Db::in_memory().map_err(|e| {
+        LoadErrors(vec![crate::rules::RuleError {
+            file: config.rules_dir.clone(),
+            line: None,
+            item: None,
+            field: None,
+            message: e.to_string(),
+        }])
+    })?;
+    crate::rules::load_dir(
+        &config.rules_dir,
+        &LoadContext {
+            runtime,
+            db: &db,
+            plugin_dirs: &config.plugin_dirs,
+            defaults: &defaults(config),
+            io: None,
+            http: reqwest::Client::new(),
+        },
+    )
+}
+
+impl Service {
+    /// Opens the database, creates the engine and loads the rules. Must run inside a Tokio
+    /// runtime (plugins' outbound I/O runs on it).
+    pub fn new(config: Config) -> Result<Arc<Service>, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let db = Db::open(&config.data_dir.join("faultline.db"))?;
+        let runtime = runtime(Some(config.data_dir.clone()))?;
+        let rules = crate::rules::load_dir(
+            &config.rules_dir,
+            &LoadContext {
+                runtime: &runtime,
+                db: &db,
+                plugin_dirs: &config.plugin_dirs,
+                defaults: &defaults(&config),
+                io: tokio::runtime::Handle::try_current().ok(),
+                http: reqwest::Client::new(),
+            },
+        )?;
+        let store = Arc::new(Store::new(StoreLimits {
+            max_series: config.max_series,
+            lookback: config.lookback.0,
+            ..StoreLimits::default()
+        }));
+        store.retain_at_least(rules.max_range());
+        let metrics = Arc::new(Metrics::default());
+        metrics.set("faultline_rules_loaded", &[], rules.rules().count() as f64);
+        let dispatcher = Dispatcher::new(metrics.clone(), config.external_url());
+        Ok(Arc::new(Service {
+            config,
+            store,
+            db,
+            runtime,
+            metrics,
+            rules: RwLock::new(Arc::new(rules)),
+            alerts: Mutex::new(HashMap::new()),
+            health: Mutex::new(HashMap::new()),
+            dispatcher,
+            ready: AtomicBool::new(false),
+        }))
+    }
+
+    /// The loaded rules.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the evaluation loops run.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Starts a loop per rule group, and housekeeping.
+    pub fn start(self: &Arc<Self>) {
+        for group in self.rules().groups.clone() {
+            let svc = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(group.interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    for rule in &group.rules {
+                        svc.evaluate(rule.clone(), crate::now_ms()).await;
+                    }
+                }
+            });
+        }
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                svc.store.gc(crate::now_ms());
+                svc.metrics
+                    .set("faultline_series", &[], svc.store.series_count() as f64);
+                svc.metrics.set(
+                    "faultline_log_streams",
+                    &[],
+                    svc.store.stream_count() as f64,
+                );
+            }
+        });
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Evaluates one rule at `now`: selection, the plugin call, the alert lifecycle and
+    /// notifications. A failure is recorded in the rule's health; repeated failures
+    /// quarantine the rule with exponential backoff.
+    pub async fn evaluate(self: &Arc<Self>, rule: Arc<Rule>, now: i64) {
+        let id = rule.id();
+        if let Some(until) = self.health_of(&id).quarantined_until
+            && now < until
+        {
+            self.metrics
+                .inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
+            return;
+        }
+        let started = Instant::now();
+        let store = self.store.clone();
+        let r = rule.clone();
+        let result = tokio::task::spawn_blocking(move || evaluate_blocking(&r, &store, now))
+            .await
+            .unwrap_or_else(|e| {
+                Err(PluginError {
+                    rule: rule.id(),
+                    plugin: rule.plugin.name.clone(),
+                    failure: crate::runtime::Failure::Trap(format!("evaluation task failed: {e}")),
+                })
+            });
+        let elapsed = started.elapsed();
+        let m = &self.metrics;
+        m.inc("faultline_rule_evaluations_total", &[("rule", &id)]);
+        m.add(
+            "faultline_rule_evaluation_duration_seconds_sum",
+            &[("rule", &id)],
+            elapsed.as_secs_f64(),
+        );
+        m.inc(
+            "faultline_plugin_calls_total",
+            &[("plugin", &rule.plugin.name), ("world", "detector")],
+        );
+        let observations = match result {
+            Ok(o) => o,
+            Err(e) => {
+                m.inc(
+                    "faultline_rule_evaluation_failures_total",
+                    &[("rule", &id), ("reason", e.failure.reason())],
+                );
+                self.record_failure(&rule, now, elapsed, &e);
+                return;
+            }
+        };
+        self.record_success(&id, now, elapsed);
+        let mut all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        let alerts = all.entry(id.clone()).or_default();
+        let changes = alerts.update(now, observations, rule.for_, rule.keep_firing_for);
+        for c in &changes {
+            tracing::info!(rule = %id, alert = %c.labels, from = ?c.from, to = ?c.to, "alert changed");
+        }
+        if let Some(receiver) = rule
+            .recovery
+            .as_ref()
+            .and_then(|r| self.rules().receivers.get(r).cloned())
+        {
+            self.dispatcher.evaluated(&receiver, alerts.iter());
+        }
+        let mut counts = [0usize; 3];
+        for a in all.values().flat_map(|r| r.iter()) {
+            counts[a.status as usize] += 1;
+        }
+        for (s, n) in [Status::Pending, Status::Firing, Status::Resolved]
+            .iter()
+            .zip(counts)
+        {
+            m.set("faultline_alerts", &[("state", s.as_str())], n as f64);
+        }
+    }
+
+    fn health_of(&self, id: &str) -> Health {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn record_success(&self, id: &str, now: i64, elapsed: Duration) {
+        let mut all = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let h = all.entry(id.to_string()).or_default();
+        *h = Health {
+            health: "ok",
+            last_evaluation: Some(now),
+            last_duration_seconds: elapsed.as_secs_f64(),
+            ..Health::default()
+        };
+        self.metrics
+            .set("faultline_rule_quarantined", &[("rule", id)], 0.0);
+    }
+
+    fn record_failure(&self, rule: &Rule, now: i64, elapsed: Duration, e: &PluginError) {
+        let id = rule.id();
+        let mut all = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let h = all.entry(id.clone()).or_default();
+        h.last_evaluation = Some(now);
+        h.last_duration_seconds = elapsed.as_secs_f64();
+        h.last_error = Some(e.to_string());
+        h.consecutive_failures += 1;
+        h.health = "err";
+        tracing::warn!(rule = %id, failures = h.consecutive_failures, "evaluation failed: {e}");
+        // Quarantine after repeated failures, and again after each failed retry.
+        if h.consecutive_failures >= QUARANTINE_AFTER {
+            let interval = self
+                .rules()
+                .groups
+                .iter()
+                .find(|g| g.name == rule.group)
+                .map_or(Duration::from_secs(15), |g| g.interval);
+            let backoff = interval
+                .saturating_mul(1 << h.quarantines.min(16))
+                .min(MAX_QUARANTINE);
+            h.quarantines += 1;
+            h.quarantined_until = Some(now + backoff.as_millis() as i64);
+            h.health = "quarantined";
+            tracing::error!(rule = %id, ?backoff, "rule quarantined after {} failures", h.consecutive_failures);
+            self.metrics
+                .set("faultline_rule_quarantined", &[("rule", &id)], 1.0);
+        }
+    }
+
+    /// Every rule with its health.
+    pub fn rule_health(&self) -> Vec<(Arc<Rule>, Health)> {
+        let all = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        self.rules()
+            .rules()
+            .map(|r| {
+                let h = all.get(&r.id()).cloned().unwrap_or(Health {
+                    health: "unknown",
+                    ..Health::default()
+                });
+                (r.clone(), h)
+            })
+            .collect()
+    }
+
+    /// A snapshot of every rule's alerts: (rule id, alert).
+    pub fn alerts(&self) -> Vec<(String, crate::alerts::Alert)> {
+        let all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<_> = all
+            .iter()
+            .flat_map(|(id, r)| r.iter().map(move |a| (id.clone(), a.clone())))
+            .collect();
+        out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
+        out
+    }
+}
+
+/// The blocking part of an evaluation: select, call the plugin, turn findings into
+/// observations.
+fn evaluate_blocking(
+    rule: &Rule,
+    store: &Store,
+    now: i64,
+) -> Result<Vec<Observation>, PluginError> {
+    let mut exec = rule.exec.lock().unwrap_or_else(|e| e.into_inner());
+    let exec = &mut *exec;
+    store.select(
+        rule.select.as_ref(),
+        rule.range,
+        rule.logs.as_ref().zip(rule.range),
+        now,
+        &mut exec.cache,
+        &mut exec.selection,
+    );
+    let findings = exec.instance.evaluate(now, &mut exec.selection)?;
+    Ok(findings
+        .into_iter()
+        .map(|f| observe(rule, f, &exec.selection))
+        .collect())
+}
+
+/// An alert's labels and annotations from a finding: the series' labels without the metric
+/// name, the finding's labels, the rule's labels, and `alertname`.
+fn observe(rule: &Rule, f: crate::runtime::types::Finding, sel: &Selection) -> Observation {
+    let mut labels = f
+        .series
+        .and_then(|id| sel.labels(id))
+        .map_or_else(Labels::default, |l| (**l).clone());
+    labels.remove("__name__");
+    for l in &f.labels {
+        labels.set(&l.name, &l.value);
+    }
+    for (k, v) in rule.labels.iter() {
+        labels.set(k, v);
+    }
+    labels.set("alertname", &rule.name);
+    let ctx = TemplateContext {
+        labels: &labels,
+        value: f.value,
+        external_labels: None,
+    };
+    let mut annotations = Labels::from_pairs(
+        rule.annotations
+            .iter()
+            .map(|(k, t)| (k.clone(), t.render(&ctx))),
+    );
+    for a in &f.annotations {
+        annotations.set(&a.name, &a.value);
+    }
+    Observation {
+        labels,
+        annotations,
+        value: f.value,
+    }
+}

@@ -1,0 +1,230 @@
+//! Outbound HTTP, only to the hosts and connections the rule grants (recovery plugins only).
+//! Natively, requests are recorded and answered by the test's mock responses: see
+//! [`testing::http_respond`](crate::testing::http_respond).
+//!
+//! ```
+//! use faultline_sdk::http::{self, Request};
+//!
+//! # faultline_sdk::testing::http_respond(Ok(http::Response::new(202)));
+//! let response = http::send(
+//!     Request::post("/api/v1/restart")
+//!         .connection("k8s")
+//!         .header("Content-Type", "application/json")
+//!         .body(r#"{"pod":"db-0"}"#)
+//!         .timeout_ms(5_000),
+//! );
+//! assert_eq!(response.unwrap().status, 202);
+//! ```
+
+use std::fmt;
+
+/// An outbound request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// `GET`, `POST`...
+    pub method: String,
+    /// An absolute URL; or, with [`connection`](Self::connection), a path appended to the
+    /// connection's URL.
+    pub url: String,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// Gives up after this long (the host may cap it).
+    pub timeout_ms: Option<u32>,
+    /// A connection from the server config: the host adds its URL, token and TLS settings.
+    pub connection: Option<String>,
+    /// A header under which the host adds an HMAC-SHA256 of the body (`sha256=<hex>`), keyed
+    /// with the secret the rule grants; without a granted secret, the host adds nothing.
+    pub sign_header: Option<String>,
+}
+
+impl Request {
+    /// A request with no header, no body, and the host's default timeout.
+    pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout_ms: None,
+            connection: None,
+            sign_header: None,
+        }
+    }
+
+    /// A `GET` request.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new("GET", url)
+    }
+
+    /// A `POST` request.
+    pub fn post(url: impl Into<String>) -> Self {
+        Self::new("POST", url)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets the timeout, in milliseconds.
+    pub fn timeout_ms(mut self, timeout_ms: u32) -> Self {
+        self.timeout_ms = Some(timeout_ms);
+        self
+    }
+
+    /// Sends through the named connection of the server config.
+    pub fn connection(mut self, name: impl Into<String>) -> Self {
+        self.connection = Some(name.into());
+        self
+    }
+
+    /// Asks the host to sign the body under header `name`.
+    pub fn sign_header(mut self, name: impl Into<String>) -> Self {
+        self.sign_header = Some(name.into());
+        self
+    }
+
+    /// The value of the first header named `name`, ignoring case.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// A response, whatever its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with `status`, no header and no body (for tests).
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The value of the first header named `name`, ignoring case.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        find_header(&self.headers, name)
+    }
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// The host's description.
+    pub message: String,
+}
+
+impl HttpError {
+    /// An error (for tests).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The kinds of [`HttpError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The host or connection is not granted to this rule: retrying will not help.
+    Denied,
+    /// The request could not be made or timed out: worth retrying.
+    Transport,
+    /// The request itself is malformed.
+    Invalid,
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ErrorKind::Denied => "denied",
+            ErrorKind::Transport => "transport error",
+            ErrorKind::Invalid => "invalid request",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// Sends `request` and waits for the response.
+pub fn send(request: Request) -> Result<Response, HttpError> {
+    #[cfg(target_arch = "wasm32")]
+    return host::send(request);
+    #[cfg(not(target_arch = "wasm32"))]
+    return crate::testing::http_send(request);
+}
+
+fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+#[cfg(target_arch = "wasm32")]
+mod host {
+    use super::{ErrorKind, HttpError, Request, Response};
+    use crate::bindings::wit::http as wit;
+
+    pub(super) fn send(r: Request) -> Result<Response, HttpError> {
+        let request = wit::Request {
+            method: r.method,
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+            timeout_ms: r.timeout_ms,
+            connection: r.connection,
+            sign_header: r.sign_header,
+        };
+        match wit::send(&request) {
+            Ok(r) => Ok(Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Err(e) => Err(HttpError {
+                kind: match e.kind {
+                    wit::ErrorKind::Denied => ErrorKind::Denied,
+                    wit::ErrorKind::Transport => ErrorKind::Transport,
+                    wit::ErrorKind::Invalid => ErrorKind::Invalid,
+                },
+                message: e.message,
+            }),
+        }
+    }
+}
