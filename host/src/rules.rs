@@ -112,6 +112,10 @@ pub struct LoadContext<'a> {
 pub struct RuleSet {
     pub groups: Vec<Arc<Group>>,
     pub receivers: BTreeMap<String, Arc<Receiver>>,
+    /// Inhibition rules of every file, with the file each came from.
+    pub inhibit_rules: Vec<(PathBuf, InhibitRuleConfig)>,
+    /// The routing tree, if a file defines one.
+    pub route: Option<(PathBuf, RouteConfig)>,
 }
 
 impl RuleSet {
@@ -278,8 +282,31 @@ pub fn load_dir(dir: &Path, cx: &LoadContext<'_>) -> Result<RuleSet, LoadErrors>
             }));
         }
     }
+    let mut inhibit_rules = Vec::new();
+    let mut route: Option<(PathBuf, RouteConfig)> = None;
+    for (path, _, file) in &parsed {
+        inhibit_rules.extend(file.inhibit_rules.iter().map(|r| (path.clone(), r.clone())));
+        if let Some(r) = &file.route {
+            if let Some((first, _)) = &route {
+                loader.errors.push(RuleError {
+                    file: path.clone(),
+                    line: None,
+                    item: None,
+                    field: Some("route".into()),
+                    message: format!("the routing tree is already defined in {}", first.display()),
+                });
+            } else {
+                route = Some((path.clone(), r.clone()));
+            }
+        }
+    }
     if loader.errors.is_empty() {
-        Ok(RuleSet { groups, receivers })
+        Ok(RuleSet {
+            groups,
+            receivers,
+            inhibit_rules,
+            route,
+        })
     } else {
         Err(LoadErrors(loader.errors))
     }

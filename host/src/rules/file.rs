@@ -41,6 +41,52 @@ pub struct RuleFile {
     /// Recovery actions that rules route to.
     #[serde(default, rename = "receiver")]
     pub receivers: Vec<ReceiverConfig>,
+    /// Inhibition rules, as in Alertmanager: while a source alert fires, matching target
+    /// alerts with equal values of the `equal` labels are not notified.
+    #[serde(default, rename = "inhibit")]
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
+    /// The routing tree (at most one file of the directory may define it).
+    pub route: Option<RouteConfig>,
+}
+
+/// One inhibition rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRuleConfig {
+    /// Matchers the firing source alert must satisfy, e.g. `['severity="critical"']`.
+    #[serde(default)]
+    pub source_matchers: Vec<String>,
+    /// Matchers the inhibited target alert must satisfy.
+    #[serde(default)]
+    pub target_matchers: Vec<String>,
+    /// Labels whose values must be equal in source and target.
+    #[serde(default)]
+    pub equal: Vec<String>,
+}
+
+/// A node of the routing tree, as Alertmanager's `route`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The receiver of alerts this node matches (inherited from the parent if unset).
+    pub receiver: Option<String>,
+    /// Matchers an alert must satisfy, e.g. `['severity=~"page|critical"']`.
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    /// Labels alerts are grouped by; `["..."]` groups by all labels.
+    pub group_by: Option<Vec<String>>,
+    /// Whether matching goes on to the following siblings after this node matched.
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+    /// How long to wait before the first notification of a new group.
+    pub group_wait: Option<PromDuration>,
+    /// How long to wait before notifying a group of changes.
+    pub group_interval: Option<PromDuration>,
+    /// How long to wait before notifying an unchanged firing group again.
+    pub repeat_interval: Option<PromDuration>,
+    /// Child routes.
+    #[serde(default, rename = "routes")]
+    pub routes: Vec<RouteConfig>,
 }
 
 /// A group of rules evaluated together, in order, on one interval.
