@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use file::{
-    ByteSize, GrantsConfig, GroupConfig, ReceiverConfig, RuleConfig, RuleFile, SecretRef,
+    ByteSize, GrantsConfig, GroupConfig, InhibitRuleConfig, ReceiverConfig, RouteConfig,
+    RuleConfig, RuleFile, SecretRef,
 };
 
 use crate::db::Db;
