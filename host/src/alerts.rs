@@ -267,3 +267,188 @@ mod tests {
         assert_eq!(a.resolved_at, None);
     }
 }
+
+/// Alert state in the database, so that a restart neither re-fires nor forgets.
+pub mod persist {
+    use std::collections::HashMap;
+
+    use rusqlite::params;
+
+    use super::{Alert, Change, RuleAlerts, Status};
+    use crate::db::Db;
+    use crate::model::Labels;
+
+    fn labels_json(l: &Labels) -> String {
+        serde_json::to_string(&l.iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+    }
+
+    fn labels_from_json(s: &str) -> Labels {
+        let pairs: Vec<(String, String)> = serde_json::from_str(s).unwrap_or_default();
+        Labels::from_pairs(pairs)
+    }
+
+    fn create(db: &Db) -> rusqlite::Result<()> {
+        db.with(|c| {
+            c.execute_batch(
+                "CREATE TABLE IF NOT EXISTS alerts (
+                     rule TEXT NOT NULL,
+                     labels TEXT NOT NULL,
+                     annotations TEXT NOT NULL,
+                     value REAL,
+                     status TEXT NOT NULL,
+                     active_at INTEGER NOT NULL,
+                     fired_at INTEGER,
+                     resolved_at INTEGER,
+                     last_seen INTEGER NOT NULL,
+                     PRIMARY KEY (rule, labels)
+                 );",
+            )
+        })
+    }
+
+    /// Every rule's alerts as last written.
+    pub fn load(db: &Db) -> rusqlite::Result<HashMap<String, RuleAlerts>> {
+        create(db)?;
+        db.with(|c| {
+            let mut st = c.prepare(
+                "SELECT rule, labels, annotations, value, status, active_at, fired_at,
+                        resolved_at, last_seen FROM alerts",
+            )?;
+            let rows = st.query_map([], |r| {
+                let status: String = r.get(4)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Alert {
+                        labels: labels_from_json(&r.get::<_, String>(1)?),
+                        annotations: labels_from_json(&r.get::<_, String>(2)?),
+                        value: r.get(3)?,
+                        status: match status.as_str() {
+                            "pending" => Status::Pending,
+                            "firing" => Status::Firing,
+                            _ => Status::Resolved,
+                        },
+                        active_at: r.get(5)?,
+                        fired_at: r.get(6)?,
+                        resolved_at: r.get(7)?,
+                        last_seen: r.get(8)?,
+                    },
+                ))
+            })?;
+            let mut out: HashMap<String, RuleAlerts> = HashMap::new();
+            for row in rows {
+                let (rule, alert) = row?;
+                out.entry(rule)
+                    .or_default()
+                    .alerts
+                    .insert(alert.labels.clone(), alert);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Writes what an evaluation changed: the alerts named in `changes` (and, for rules
+    /// with `keep_firing_for`, every firing alert, whose last-seen time matters).
+    pub fn save(
+        db: &Db,
+        rule: &str,
+        alerts: &RuleAlerts,
+        changes: &[Change],
+        all_firing: bool,
+    ) -> rusqlite::Result<()> {
+        if changes.is_empty() && !all_firing {
+            return Ok(());
+        }
+        create(db)?;
+        let mut touched: Vec<&Labels> = changes.iter().map(|c| &c.labels).collect();
+        if all_firing {
+            touched.extend(
+                alerts
+                    .iter()
+                    .filter(|a| a.status == Status::Firing)
+                    .map(|a| &a.labels),
+            );
+        }
+        db.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            for labels in touched {
+                let key = labels_json(labels);
+                match alerts.alerts.get(labels) {
+                    Some(a) => {
+                        tx.execute(
+                            "INSERT INTO alerts (rule, labels, annotations, value, status,
+                                 active_at, fired_at, resolved_at, last_seen)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                             ON CONFLICT (rule, labels) DO UPDATE SET
+                                 annotations = excluded.annotations, value = excluded.value,
+                                 status = excluded.status, active_at = excluded.active_at,
+                                 fired_at = excluded.fired_at, resolved_at = excluded.resolved_at,
+                                 last_seen = excluded.last_seen",
+                            params![
+                                rule,
+                                key,
+                                labels_json(&a.annotations),
+                                a.value,
+                                a.status.as_str(),
+                                a.active_at,
+                                a.fired_at,
+                                a.resolved_at,
+                                a.last_seen
+                            ],
+                        )?;
+                    }
+                    None => {
+                        tx.execute(
+                            "DELETE FROM alerts WHERE rule = ?1 AND labels = ?2",
+                            params![rule, key],
+                        )?;
+                    }
+                }
+            }
+            // Resolved alerts past their retention are dropped from memory by `update`.
+            tx.execute(
+                "DELETE FROM alerts WHERE rule = ?1 AND status = 'resolved' AND resolved_at < ?2",
+                params![
+                    rule,
+                    crate::now_ms() - super::RESOLVED_RETENTION.as_millis() as i64
+                ],
+            )?;
+            tx.commit()
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::time::Duration;
+
+        use super::super::{Observation, RuleAlerts, Status};
+        use super::*;
+
+        #[test]
+        fn alerts_survive_a_restart_with_their_times() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f.db");
+            let db = Db::open(&path).unwrap();
+            let mut r = RuleAlerts::default();
+            let obs = |i: &str| Observation {
+                labels: Labels::from_pairs([("alertname", "A"), ("instance", i)]),
+                annotations: Labels::from_pairs([("summary", "s")]),
+                value: Some(1.5),
+            };
+            let f = Duration::from_secs(60);
+            let ch = r.update(1000, vec![obs("a"), obs("b")], f, Duration::ZERO);
+            save(&db, "g/A", &r, &ch, false).unwrap();
+            let ch = r.update(61_000, vec![obs("a")], f, Duration::ZERO);
+            save(&db, "g/A", &r, &ch, false).unwrap();
+            drop(db);
+
+            let loaded = load(&Db::open(&path).unwrap()).unwrap();
+            let a: Vec<_> = loaded["g/A"].iter().cloned().collect();
+            assert_eq!(a.len(), 1, "the dropped pending alert is gone");
+            assert_eq!(a[0].status, Status::Firing);
+            assert_eq!(a[0].active_at, 1000);
+            assert_eq!(a[0].fired_at, Some(61_000));
+            assert_eq!(a[0].annotations.get("summary"), Some("s"));
+            assert_eq!(a[0], *r.iter().next().unwrap());
+        }
+    }
+}

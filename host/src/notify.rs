@@ -1,124 +1,231 @@
-//! From alerts to recovery actions: alerts are grouped into incidents (by `alertname` for
-//! now), an incident is notified whenever its set of firing alerts changes (new firing,
-//! resolved), and each notification is delivered to the receiver's recovery plugin with
-//! retries and exponential backoff. The idempotency key is stable across the attempts of one
-//! notification.
+//! From alerts to recovery actions, as Alertmanager's dispatcher does it.
+//!
+//! On every tick (and whenever alerts change), each firing or resolved alert that is not
+//! muted is routed through the routing tree (and to its rule's own `recovery` receiver, if
+//! any) into aggregation groups keyed by receiver, route and group labels. A group is
+//! flushed `group_wait` after it appears and then every `group_interval`; a flush notifies
+//! only if the group's firing set grew, an alert notified as firing has resolved, or
+//! `repeat_interval` has passed. What was notified is kept in the notification log, in the
+//! database, so a restart neither re-notifies nor forgets when to repeat.
+//!
+//! Each notification is delivered to the receiver's recovery plugin with retries and
+//! exponential backoff; its idempotency key is stable across those attempts.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::params;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::alerts::{Alert, Status};
+use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::model::Labels;
+use crate::route::Route;
 use crate::rules::Receiver;
 use crate::runtime::{Failure, to_wit_labels, types};
 
 /// One notification of an incident to a receiver.
 #[derive(Clone, Debug)]
 pub struct Delivery {
+    pub receiver: String,
+    pub group_key: String,
     pub incident: types::Incident,
     pub idempotency_key: String,
+    /// Fingerprints of the firing alerts notified, for the notification log.
+    pub firing: BTreeSet<u64>,
 }
 
-/// What was last notified for an incident group.
-#[derive(Default)]
-struct GroupState {
-    /// Fingerprints of the alerts notified as firing.
-    firing: BTreeSet<u64>,
+/// An alert offered to the dispatcher, with the receiver its rule names (if any).
+#[derive(Clone, Debug)]
+pub struct Routed {
+    pub alert: Alert,
+    pub recovery: Option<String>,
+}
+
+/// The notification log: per (receiver, group key), the firing alerts last notified and
+/// when.
+struct Nflog {
+    db: Db,
+    entries: HashMap<(String, String), (BTreeSet<u64>, i64)>,
+}
+
+impl Nflog {
+    fn open(db: Db) -> Nflog {
+        let entries = db
+            .with(|c| {
+                c.execute_batch(
+                    "CREATE TABLE IF NOT EXISTS nflog (
+                         receiver TEXT NOT NULL,
+                         group_key TEXT NOT NULL,
+                         firing TEXT NOT NULL,
+                         notified_at INTEGER NOT NULL,
+                         PRIMARY KEY (receiver, group_key)
+                     );",
+                )?;
+                let mut st = c.prepare("SELECT receiver, group_key, firing, notified_at FROM nflog")?;
+                let rows = st.query_map([], |r| {
+                    let firing: String = r.get(2)?;
+                    let set = firing
+                        .split(',')
+                        .filter_map(|h| u64::from_str_radix(h, 16).ok())
+                        .collect();
+                    Ok(((r.get(0)?, r.get(1)?), (set, r.get(3)?)))
+                })?;
+                rows.collect::<Result<HashMap<_, _>, _>>()
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!("reading the notification log: {e}");
+                HashMap::new()
+            });
+        Nflog { db, entries }
+    }
+
+    fn record(&mut self, receiver: &str, key: &str, firing: BTreeSet<u64>, at: i64) {
+        let text = firing.iter().map(|f| format!("{f:016x}")).collect::<Vec<_>>().join(",");
+        let r = self.db.with(|c| {
+            c.execute(
+                "INSERT INTO nflog (receiver, group_key, firing, notified_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing,
+                 notified_at = excluded.notified_at",
+                params![receiver, key, text, at],
+            )
+        });
+        if let Err(e) = r {
+            tracing::error!(receiver, group = key, "writing the notification log: {e}");
+        }
+        self.entries.insert((receiver.to_string(), key.to_string()), (firing, at));
+    }
+}
+
+/// Timers of one aggregation group.
+struct GroupTimer {
+    created_at: i64,
+    last_flush: Option<i64>,
+}
+
+struct State {
+    nflog: Nflog,
+    timers: HashMap<(String, String), GroupTimer>,
+    /// Groups with a delivery under way: not flushed again until it ends.
+    in_flight: HashSet<(String, String)>,
 }
 
 /// Groups alerts into incidents and queues notifications per receiver.
 pub struct Dispatcher {
-    groups: Mutex<HashMap<(String, String), GroupState>>,
+    state: Arc<Mutex<State>>,
     queues: Mutex<HashMap<String, mpsc::UnboundedSender<Delivery>>>,
     metrics: Arc<Metrics>,
     external_url: String,
 }
 
-/// Alertmanager's group key: the route's matchers (`{}` for the root) and the group labels.
-pub fn group_key(group_labels: &Labels) -> String {
-    format!("{{}}:{group_labels}").replace(", ", ",")
+/// Alertmanager's group key: the route's key and the group labels.
+pub fn group_key(route_key: &str, group_labels: &Labels) -> String {
+    format!("{route_key}:{group_labels}").replace("\", ", "\",")
 }
 
 impl Dispatcher {
-    pub fn new(metrics: Arc<Metrics>, external_url: String) -> Dispatcher {
+    pub fn new(db: Db, metrics: Arc<Metrics>, external_url: String) -> Dispatcher {
         Dispatcher {
-            groups: Mutex::new(HashMap::new()),
+            state: Arc::new(Mutex::new(State {
+                nflog: Nflog::open(db),
+                timers: HashMap::new(),
+                in_flight: HashSet::new(),
+            })),
             queues: Mutex::new(HashMap::new()),
             metrics,
             external_url,
         }
     }
 
-    /// Looks at a rule's alerts after an evaluation and queues a notification to `receiver`
-    /// for each incident whose firing set changed since it was last notified.
-    pub fn evaluated<'a>(&self, receiver: &Arc<Receiver>, alerts: impl Iterator<Item = &'a Alert>) {
-        let mut by_group: HashMap<Labels, Vec<&Alert>> = HashMap::new();
-        for a in alerts {
-            let gl = Labels::from_pairs(a.labels.get("alertname").map(|n| ("alertname", n)));
-            by_group.entry(gl).or_default().push(a);
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One pass over every alert at `now`: route, group, and flush the groups that are due.
+    pub fn tick(
+        &self,
+        now: i64,
+        alerts: &[Routed],
+        muted: &dyn Fn(&Alert) -> bool,
+        tree: Option<&Route>,
+        receivers: &BTreeMap<String, Arc<Receiver>>,
+    ) {
+        // (receiver, group key) -> (route, group labels, alerts)
+        let mut groups: HashMap<(String, String), (Route, Labels, Vec<&Alert>)> = HashMap::new();
+        let mut direct: HashMap<String, Route> = HashMap::new();
+        for r in alerts {
+            let a = &r.alert;
+            if a.status == Status::Pending || muted(a) {
+                continue;
+            }
+            let mut routes: Vec<&Route> = tree.map(|t| t.matches(&a.labels)).unwrap_or_default();
+            let own;
+            if let Some(rec) = &r.recovery {
+                own = direct.entry(rec.clone()).or_insert_with(|| Route::direct(rec)).clone();
+                routes.push(&own);
+            }
+            for route in routes {
+                let gl = route.group_by.group_labels(&a.labels);
+                let key = group_key(&route.key, &gl);
+                groups
+                    .entry((route.receiver.clone(), key))
+                    .or_insert_with(|| (route.clone(), gl, Vec::new()))
+                    .2
+                    .push(a);
+            }
         }
-        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
-        for (gl, alerts) in by_group {
-            let key = group_key(&gl);
-            let state = groups
-                .entry((receiver.name.clone(), key.clone()))
-                .or_default();
-            let firing: BTreeSet<u64> = alerts
+        let mut state = self.lock();
+        let state = &mut *state;
+        state.timers.retain(|k, _| groups.contains_key(k));
+        for ((receiver_name, key), (route, gl, mut members)) in groups {
+            let id = (receiver_name.clone(), key.clone());
+            let timer = state.timers.entry(id.clone()).or_insert(GroupTimer {
+                created_at: now,
+                last_flush: None,
+            });
+            let due = match timer.last_flush {
+                None => now >= timer.created_at + route.group_wait.as_millis() as i64,
+                Some(t) => now >= t + route.group_interval.as_millis() as i64,
+            };
+            if !due || state.in_flight.contains(&id) {
+                continue;
+            }
+            timer.last_flush = Some(now);
+            let firing: BTreeSet<u64> = members
                 .iter()
                 .filter(|a| a.status == Status::Firing)
                 .map(|a| a.labels.fingerprint())
                 .collect();
-            if firing == state.firing {
+            let (notified, notified_at) = state
+                .nflog
+                .entries
+                .get(&id)
+                .cloned()
+                .unwrap_or((BTreeSet::new(), i64::MIN));
+            let newly_resolved = notified.iter().any(|f| !firing.contains(f));
+            let needs = !firing.is_subset(&notified)
+                || (newly_resolved && members.iter().any(|a| a.status == Status::Resolved && notified.contains(&a.labels.fingerprint())))
+                || (!firing.is_empty() && now.saturating_sub(notified_at) >= route.repeat_interval.as_millis() as i64);
+            if !needs {
+                // Alerts that vanished (silenced, rule removed) are forgotten quietly.
+                if newly_resolved {
+                    state.nflog.record(&receiver_name, &key, firing, notified_at);
+                }
                 continue;
             }
             // Firing alerts, and resolved ones that were notified as firing.
-            let mut notified: Vec<&Alert> = alerts
-                .into_iter()
-                .filter(|a| match a.status {
-                    Status::Firing => true,
-                    Status::Resolved => state.firing.contains(&a.labels.fingerprint()),
-                    Status::Pending => false,
-                })
-                .collect();
-            notified.sort_by(|a, b| a.labels.cmp(&b.labels));
-            state.firing = firing;
-            if notified.is_empty() {
+            members.retain(|a| a.status == Status::Firing || notified.contains(&a.labels.fingerprint()));
+            members.sort_by(|a, b| a.labels.cmp(&b.labels));
+            let Some(receiver) = receivers.get(&receiver_name) else {
+                tracing::error!(receiver = %receiver_name, "no such receiver: dropping notification");
                 continue;
-            }
-            let delivery = self.delivery(&receiver.name, &key, &gl, &notified);
+            };
+            let delivery = delivery(&receiver_name, &key, &gl, &members, firing);
+            state.in_flight.insert(id);
             self.queue(receiver).send(delivery).ok();
-        }
-    }
-
-    fn delivery(&self, receiver: &str, key: &str, gl: &Labels, alerts: &[&Alert]) -> Delivery {
-        let mut h = Sha256::new();
-        h.update(receiver.as_bytes());
-        h.update([0]);
-        h.update(key.as_bytes());
-        for a in alerts {
-            h.update(a.labels.fingerprint().to_be_bytes());
-            h.update(a.status.as_str().as_bytes());
-            h.update(a.active_at.to_be_bytes());
-        }
-        let idempotency_key = hex::encode(&h.finalize()[..16]);
-        let status = if alerts.iter().any(|a| a.status == Status::Firing) {
-            "firing"
-        } else {
-            "resolved"
-        };
-        Delivery {
-            incident: types::Incident {
-                id: hex::encode(&Sha256::digest(key.as_bytes())[..8]),
-                group_labels: to_wit_labels(gl),
-                status: status.into(),
-                alerts: alerts.iter().map(|a| wit_alert(a)).collect(),
-            },
-            idempotency_key,
         }
     }
 
@@ -133,9 +240,41 @@ impl Dispatcher {
             rx,
             self.metrics.clone(),
             self.external_url.clone(),
+            self.state.clone(),
         ));
         queues.insert(receiver.name.clone(), tx.clone());
         tx
+    }
+
+    /// Forgets queues for receivers replaced by a reload, so new deliveries use the new ones.
+    pub fn receivers_reloaded(&self) {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+fn delivery(receiver: &str, key: &str, gl: &Labels, alerts: &[&Alert], firing: BTreeSet<u64>) -> Delivery {
+    let mut h = Sha256::new();
+    h.update(receiver.as_bytes());
+    h.update([0]);
+    h.update(key.as_bytes());
+    for a in alerts {
+        h.update(a.labels.fingerprint().to_be_bytes());
+        h.update(a.status.as_str().as_bytes());
+        h.update(a.active_at.to_be_bytes());
+    }
+    let idempotency_key = hex::encode(&h.finalize()[..16]);
+    let status = if firing.is_empty() { "resolved" } else { "firing" };
+    Delivery {
+        receiver: receiver.to_string(),
+        group_key: key.to_string(),
+        incident: types::Incident {
+            id: hex::encode(&Sha256::digest(format!("{receiver}\0{key}").as_bytes())[..8]),
+            group_labels: to_wit_labels(gl),
+            status: status.into(),
+            alerts: alerts.iter().map(|a| wit_alert(a)).collect(),
+        },
+        idempotency_key,
+        firing,
     }
 }
 
@@ -154,7 +293,7 @@ pub fn wit_alert(a: &Alert) -> types::Alert {
 /// Delay before attempt `attempt + 1`: exponential from 500 ms, capped at a minute, with
 /// up to 25% jitter so that many retries do not arrive together.
 fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(7).saturating_sub(1));
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(8).saturating_sub(1));
     let base = base.min(Duration::from_secs(60));
     let jitter = (crate::now_ms() as u64 % 1000) as f64 / 4000.0;
     base.mul_f64(1.0 + jitter)
@@ -165,11 +304,12 @@ async fn deliver(
     mut rx: mpsc::UnboundedReceiver<Delivery>,
     metrics: Arc<Metrics>,
     external_url: String,
+    state: Arc<Mutex<State>>,
 ) {
     let name = receiver.name.clone();
     while let Some(d) = rx.recv().await {
         let mut attempt = 1;
-        loop {
+        let delivered = loop {
             let input = types::RecoverInput {
                 now: crate::now_ms(),
                 incident: d.incident.clone(),
@@ -194,43 +334,37 @@ async fn deliver(
             let retry_reason = match result {
                 Ok(Ok(types::Outcome::Done(msg))) => {
                     tracing::info!(receiver = %name, incident = %d.incident.id, attempt, "delivered: {msg}");
-                    metrics.inc(
-                        "faultline_notifications_total",
-                        &[("receiver", &name), ("outcome", "done")],
-                    );
-                    break;
+                    metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "done")]);
+                    break true;
                 }
                 Ok(Ok(types::Outcome::Failed(msg))) => {
                     tracing::error!(receiver = %name, incident = %d.incident.id, attempt, "recovery failed: {msg}");
-                    metrics.inc(
-                        "faultline_notifications_total",
-                        &[("receiver", &name), ("outcome", "failed")],
-                    );
-                    break;
+                    metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "failed")]);
+                    break false;
                 }
                 Ok(Ok(types::Outcome::RetryLater(msg))) => msg,
                 Ok(Err(e)) if matches!(e.failure, Failure::Params(_)) => {
                     tracing::error!(receiver = %name, "{e}");
-                    break;
+                    break false;
                 }
                 Ok(Err(e)) => e.to_string(),
                 Err(e) => format!("recovery task failed: {e}"),
             };
-            metrics.inc(
-                "faultline_notifications_total",
-                &[("receiver", &name), ("outcome", "retry")],
-            );
+            metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "retry")]);
             if attempt >= receiver.max_attempts {
                 tracing::error!(receiver = %name, incident = %d.incident.id, attempt, "giving up: {retry_reason}");
-                metrics.inc(
-                    "faultline_notifications_total",
-                    &[("receiver", &name), ("outcome", "gave_up")],
-                );
-                break;
+                metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "gave_up")]);
+                break false;
             }
             tracing::warn!(receiver = %name, incident = %d.incident.id, attempt, "will retry: {retry_reason}");
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
+        };
+        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+        let id = (d.receiver.clone(), d.group_key.clone());
+        st.in_flight.remove(&id);
+        if delivered {
+            st.nflog.record(&d.receiver, &d.group_key, d.firing, crate::now_ms());
         }
     }
 }
@@ -242,15 +376,26 @@ mod tests {
     #[test]
     fn group_key_is_alertmanagers_form() {
         let gl = Labels::from_pairs([("alertname", "HighLoad"), ("job", "node")]);
-        assert_eq!(group_key(&gl), r#"{}:{alertname="HighLoad",job="node"}"#);
+        assert_eq!(group_key("{}", &gl), r#"{}:{alertname="HighLoad",job="node"}"#);
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert!(
-            backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(700)
-        );
+        assert!(backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(700));
         assert!(backoff(3) >= Duration::from_secs(2));
         assert!(backoff(30) <= Duration::from_secs(75));
+    }
+
+    #[test]
+    fn notification_log_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("f.db")).unwrap();
+        let mut log = Nflog::open(db);
+        log.record("hook", "{}:{a=\"1\"}", BTreeSet::from([1, 0xabc]), 42);
+        let log = Nflog::open(Db::open(&dir.path().join("f.db")).unwrap());
+        assert_eq!(
+            log.entries.get(&("hook".to_string(), "{}:{a=\"1\"}".to_string())),
+            Some(&(BTreeSet::from([1, 0xabc]), 42))
+        );
     }
 }

@@ -117,6 +117,8 @@ pub struct RuleSet {
     pub inhibit_rules: Vec<(PathBuf, InhibitRuleConfig)>,
     /// The routing tree, if a file defines one.
     pub route: Option<(PathBuf, RouteConfig)>,
+    /// The validated routing tree.
+    pub tree: Option<crate::route::Route>,
 }
 
 impl RuleSet {
@@ -301,12 +303,30 @@ pub fn load_dir(dir: &Path, cx: &LoadContext<'_>) -> Result<RuleSet, LoadErrors>
             }
         }
     }
+    let names: Vec<&str> = receivers.keys().map(String::as_str).collect();
+    let tree = match &route {
+        Some((path, rc)) => match crate::route::Route::build(rc, &names) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                loader.errors.push(RuleError {
+                    file: path.clone(),
+                    line: None,
+                    item: None,
+                    field: Some("route".into()),
+                    message,
+                });
+                None
+            }
+        },
+        None => None,
+    };
     if loader.errors.is_empty() {
         Ok(RuleSet {
             groups,
             receivers,
             inhibit_rules,
             route,
+            tree,
         })
     } else {
         Err(LoadErrors(loader.errors))

@@ -14,6 +14,8 @@ use serde_json::json;
 use crate::ingest::{self, IngestError};
 use crate::service::Service;
 
+mod ingestion;
+
 /// An error answered to a client: a status and a message naming what is wrong.
 #[derive(Debug)]
 pub struct ApiError {
@@ -52,8 +54,11 @@ pub fn app(svc: Shared) -> Router {
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/metrics/job/{*grouping}", post(push).put(push))
+        .route("/-/reload", post(reload))
+        .route("/api/v1/status/reload", get(reload_status))
         .route("/api/v1/rules", get(rules_list))
         .route("/api/v1/alerts", get(alerts_list))
+        .merge(ingestion::routes())
         .with_state(svc)
 }
 
@@ -66,6 +71,7 @@ async fn ready(State(svc): State<Shared>) -> Response {
 }
 
 async fn metrics(State(svc): State<Shared>) -> Response {
+    ingestion::export_dropped(&svc);
     (
         [(
             header::CONTENT_TYPE,
@@ -131,6 +137,32 @@ async fn push(State(svc): State<Shared>, req: Request) -> Result<StatusCode, Api
         n as f64,
     );
     Ok(StatusCode::OK)
+}
+
+/// Reloads the rules directory, as Prometheus's `/-/reload`: 200, or 500 with every error.
+async fn reload(State(svc): State<Shared>) -> Result<&'static str, ApiError> {
+    match svc.reload().await {
+        Ok(()) => Ok("rules reloaded\n"),
+        Err(errors) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload rules, the previous rules keep running:\n{errors}"),
+        )),
+    }
+}
+
+/// The outcome of the last reload.
+async fn reload_status(State(svc): State<Shared>) -> Response {
+    let s = svc.reload_status();
+    axum::Json(json!({
+        "status": "success",
+        "data": {
+            "success": s.success,
+            "lastAttempt": s.last_attempt.map(crate::rfc3339),
+            "lastSuccess": s.last_success.map(crate::rfc3339),
+            "errors": s.errors,
+        }
+    }))
+    .into_response()
 }
 
 /// Every rule with its health, last evaluation and last error.

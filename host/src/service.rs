@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Notify, watch};
+
 use serde::Serialize;
 
-use crate::alerts::{Observation, RuleAlerts, Status};
+use crate::alerts::{Observation, RuleAlerts, Status, persist};
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::model::Labels;
-use crate::notify::Dispatcher;
+use crate::notify::{Dispatcher, Routed};
 use crate::rules::template::TemplateContext;
 use crate::rules::{Defaults, LoadContext, LoadErrors, Rule, RuleSet};
 use crate::runtime::{Limits, PluginError, Runtime, RuntimeConfig, RuntimeError, Selection};
@@ -67,7 +69,26 @@ pub struct Service {
     alerts: Mutex<HashMap<String, RuleAlerts>>,
     health: Mutex<HashMap<String, Health>>,
     dispatcher: Dispatcher,
+    /// Wakes the dispatcher when alerts changed.
+    wake: Notify,
+    /// Bumped by each successful reload: evaluation loops of older generations stop.
+    generation: watch::Sender<u64>,
+    reload_status: Mutex<ReloadStatus>,
+    /// Serializes reloads.
+    reloading: tokio::sync::Mutex<()>,
     ready: AtomicBool,
+}
+
+/// The outcome of the last reload, as `/api/v1/status/reload` shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReloadStatus {
+    pub success: bool,
+    /// When the last reload was attempted (ms).
+    pub last_attempt: Option<i64>,
+    /// When the rules last loaded successfully (ms).
+    pub last_success: Option<i64>,
+    /// Every error of the last failed reload, one per problem.
+    pub errors: Vec<String>,
 }
 
 /// Everything needed to load rules, from the configuration.
@@ -94,6 +115,21 @@ pub fn runtime(data_dir: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
         cache_dir: data_dir.map(|d| d.join("cache")),
         ..RuntimeConfig::default()
     })
+}
+
+/// Loads the configured rules directory.
+fn load_rules(config: &Config, runtime: &Runtime, db: &Db) -> Result<RuleSet, LoadErrors> {
+    crate::rules::load_dir(
+        &config.rules_dir,
+        &LoadContext {
+            runtime,
+            db,
+            plugin_dirs: &config.plugin_dirs,
+            defaults: &defaults(config),
+            io: tokio::runtime::Handle::try_current().ok(),
+            http: reqwest::Client::new(),
+        },
+    )
 }
 
 /// Loads a rules directory as `serve` would, for `faultline check`.
@@ -130,17 +166,8 @@ impl Service {
         })?;
         let db = Db::open(&config.data_dir.join("faultline.db"))?;
         let runtime = runtime(Some(config.data_dir.clone()))?;
-        let rules = crate::rules::load_dir(
-            &config.rules_dir,
-            &LoadContext {
-                runtime: &runtime,
-                db: &db,
-                plugin_dirs: &config.plugin_dirs,
-                defaults: &defaults(&config),
-                io: tokio::runtime::Handle::try_current().ok(),
-                http: reqwest::Client::new(),
-            },
-        )?;
+        let rules = load_rules(&config, &runtime, &db)?;
+        let alerts = persist::load(&db).map_err(DbError::from)?;
         let store = Arc::new(Store::new(StoreLimits {
             max_series: config.max_series,
             lookback: config.lookback.0,
@@ -149,7 +176,8 @@ impl Service {
         store.retain_at_least(rules.max_range());
         let metrics = Arc::new(Metrics::default());
         metrics.set("faultline_rules_loaded", &[], rules.rules().count() as f64);
-        let dispatcher = Dispatcher::new(metrics.clone(), config.external_url());
+        let dispatcher = Dispatcher::new(db.clone(), metrics.clone(), config.external_url());
+        let now = crate::now_ms();
         Ok(Arc::new(Service {
             config,
             store,
@@ -157,9 +185,18 @@ impl Service {
             runtime,
             metrics,
             rules: RwLock::new(Arc::new(rules)),
-            alerts: Mutex::new(HashMap::new()),
+            alerts: Mutex::new(alerts),
             health: Mutex::new(HashMap::new()),
             dispatcher,
+            wake: Notify::new(),
+            generation: watch::channel(0).0,
+            reload_status: Mutex::new(ReloadStatus {
+                success: true,
+                last_attempt: Some(now),
+                last_success: Some(now),
+                errors: Vec::new(),
+            }),
+            reloading: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
         }))
     }
@@ -174,37 +211,155 @@ impl Service {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Starts a loop per rule group, and housekeeping.
+    /// Starts a loop per rule group, the dispatcher, the rules watcher and housekeeping.
     pub fn start(self: &Arc<Self>) {
-        for group in self.rules().groups.clone() {
-            let svc = self.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(group.interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    for rule in &group.rules {
-                        svc.evaluate(rule.clone(), crate::now_ms()).await;
-                    }
+        self.spawn_groups();
+        crate::scrape::start(self);
+        let svc = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = svc.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-            });
-        }
+                let s = svc.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || s.dispatch_tick()).await {
+                    tracing::error!("dispatcher pass failed: {e}");
+                }
+            }
+        });
         let svc = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
                 svc.store.gc(crate::now_ms());
-                svc.metrics
-                    .set("faultline_series", &[], svc.store.series_count() as f64);
-                svc.metrics.set(
-                    "faultline_log_streams",
-                    &[],
-                    svc.store.stream_count() as f64,
-                );
+                svc.metrics.set("faultline_series", &[], svc.store.series_count() as f64);
+                svc.metrics.set("faultline_log_streams", &[], svc.store.stream_count() as f64);
             }
         });
+        crate::reload::watch(self.clone());
         self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// A loop per rule group of the current rules; each stops when the generation changes.
+    fn spawn_groups(self: &Arc<Self>) {
+        let generation = *self.generation.borrow();
+        for group in self.rules().groups.clone() {
+            let svc = self.clone();
+            let mut changed = self.generation.subscribe();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(group.interval);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = changed.changed() => {}
+                    }
+                    if *changed.borrow() != generation {
+                        return;
+                    }
+                    for rule in &group.rules {
+                        svc.evaluate(rule.clone(), crate::now_ms()).await;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Loads the rules directory again. On success the new rules replace the old ones at
+    /// once (rules keep their alerts and plugin state by identity, `group/name`); on
+    /// failure the old ones keep running and the errors are reported.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), LoadErrors> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let started = Instant::now();
+        let svc = self.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_rules(&svc.config, &svc.runtime, &svc.db))
+            .await
+            .unwrap_or_else(|e| Err(LoadErrors(vec![crate::rules::RuleError {
+                file: self.config.rules_dir.clone(),
+                line: None,
+                item: None,
+                field: None,
+                message: format!("reload task failed: {e}"),
+            }])));
+        let now = crate::now_ms();
+        let mut status = self.reload_status.lock().unwrap_or_else(|e| e.into_inner());
+        status.last_attempt = Some(now);
+        match loaded {
+            Ok(rules) => {
+                let ids: std::collections::HashSet<String> = rules.rules().map(|r| r.id()).collect();
+                self.store.retain_at_least(rules.max_range());
+                self.metrics.set("faultline_rules_loaded", &[], ids.len() as f64);
+                *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
+                self.generation.send_modify(|g| *g += 1);
+                self.dispatcher.receivers_reloaded();
+                self.spawn_groups();
+                // Alerts of rules that are gone resolve, so their receivers hear of it.
+                let mut all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+                for (id, alerts) in all.iter_mut().filter(|(id, _)| !ids.contains(*id)) {
+                    let changes = alerts.update(now, Vec::new(), Duration::ZERO, Duration::ZERO);
+                    if let Err(e) = persist::save(&self.db, id, alerts, &changes, false) {
+                        tracing::error!(rule = %id, "saving alerts: {e}");
+                    }
+                }
+                all.retain(|id, a| ids.contains(id) || !a.is_empty());
+                drop(all);
+                *status = ReloadStatus {
+                    success: true,
+                    last_attempt: Some(now),
+                    last_success: Some(now),
+                    errors: Vec::new(),
+                };
+                self.metrics.set("faultline_config_last_reload_successful", &[], 1.0);
+                tracing::info!(took = ?started.elapsed(), rules = ids.len(), "rules reloaded");
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(errors) => {
+                status.success = false;
+                status.errors = errors.0.iter().map(|e| e.to_string()).collect();
+                self.metrics.inc("faultline_reload_failures_total", &[]);
+                self.metrics.set("faultline_config_last_reload_successful", &[], 0.0);
+                tracing::error!("reload failed, the previous rules keep running:\n{errors}");
+                Err(errors)
+            }
+        }
+    }
+
+    /// The outcome of the last reload.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.reload_status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every alert the dispatcher routes: rule alerts with their rule's receiver.
+    pub fn routed_alerts(&self) -> Vec<Routed> {
+        let rules = self.rules();
+        let recovery: HashMap<String, Option<String>> =
+            rules.rules().map(|r| (r.id(), r.recovery.clone())).collect();
+        let all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        all.iter()
+            .flat_map(|(id, ra)| {
+                let rec = recovery.get(id).cloned().flatten();
+                ra.iter().map(move |a| Routed {
+                    alert: a.clone(),
+                    recovery: rec.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// One dispatcher pass over every alert.
+    pub fn dispatch_tick(&self) {
+        let rules = self.rules();
+        let alerts = self.routed_alerts();
+        self.dispatcher.tick(
+            crate::now_ms(),
+            &alerts,
+            &|_| false,
+            rules.tree.as_ref(),
+            &rules.receivers,
+        );
     }
 
     /// Evaluates one rule at `now`: selection, the plugin call, the alert lifecycle and
@@ -261,12 +416,11 @@ impl Service {
         for c in &changes {
             tracing::info!(rule = %id, alert = %c.labels, from = ?c.from, to = ?c.to, "alert changed");
         }
-        if let Some(receiver) = rule
-            .recovery
-            .as_ref()
-            .and_then(|r| self.rules().receivers.get(r).cloned())
-        {
-            self.dispatcher.evaluated(&receiver, alerts.iter());
+        if let Err(e) = persist::save(&self.db, &id, alerts, &changes, !rule.keep_firing_for.is_zero()) {
+            tracing::error!(rule = %id, "saving alerts: {e}");
+        }
+        if !changes.is_empty() {
+            self.wake.notify_one();
         }
         let mut counts = [0usize; 3];
         for a in all.values().flat_map(|r| r.iter()) {
