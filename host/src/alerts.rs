@@ -46,6 +46,9 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     /// The last evaluation that found it (ms).
     pub last_seen: i64,
+    /// Restored after a restart: held as it is until this time (ms) even if not found,
+    /// while the data that feeds the rule comes back. Not persisted.
+    pub hold_until: Option<i64>,
 }
 
 /// What one evaluation found for one alert instance.
@@ -84,6 +87,16 @@ impl RuleAlerts {
     /// Whether no alert is held.
     pub fn is_empty(&self) -> bool {
         self.alerts.is_empty()
+    }
+
+    /// Holds every pending and firing alert until `until` (ms): for alerts restored after a
+    /// restart, until their data is back.
+    pub fn hold(&mut self, until: i64) {
+        for a in self.alerts.values_mut() {
+            if a.status != Status::Resolved {
+                a.hold_until = Some(until);
+            }
+        }
     }
 
     /// Applies one evaluation's observations at `now` and returns what changed.
@@ -143,6 +156,7 @@ impl RuleAlerts {
                             fired_at: (status == Status::Firing).then_some(now),
                             resolved_at: None,
                             last_seen: now,
+                            hold_until: None,
                         },
                     );
                 }
@@ -151,6 +165,10 @@ impl RuleAlerts {
         let retention = RESOLVED_RETENTION.as_millis() as i64;
         self.alerts.retain(|labels, a| {
             if seen.contains(labels) {
+                a.hold_until = None;
+                return true;
+            }
+            if a.status != Status::Resolved && a.hold_until.is_some_and(|h| now < h) {
                 return true;
             }
             match a.status {
@@ -255,6 +273,20 @@ mod tests {
     }
 
     #[test]
+    fn held_alerts_survive_missing_findings_until_the_hold_ends() {
+        let mut r = RuleAlerts::default();
+        r.update(0, vec![obs("a", 1.0)], Duration::ZERO, Duration::ZERO);
+        r.update(0, vec![obs("p", 1.0)], Duration::from_secs(600), Duration::ZERO);
+        r.hold(10 * S);
+        r.update(5 * S, vec![], Duration::ZERO, Duration::ZERO);
+        assert_eq!(status(&r, "a"), Some(Status::Firing));
+        assert_eq!(status(&r, "p"), Some(Status::Pending));
+        r.update(10 * S, vec![], Duration::ZERO, Duration::ZERO);
+        assert_eq!(status(&r, "a"), Some(Status::Resolved));
+        assert_eq!(status(&r, "p"), None);
+    }
+
+    #[test]
     fn resolved_alert_that_returns_is_a_new_instance() {
         let mut r = RuleAlerts::default();
         let f = Duration::from_secs(10);
@@ -331,6 +363,7 @@ pub mod persist {
                         fired_at: r.get(6)?,
                         resolved_at: r.get(7)?,
                         last_seen: r.get(8)?,
+                        hold_until: None,
                     },
                 ))
             })?;

@@ -37,6 +37,18 @@ pub struct Config {
     pub max_series: usize,
     /// How far back an instant selector looks for a sample.
     pub lookback: PromDuration,
+    /// When an alert posted to `/api/v2/alerts` without `endsAt` resolves unless re-posted
+    /// (Alertmanager's `resolve_timeout`).
+    pub resolve_timeout: PromDuration,
+    /// The same for a firing alert received from an Alertmanager's webhook, which never has
+    /// an end: Alertmanager re-sends it every `repeat_interval` (4h by default) at the next
+    /// `group_interval` (5m), so the default waits a little longer than that.
+    pub webhook_resolve_timeout: PromDuration,
+    /// After a restart, how long restored pending and firing alerts are held while the
+    /// data that feeds their rules comes back (like Prometheus's `for` grace period).
+    pub restore_grace: PromDuration,
+    /// Scrape jobs (`[[scrape]]`): static targets pulled like Prometheus does.
+    pub scrape: Vec<crate::scrape::ScrapeConfig>,
 }
 
 impl Default for Config {
@@ -53,6 +65,12 @@ impl Default for Config {
             max_body: ByteSize(16 << 20),
             max_series: 2_000_000,
             lookback: PromDuration(std::time::Duration::from_secs(300)),
+            resolve_timeout: PromDuration(std::time::Duration::from_secs(300)),
+            webhook_resolve_timeout: PromDuration(std::time::Duration::from_secs(
+                4 * 3600 + 10 * 60,
+            )),
+            restore_grace: PromDuration(std::time::Duration::from_secs(60)),
+            scrape: Vec::new(),
         }
     }
 }

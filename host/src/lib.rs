@@ -4,9 +4,13 @@
 pub mod alerts;
 pub mod config;
 pub mod db;
+pub mod external;
 pub mod ingest;
+pub mod inhibit;
+pub mod matchers;
 pub mod metrics;
 pub mod model;
+pub mod mute;
 pub mod notify;
 pub mod reload;
 pub mod route;
@@ -15,6 +19,7 @@ pub mod runtime;
 pub mod scrape;
 pub mod server;
 pub mod service;
+pub mod silences;
 pub mod store;
 
 /// Milliseconds since the Unix epoch, now.
@@ -36,6 +41,10 @@ pub async fn serve(config: config::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?;
+    let mut config = config;
+    if config.external_url.is_none() {
+        config.external_url = Some(format!("http://{}", listener.local_addr()?));
+    }
     let svc = service::Service::new(config)?;
     svc.start();
     tracing::info!(

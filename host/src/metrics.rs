@@ -75,6 +75,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "counter",
         "Failed reloads of the rules directory.",
     ),
+    (
+        "faultline_config_last_reload_successful",
+        "gauge",
+        "1 if the last reload of the rules directory succeeded.",
+    ),
 ];
 
 /// A registry of labelled values.

@@ -269,6 +269,7 @@ fn delivery(receiver: &str, key: &str, gl: &Labels, alerts: &[&Alert], firing: B
         group_key: key.to_string(),
         incident: types::Incident {
             id: hex::encode(&Sha256::digest(format!("{receiver}\0{key}").as_bytes())[..8]),
+            group_key: key.to_string(),
             group_labels: to_wit_labels(gl),
             status: status.into(),
             alerts: alerts.iter().map(|a| wit_alert(a)).collect(),
@@ -287,6 +288,7 @@ pub fn wit_alert(a: &Alert) -> types::Alert {
         state: a.status.as_str().into(),
         active_at: a.active_at,
         resolved_at: a.resolved_at,
+        generator_url: None,
     }
 }
 
@@ -334,6 +336,13 @@ async fn deliver(
             let retry_reason = match result {
                 Ok(Ok(types::Outcome::Done(msg))) => {
                     tracing::info!(receiver = %name, incident = %d.incident.id, attempt, "delivered: {msg}");
+                    // Logged before it is counted: whoever sees the count sees the log.
+                    state.lock().unwrap_or_else(|e| e.into_inner()).nflog.record(
+                        &d.receiver,
+                        &d.group_key,
+                        d.firing.clone(),
+                        crate::now_ms(),
+                    );
                     metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "done")]);
                     break true;
                 }
@@ -360,11 +369,10 @@ async fn deliver(
             tokio::time::sleep(backoff(attempt)).await;
             attempt += 1;
         };
-        let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
         let id = (d.receiver.clone(), d.group_key.clone());
-        st.in_flight.remove(&id);
-        if delivered {
-            st.nflog.record(&d.receiver, &d.group_key, d.firing, crate::now_ms());
+        state.lock().unwrap_or_else(|e| e.into_inner()).in_flight.remove(&id);
+        if !delivered {
+            tracing::warn!(receiver = %name, group = %d.group_key, "not delivered: the group is notified again at its next flush");
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct Service {
     pub db: Db,
     pub runtime: Runtime,
     pub metrics: Arc<Metrics>,
+    /// Alerts received from other programs (Alertmanager API, webhooks).
+    pub external: crate::external::ExternalAlerts,
+    pub silences: crate::silences::Silences,
     rules: RwLock<Arc<RuleSet>>,
     alerts: Mutex<HashMap<String, RuleAlerts>>,
     health: Mutex<HashMap<String, Health>>,
@@ -167,7 +170,11 @@ impl Service {
         let db = Db::open(&config.data_dir.join("faultline.db"))?;
         let runtime = runtime(Some(config.data_dir.clone()))?;
         let rules = load_rules(&config, &runtime, &db)?;
-        let alerts = persist::load(&db).map_err(DbError::from)?;
+        let mut alerts = persist::load(&db).map_err(DbError::from)?;
+        let hold_until = crate::now_ms() + config.restore_grace.0.as_millis() as i64;
+        for a in alerts.values_mut() {
+            a.hold(hold_until);
+        }
         let store = Arc::new(Store::new(StoreLimits {
             max_series: config.max_series,
             lookback: config.lookback.0,
@@ -176,14 +183,19 @@ impl Service {
         store.retain_at_least(rules.max_range());
         let metrics = Arc::new(Metrics::default());
         metrics.set("faultline_rules_loaded", &[], rules.rules().count() as f64);
+        metrics.set("faultline_config_last_reload_successful", &[], 1.0);
         let dispatcher = Dispatcher::new(db.clone(), metrics.clone(), config.external_url());
         let now = crate::now_ms();
+        let external = crate::external::ExternalAlerts::open(&db, now)?;
+        let silences = crate::silences::Silences::open(&db)?;
         Ok(Arc::new(Service {
             config,
             store,
             db,
             runtime,
             metrics,
+            external,
+            silences,
             rules: RwLock::new(Arc::new(rules)),
             alerts: Mutex::new(alerts),
             health: Mutex::new(HashMap::new()),
@@ -234,6 +246,8 @@ impl Service {
             loop {
                 tick.tick().await;
                 svc.store.gc(crate::now_ms());
+                svc.external.gc(crate::now_ms());
+                svc.silences.gc(crate::now_ms());
                 svc.metrics.set("faultline_series", &[], svc.store.series_count() as f64);
                 svc.metrics.set("faultline_log_streams", &[], svc.store.stream_count() as f64);
             }

@@ -8,6 +8,8 @@ use crate::labels::Labels;
 pub struct Incident {
     /// The host's identifier of the incident.
     pub id: String,
+    /// Alertmanager's group key: the route and the group labels (`{}:{alertname="X"}`).
+    pub group_key: String,
     /// The labels the route groups by, with the alerts' values.
     pub group_labels: Labels,
     /// `"firing"` while any alert fires, else `"resolved"`.
@@ -31,12 +33,15 @@ pub struct Alert {
     pub active_at: i64,
     /// When it resolved, if it has.
     pub resolved_at: Option<i64>,
+    /// Where the alert came from (Prometheus's `generatorURL`), if known.
+    pub generator_url: Option<String>,
 }
 
 impl Incident {
     pub(crate) fn from_wit(incident: wit::Incident) -> Self {
         Self {
             id: incident.id,
+            group_key: incident.group_key,
             group_labels: Labels::from_wit(incident.group_labels),
             status: incident.status,
             alerts: incident.alerts.into_iter().map(Alert::from_wit).collect(),
@@ -53,6 +58,7 @@ impl Alert {
             state: alert.state,
             active_at: alert.active_at,
             resolved_at: alert.resolved_at,
+            generator_url: alert.generator_url,
         }
     }
 }

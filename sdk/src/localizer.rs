@@ -248,6 +248,7 @@ mod tests {
             now: 5,
             incident: wit::Incident {
                 id: "inc-1".into(),
+                group_key: String::new(),
                 group_labels: vec![],
                 status: "firing".into(),
                 alerts: vec![],

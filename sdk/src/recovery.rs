@@ -178,6 +178,7 @@ mod tests {
             now: 0,
             incident: wit::Incident {
                 id: "i".into(),
+                group_key: String::new(),
                 group_labels: vec![],
                 status: "firing".into(),
                 alerts: vec![],

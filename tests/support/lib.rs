@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod programs;
+
 /// How long any condition is waited for before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -134,6 +136,11 @@ impl Server {
             Err(_) => panic!("faultline did not start listening; log:\n{}", server.log()),
         }
         server
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the server logged so far.

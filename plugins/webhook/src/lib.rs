@@ -150,6 +150,7 @@ mod tests {
             now: 1_795_685_249_484,
             incident: Incident {
                 id: "incident-1".into(),
+                group_key: r#"{}:{alertname="NodeExporterUp"}"#.into(),
                 group_labels: Labels::from([("alertname", "NodeExporterUp")]),
                 status: status.into(),
                 alerts: vec![Alert {
@@ -159,6 +160,7 @@ mod tests {
                     state: status.into(),
                     active_at: 1_795_684_999_484,
                     resolved_at: resolved.then_some(1_795_685_249_484),
+                    generator_url: None,
                 }],
             },
             attempt: 1,

@@ -51,7 +51,11 @@ pub(crate) fn body(input: &RecoverInput) -> Result<Vec<u8>, serde_json::Error> {
         external_url: &input.external_url,
         version: "4",
         // The root route's (empty) matchers, then the group's labels.
-        group_key: format!("{{}}:{}", incident.group_labels),
+        group_key: if incident.group_key.is_empty() {
+            format!("{{}}:{}", incident.group_labels)
+        } else {
+            incident.group_key.clone()
+        },
         truncated_alerts: 0,
     };
     serde_json::to_vec(&notification)
@@ -68,8 +72,8 @@ fn alert<'a>(alert: &'a Alert, input: &'a RecoverInput) -> AlertPayload<'a> {
             Some(at) if resolved => rfc3339(at),
             _ => ZERO_TIME.to_string(),
         },
-        // The WIT alert carries no generator URL: Faultline generated it.
-        generator_url: &input.external_url,
+        // Alerts Faultline's own rules found link to Faultline.
+        generator_url: alert.generator_url.as_deref().unwrap_or(&input.external_url),
         fingerprint: format!("{:016x}", alert.labels.fingerprint()),
     }
 }

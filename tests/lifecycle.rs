@@ -1,0 +1,232 @@
+//! The alert lifecycle across restarts, and Alertmanager's routing semantics: a restart
+//! neither re-fires nor re-notifies nor forgets; the routing tree sends alerts to the
+//! right receivers, grouped as configured; the repeat interval holds across a restart.
+
+use std::time::{Duration, Instant};
+
+use faultline_system_tests::{Receiver, RulesDir, Server, wait_for};
+
+fn config(dir: &RulesDir) -> String {
+    let cfg = dir.tmp.path().join("faultline.toml");
+    std::fs::write(&cfg, "restore_grace = \"3s\"\n").unwrap();
+    cfg.to_str().unwrap().to_string()
+}
+
+fn active_at(server: &Server, instance: &str) -> String {
+    let v = server.get_json("/api/v1/alerts");
+    v["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["instance"] == instance)
+        .map(|a| a["activeAt"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[test]
+fn a_restart_neither_refires_nor_renotifies_nor_forgets() {
+    let hook = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "r.toml",
+        &format!(
+            r#"
+[[group]]
+name = "g"
+interval = "200ms"
+
+[[group.rule]]
+name = "High"
+plugin = "threshold"
+select = "load"
+for = "1s"
+params = {{ above = 2 }}
+recovery = "hook"
+
+[[group.rule]]
+name = "Slow"
+plugin = "threshold"
+select = "load"
+for = "1h"
+params = {{ above = 2 }}
+
+[[receiver]]
+name = "hook"
+plugin = "webhook"
+params = {{ url = "http://{0}/" }}
+grants = {{ http = ["{0}"] }}
+"#,
+            hook.addr
+        ),
+    );
+    let cfg = config(&dir);
+    let server = Server::start(&dir, &["--config", &cfg]);
+    server.push("node/instance/a", "load 5\n");
+    wait_for("firing", || (server.alert_state("High", "a")? == "firing").then_some(()));
+    let first = hook.next("the first notification");
+    assert_eq!(first.json()["status"], "firing");
+    wait_for("the delivery to be logged", || {
+        (server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#)? >= 1.0).then_some(())
+    });
+    let fired_active_at = active_at(&server, "a");
+    let pending_active_at = {
+        let v = server.get_json("/api/v1/alerts");
+        v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "Slow")
+            .map(|a| a["activeAt"].clone())
+            .unwrap()
+    };
+    drop(server);
+
+    // Restarted with the same data directory, and the data comes back.
+    let server = Server::start(&dir, &["--config", &cfg]);
+    assert_eq!(server.alert_state("High", "a").as_deref(), Some("firing"), "restored at once");
+    server.push("node/instance/a", "load 5\n");
+    wait_for("evaluations after the restart", || {
+        (server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)? >= 5.0).then_some(())
+    });
+    assert_eq!(active_at(&server, "a"), fired_active_at, "the alert kept its active time");
+    let v = server.get_json("/api/v1/alerts");
+    let slow = v["data"]["alerts"].as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == "Slow").unwrap().clone();
+    assert_eq!(slow["state"], "pending");
+    assert_eq!(slow["activeAt"], pending_active_at, "`for` keeps counting from before the restart");
+
+    // The next notification is the resolution: nothing was re-sent for the restart.
+    server.push("node/instance/a", "load 1\n");
+    let next = hook.next("the resolved notification");
+    assert_eq!(next.json()["status"], "resolved", "{}", next.json());
+}
+
+#[test]
+fn routing_tree_sends_to_the_right_receivers_grouped_as_configured() {
+    let general = Receiver::start();
+    let pager = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "r.toml",
+        &format!(
+            r#"
+[[group]]
+name = "g"
+interval = "200ms"
+
+[[group.rule]]
+name = "High"
+plugin = "threshold"
+select = "load"
+params = {{ above = 2 }}
+labels = {{ severity = "warning" }}
+
+[[group.rule]]
+name = "VeryHigh"
+plugin = "threshold"
+select = "load"
+params = {{ above = 8 }}
+labels = {{ severity = "page" }}
+
+[route]
+receiver = "general"
+group_by = ["alertname"]
+group_wait = "1s"
+group_interval = "1s"
+
+[[route.routes]]
+receiver = "pager"
+matchers = ['severity="page"']
+group_by = ["..."]
+
+[[receiver]]
+name = "general"
+plugin = "webhook"
+params = {{ url = "http://{0}/" }}
+grants = {{ http = ["{0}"] }}
+
+[[receiver]]
+name = "pager"
+plugin = "webhook"
+params = {{ url = "http://{1}/" }}
+grants = {{ http = ["{1}"] }}
+"#,
+            general.addr, pager.addr
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+    server.push("node/instance/a", "load 5\n");
+    server.push("node/instance/b", "load 9\n");
+
+    // `general` gets High for both instances in one group (grouped by alertname).
+    let n = general.next_where("High grouped", |v| v["alerts"].as_array().is_some_and(|a| a.len() == 2));
+    let body = n.json();
+    assert_eq!(body["groupLabels"], serde_json::json!({"alertname": "High"}));
+    assert_eq!(body["commonLabels"]["severity"], "warning");
+    assert_eq!(body["groupKey"], r#"{}:{alertname="High"}"#);
+    // `pager` gets VeryHigh only, grouped by all labels.
+    let p = pager.next("the page");
+    let body = p.json();
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 1);
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "VeryHigh");
+    assert_eq!(body["groupLabels"]["instance"], "b");
+    assert!(body["groupKey"].as_str().unwrap().starts_with(r#"{}/{severity="page"}:{"#), "{body}");
+    // VeryHigh went to the pager route only, not to `general` as well.
+    let seen = server.metric(r#"faultline_notifications_total{receiver="general",outcome="done"}"#).unwrap();
+    assert!(seen >= 1.0);
+}
+
+#[test]
+fn repeat_interval_holds_across_a_restart() {
+    let hook = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "r.toml",
+        &format!(
+            r#"
+[[group]]
+name = "g"
+interval = "200ms"
+
+[[group.rule]]
+name = "High"
+plugin = "threshold"
+select = "load"
+params = {{ above = 2 }}
+
+[route]
+receiver = "hook"
+group_wait = "0s"
+group_interval = "200ms"
+repeat_interval = "6s"
+
+[[receiver]]
+name = "hook"
+plugin = "webhook"
+params = {{ url = "http://{0}/" }}
+grants = {{ http = ["{0}"] }}
+"#,
+            hook.addr
+        ),
+    );
+    let cfg = config(&dir);
+    let server = Server::start(&dir, &["--config", &cfg]);
+    server.push("node/instance/a", "load 5\n");
+    let first = hook.next("the first notification");
+    let t0 = Instant::now();
+    assert_eq!(first.json()["status"], "firing");
+    wait_for("the delivery to be logged", || {
+        (server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#)? >= 1.0).then_some(())
+    });
+    drop(server);
+    let server = Server::start(&dir, &["--config", &cfg]);
+    server.push("node/instance/a", "load 5\n");
+    // The restarted server knows it notified: the next one is the repeat, not a re-send.
+    let second = hook.next("the repeated notification");
+    assert_eq!(second.json()["status"], "firing");
+    assert_eq!(second.json()["alerts"][0]["labels"]["instance"], "a");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(5500),
+        "re-notified {:?} after the first notification, before the repeat interval",
+        t0.elapsed()
+    );
+}
