@@ -62,11 +62,14 @@ grants = {{ http = ["{0}"] }}
     let cfg = config(&dir);
     let server = Server::start(&dir, &["--config", &cfg]);
     server.push("node/instance/a", "load 5\n");
-    wait_for("firing", || (server.alert_state("High", "a")? == "firing").then_some(()));
+    wait_for("firing", || {
+        (server.alert_state("High", "a")? == "firing").then_some(())
+    });
     let first = hook.next("the first notification");
     assert_eq!(first.json()["status"], "firing");
     wait_for("the delivery to be logged", || {
-        (server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#)? >= 1.0).then_some(())
+        (server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#)? >= 1.0)
+            .then_some(())
     });
     let fired_active_at = active_at(&server, "a");
     let pending_active_at = {
@@ -83,16 +86,33 @@ grants = {{ http = ["{0}"] }}
 
     // Restarted with the same data directory, and the data comes back.
     let server = Server::start(&dir, &["--config", &cfg]);
-    assert_eq!(server.alert_state("High", "a").as_deref(), Some("firing"), "restored at once");
+    assert_eq!(
+        server.alert_state("High", "a").as_deref(),
+        Some("firing"),
+        "restored at once"
+    );
     server.push("node/instance/a", "load 5\n");
     wait_for("evaluations after the restart", || {
         (server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)? >= 5.0).then_some(())
     });
-    assert_eq!(active_at(&server, "a"), fired_active_at, "the alert kept its active time");
+    assert_eq!(
+        active_at(&server, "a"),
+        fired_active_at,
+        "the alert kept its active time"
+    );
     let v = server.get_json("/api/v1/alerts");
-    let slow = v["data"]["alerts"].as_array().unwrap().iter().find(|a| a["labels"]["alertname"] == "Slow").unwrap().clone();
+    let slow = v["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "Slow")
+        .unwrap()
+        .clone();
     assert_eq!(slow["state"], "pending");
-    assert_eq!(slow["activeAt"], pending_active_at, "`for` keeps counting from before the restart");
+    assert_eq!(
+        slow["activeAt"], pending_active_at,
+        "`for` keeps counting from before the restart"
+    );
 
     // The next notification is the resolution: nothing was re-sent for the restart.
     server.push("node/instance/a", "load 1\n");
@@ -158,9 +178,14 @@ grants = {{ http = ["{1}"] }}
     server.push("node/instance/b", "load 9\n");
 
     // `general` gets High for both instances in one group (grouped by alertname).
-    let n = general.next_where("High grouped", |v| v["alerts"].as_array().is_some_and(|a| a.len() == 2));
+    let n = general.next_where("High grouped", |v| {
+        v["alerts"].as_array().is_some_and(|a| a.len() == 2)
+    });
     let body = n.json();
-    assert_eq!(body["groupLabels"], serde_json::json!({"alertname": "High"}));
+    assert_eq!(
+        body["groupLabels"],
+        serde_json::json!({"alertname": "High"})
+    );
     assert_eq!(body["commonLabels"]["severity"], "warning");
     assert_eq!(body["groupKey"], r#"{}:{alertname="High"}"#);
     // `pager` gets VeryHigh only, grouped by all labels.
@@ -169,9 +194,17 @@ grants = {{ http = ["{1}"] }}
     assert_eq!(body["alerts"].as_array().unwrap().len(), 1);
     assert_eq!(body["alerts"][0]["labels"]["alertname"], "VeryHigh");
     assert_eq!(body["groupLabels"]["instance"], "b");
-    assert!(body["groupKey"].as_str().unwrap().starts_with(r#"{}/{severity="page"}:{"#), "{body}");
+    assert!(
+        body["groupKey"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{}/{severity="page"}:{"#),
+        "{body}"
+    );
     // VeryHigh went to the pager route only, not to `general` as well.
-    let seen = server.metric(r#"faultline_notifications_total{receiver="general",outcome="done"}"#).unwrap();
+    let seen = server
+        .metric(r#"faultline_notifications_total{receiver="general",outcome="done"}"#)
+        .unwrap();
     assert!(seen >= 1.0);
 }
 
@@ -215,7 +248,8 @@ grants = {{ http = ["{0}"] }}
     let t0 = Instant::now();
     assert_eq!(first.json()["status"], "firing");
     wait_for("the delivery to be logged", || {
-        (server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#)? >= 1.0).then_some(())
+        (server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#)? >= 1.0)
+            .then_some(())
     });
     drop(server);
     let server = Server::start(&dir, &["--config", &cfg]);

@@ -30,7 +30,10 @@ fn annotation(server: &Server, instance: &str) -> Option<(String, String, String
     v["data"]["alerts"].as_array()?.iter().find_map(|a| {
         (a["labels"]["instance"] == instance).then(|| {
             (
-                a["annotations"]["version"].as_str().unwrap_or("").to_string(),
+                a["annotations"]["version"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 a["state"].as_str().unwrap_or("").to_string(),
                 a["activeAt"].as_str().unwrap_or("").to_string(),
             )
@@ -51,8 +54,16 @@ impl Load {
             while !s.load(Ordering::Relaxed) {
                 i += 1;
                 let body = format!("load 5\nother_metric {i}\n");
-                client.post(format!("{url}/metrics/job/node/instance/a")).body(body).send().ok();
-                client.post(format!("{url}/metrics/job/node/instance/b")).body("load 1.5\n").send().ok();
+                client
+                    .post(format!("{url}/metrics/job/node/instance/a"))
+                    .body(body)
+                    .send()
+                    .ok();
+                client
+                    .post(format!("{url}/metrics/job/node/instance/b"))
+                    .body("load 1.5\n")
+                    .send()
+                    .ok();
             }
         });
         Load(stop, Some(h))
@@ -69,7 +80,9 @@ impl Drop for Load {
 }
 
 fn evaluations(server: &Server) -> f64 {
-    server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#).unwrap_or(0.0)
+    server
+        .metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)
+        .unwrap_or(0.0)
 }
 
 #[test]
@@ -81,7 +94,11 @@ fn edit_under_load_then_break_then_fix() {
     let (_, _, active_at) = wait_for("version 1 to fire", || {
         annotation(&server, "a").filter(|(v, s, _)| v == "1" && s == "firing")
     });
-    assert_eq!(annotation(&server, "b"), None, "1.5 is under the first bound");
+    assert_eq!(
+        annotation(&server, "b"),
+        None,
+        "1.5 is under the first bound"
+    );
 
     // An edit: a lower bound, a new annotation. The watcher reloads it.
     dir.write("r.toml", &rule("2", 1.0));
@@ -90,7 +107,10 @@ fn edit_under_load_then_break_then_fix() {
     });
     let (v, state, active) = annotation(&server, "a").unwrap();
     assert_eq!((v.as_str(), state.as_str()), ("2", "firing"));
-    assert_eq!(active, active_at, "the firing alert carried over the reload");
+    assert_eq!(
+        active, active_at,
+        "the firing alert carried over the reload"
+    );
     let status = server.get_json("/api/v1/status/reload");
     assert_eq!(status["data"]["success"], true);
 
@@ -101,9 +121,15 @@ fn edit_under_load_then_break_then_fix() {
         (s["data"]["success"] == false).then_some(s)
     });
     let errors = status["data"]["errors"].to_string();
-    assert!(errors.contains("r.toml") && errors.contains("unknown field `parms`"), "{errors}");
+    assert!(
+        errors.contains("r.toml") && errors.contains("unknown field `parms`"),
+        "{errors}"
+    );
     assert!(server.metric("faultline_reload_failures_total").unwrap() >= 1.0);
-    assert_eq!(server.metric("faultline_config_last_reload_successful"), Some(0.0));
+    assert_eq!(
+        server.metric("faultline_config_last_reload_successful"),
+        Some(0.0)
+    );
     let before = evaluations(&server);
     wait_for("the old version to keep evaluating", || {
         (evaluations(&server) >= before + 5.0).then_some(())
@@ -118,8 +144,15 @@ fn edit_under_load_then_break_then_fix() {
     wait_for("version 4 to be active", || {
         annotation(&server, "a").filter(|(v, _, _)| v == "4")
     });
-    assert_eq!(server.get_json("/api/v1/status/reload")["data"]["success"], true);
-    assert_eq!(annotation(&server, "a").unwrap().2, active_at, "still the same alert");
+    assert_eq!(
+        server.get_json("/api/v1/status/reload")["data"]["success"],
+        true
+    );
+    assert_eq!(
+        annotation(&server, "a").unwrap().2,
+        active_at,
+        "still the same alert"
+    );
 }
 
 #[test]
@@ -141,7 +174,10 @@ fn reload_endpoint_and_sighup() {
 
     dir.write("r.toml", &rule("5", 2.0));
     let pid = server.pid();
-    std::process::Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap();
     server.push("node/instance/a", "load 9\n");
     wait_for("version 5 after SIGHUP", || {
         annotation(&server, "a").filter(|(v, _, _)| v == "5")

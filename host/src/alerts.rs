@@ -276,7 +276,12 @@ mod tests {
     fn held_alerts_survive_missing_findings_until_the_hold_ends() {
         let mut r = RuleAlerts::default();
         r.update(0, vec![obs("a", 1.0)], Duration::ZERO, Duration::ZERO);
-        r.update(0, vec![obs("p", 1.0)], Duration::from_secs(600), Duration::ZERO);
+        r.update(
+            0,
+            vec![obs("p", 1.0)],
+            Duration::from_secs(600),
+            Duration::ZERO,
+        );
         r.hold(10 * S);
         r.update(5 * S, vec![], Duration::ZERO, Duration::ZERO);
         assert_eq!(status(&r, "a"), Some(Status::Firing));

@@ -37,6 +37,28 @@ enum Command {
         #[arg(long = "plugins")]
         plugins: Vec<PathBuf>,
     },
+    /// Run rule unit tests (input series, expected alerts) against the real plugins.
+    Test {
+        /// Test files (`*_test.toml`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Extra folder to look for plugin components in (repeatable).
+        #[arg(long = "plugins")]
+        plugins: Vec<PathBuf>,
+    },
+    /// Create a plugin crate with a unit test and a rule file.
+    New {
+        /// The world: detector, localizer or recovery.
+        world: String,
+        /// The plugin's name (lowercase, dashes).
+        name: String,
+        /// Where to create it [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The faultline-sdk folder [default: the one this binary was built from].
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Validate a rules directory: every file, rule, receiver and plugin.
     Check {
         /// Rules directory [default: rules].
@@ -78,6 +100,34 @@ fn main() -> ExitCode {
             };
             match rt.block_on(faultline::serve(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Test { files, plugins } => {
+            if faultline::ruletest::run(&files, &plugins) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::New {
+            world,
+            name,
+            dir,
+            sdk,
+        } => {
+            let Some(sdk) = sdk.or_else(faultline::scaffold::default_sdk) else {
+                return fail("cannot find faultline-sdk: give its folder with --sdk");
+            };
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            match faultline::scaffold::create(&world, &name, &dir, &sdk) {
+                Ok(files) => {
+                    for f in files {
+                        println!("created {}", f.display());
+                    }
+                    println!("\nnext: cd {} && make test", dir.display());
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(e),
             }
         }

@@ -65,7 +65,8 @@ impl Nflog {
                          PRIMARY KEY (receiver, group_key)
                      );",
                 )?;
-                let mut st = c.prepare("SELECT receiver, group_key, firing, notified_at FROM nflog")?;
+                let mut st =
+                    c.prepare("SELECT receiver, group_key, firing, notified_at FROM nflog")?;
                 let rows = st.query_map([], |r| {
                     let firing: String = r.get(2)?;
                     let set = firing
@@ -84,7 +85,11 @@ impl Nflog {
     }
 
     fn record(&mut self, receiver: &str, key: &str, firing: BTreeSet<u64>, at: i64) {
-        let text = firing.iter().map(|f| format!("{f:016x}")).collect::<Vec<_>>().join(",");
+        let text = firing
+            .iter()
+            .map(|f| format!("{f:016x}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let r = self.db.with(|c| {
             c.execute(
                 "INSERT INTO nflog (receiver, group_key, firing, notified_at) VALUES (?1, ?2, ?3, ?4)
@@ -96,7 +101,8 @@ impl Nflog {
         if let Err(e) = r {
             tracing::error!(receiver, group = key, "writing the notification log: {e}");
         }
-        self.entries.insert((receiver.to_string(), key.to_string()), (firing, at));
+        self.entries
+            .insert((receiver.to_string(), key.to_string()), (firing, at));
     }
 }
 
@@ -164,7 +170,10 @@ impl Dispatcher {
             let mut routes: Vec<&Route> = tree.map(|t| t.matches(&a.labels)).unwrap_or_default();
             let own;
             if let Some(rec) = &r.recovery {
-                own = direct.entry(rec.clone()).or_insert_with(|| Route::direct(rec)).clone();
+                own = direct
+                    .entry(rec.clone())
+                    .or_insert_with(|| Route::direct(rec))
+                    .clone();
                 routes.push(&own);
             }
             for route in routes {
@@ -207,17 +216,25 @@ impl Dispatcher {
                 .unwrap_or((BTreeSet::new(), i64::MIN));
             let newly_resolved = notified.iter().any(|f| !firing.contains(f));
             let needs = !firing.is_subset(&notified)
-                || (newly_resolved && members.iter().any(|a| a.status == Status::Resolved && notified.contains(&a.labels.fingerprint())))
-                || (!firing.is_empty() && now.saturating_sub(notified_at) >= route.repeat_interval.as_millis() as i64);
+                || (newly_resolved
+                    && members.iter().any(|a| {
+                        a.status == Status::Resolved && notified.contains(&a.labels.fingerprint())
+                    }))
+                || (!firing.is_empty()
+                    && now.saturating_sub(notified_at) >= route.repeat_interval.as_millis() as i64);
             if !needs {
                 // Alerts that vanished (silenced, rule removed) are forgotten quietly.
                 if newly_resolved {
-                    state.nflog.record(&receiver_name, &key, firing, notified_at);
+                    state
+                        .nflog
+                        .record(&receiver_name, &key, firing, notified_at);
                 }
                 continue;
             }
             // Firing alerts, and resolved ones that were notified as firing.
-            members.retain(|a| a.status == Status::Firing || notified.contains(&a.labels.fingerprint()));
+            members.retain(|a| {
+                a.status == Status::Firing || notified.contains(&a.labels.fingerprint())
+            });
             members.sort_by(|a, b| a.labels.cmp(&b.labels));
             let Some(receiver) = receivers.get(&receiver_name) else {
                 tracing::error!(receiver = %receiver_name, "no such receiver: dropping notification");
@@ -248,11 +265,20 @@ impl Dispatcher {
 
     /// Forgets queues for receivers replaced by a reload, so new deliveries use the new ones.
     pub fn receivers_reloaded(&self) {
-        self.queues.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
-fn delivery(receiver: &str, key: &str, gl: &Labels, alerts: &[&Alert], firing: BTreeSet<u64>) -> Delivery {
+fn delivery(
+    receiver: &str,
+    key: &str,
+    gl: &Labels,
+    alerts: &[&Alert],
+    firing: BTreeSet<u64>,
+) -> Delivery {
     let mut h = Sha256::new();
     h.update(receiver.as_bytes());
     h.update([0]);
@@ -263,7 +289,11 @@ fn delivery(receiver: &str, key: &str, gl: &Labels, alerts: &[&Alert], firing: B
         h.update(a.active_at.to_be_bytes());
     }
     let idempotency_key = hex::encode(&h.finalize()[..16]);
-    let status = if firing.is_empty() { "resolved" } else { "firing" };
+    let status = if firing.is_empty() {
+        "resolved"
+    } else {
+        "firing"
+    };
     Delivery {
         receiver: receiver.to_string(),
         group_key: key.to_string(),
@@ -337,18 +367,23 @@ async fn deliver(
                 Ok(Ok(types::Outcome::Done(msg))) => {
                     tracing::info!(receiver = %name, incident = %d.incident.id, attempt, "delivered: {msg}");
                     // Logged before it is counted: whoever sees the count sees the log.
-                    state.lock().unwrap_or_else(|e| e.into_inner()).nflog.record(
-                        &d.receiver,
-                        &d.group_key,
-                        d.firing.clone(),
-                        crate::now_ms(),
+                    state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .nflog
+                        .record(&d.receiver, &d.group_key, d.firing.clone(), crate::now_ms());
+                    metrics.inc(
+                        "faultline_notifications_total",
+                        &[("receiver", &name), ("outcome", "done")],
                     );
-                    metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "done")]);
                     break true;
                 }
                 Ok(Ok(types::Outcome::Failed(msg))) => {
                     tracing::error!(receiver = %name, incident = %d.incident.id, attempt, "recovery failed: {msg}");
-                    metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "failed")]);
+                    metrics.inc(
+                        "faultline_notifications_total",
+                        &[("receiver", &name), ("outcome", "failed")],
+                    );
                     break false;
                 }
                 Ok(Ok(types::Outcome::RetryLater(msg))) => msg,
@@ -359,10 +394,16 @@ async fn deliver(
                 Ok(Err(e)) => e.to_string(),
                 Err(e) => format!("recovery task failed: {e}"),
             };
-            metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "retry")]);
+            metrics.inc(
+                "faultline_notifications_total",
+                &[("receiver", &name), ("outcome", "retry")],
+            );
             if attempt >= receiver.max_attempts {
                 tracing::error!(receiver = %name, incident = %d.incident.id, attempt, "giving up: {retry_reason}");
-                metrics.inc("faultline_notifications_total", &[("receiver", &name), ("outcome", "gave_up")]);
+                metrics.inc(
+                    "faultline_notifications_total",
+                    &[("receiver", &name), ("outcome", "gave_up")],
+                );
                 break false;
             }
             tracing::warn!(receiver = %name, incident = %d.incident.id, attempt, "will retry: {retry_reason}");
@@ -370,7 +411,11 @@ async fn deliver(
             attempt += 1;
         };
         let id = (d.receiver.clone(), d.group_key.clone());
-        state.lock().unwrap_or_else(|e| e.into_inner()).in_flight.remove(&id);
+        state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .in_flight
+            .remove(&id);
         if !delivered {
             tracing::warn!(receiver = %name, group = %d.group_key, "not delivered: the group is notified again at its next flush");
         }
@@ -384,12 +429,17 @@ mod tests {
     #[test]
     fn group_key_is_alertmanagers_form() {
         let gl = Labels::from_pairs([("alertname", "HighLoad"), ("job", "node")]);
-        assert_eq!(group_key("{}", &gl), r#"{}:{alertname="HighLoad",job="node"}"#);
+        assert_eq!(
+            group_key("{}", &gl),
+            r#"{}:{alertname="HighLoad",job="node"}"#
+        );
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(700));
+        assert!(
+            backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(700)
+        );
         assert!(backoff(3) >= Duration::from_secs(2));
         assert!(backoff(30) <= Duration::from_secs(75));
     }
@@ -402,7 +452,8 @@ mod tests {
         log.record("hook", "{}:{a=\"1\"}", BTreeSet::from([1, 0xabc]), 42);
         let log = Nflog::open(Db::open(&dir.path().join("f.db")).unwrap());
         assert_eq!(
-            log.entries.get(&("hook".to_string(), "{}:{a=\"1\"}".to_string())),
+            log.entries
+                .get(&("hook".to_string(), "{}:{a=\"1\"}".to_string())),
             Some(&(BTreeSet::from([1, 0xabc]), 42))
         );
     }

@@ -75,8 +75,16 @@ impl Route {
         Self::node(config, &root, receivers, true)
     }
 
-    fn node(config: &RouteConfig, parent: &Route, receivers: &[&str], root: bool) -> Result<Route, String> {
-        let receiver = config.receiver.clone().unwrap_or_else(|| parent.receiver.clone());
+    fn node(
+        config: &RouteConfig,
+        parent: &Route,
+        receivers: &[&str],
+        root: bool,
+    ) -> Result<Route, String> {
+        let receiver = config
+            .receiver
+            .clone()
+            .unwrap_or_else(|| parent.receiver.clone());
         if !receivers.contains(&receiver.as_str()) {
             return Err(format!(
                 "route refers to receiver {receiver:?}, which is not defined (known: {})",
@@ -92,7 +100,10 @@ impl Route {
                 .map(|m| m.trim().to_string())
                 .collect::<Vec<_>>()
                 .join(", ");
-            Some(Selector::parse(&format!("{{{text}}}")).map_err(|e| format!("matchers {:?}: {e}", config.matchers))?)
+            Some(
+                Selector::parse(&format!("{{{text}}}"))
+                    .map_err(|e| format!("matchers {:?}: {e}", config.matchers))?,
+            )
         };
         let group_by = match &config.group_by {
             None => parent.group_by.clone(),
@@ -122,7 +133,9 @@ impl Route {
             continue_: config.continue_,
             group_wait: config.group_wait.map_or(parent.group_wait, |d| d.0),
             group_interval: config.group_interval.map_or(parent.group_interval, |d| d.0),
-            repeat_interval: config.repeat_interval.map_or(parent.repeat_interval, |d| d.0),
+            repeat_interval: config
+                .repeat_interval
+                .map_or(parent.repeat_interval, |d| d.0),
             routes: Vec::new(),
         };
         for child in &config.routes {
@@ -219,9 +232,15 @@ matchers = ['service="db"']
         assert_eq!(receivers(&t, &[("alertname", "A")]), ["default"]);
         assert_eq!(receivers(&t, &[("severity", "page")]), ["pager"]);
         // `continue` on the audit route lets matching go on to the pager route.
-        assert_eq!(receivers(&t, &[("severity", "page"), ("team", "x")]), ["audit", "pager"]);
+        assert_eq!(
+            receivers(&t, &[("severity", "page"), ("team", "x")]),
+            ["audit", "pager"]
+        );
         // The deepest match receives; the later sibling for db is not reached.
-        assert_eq!(receivers(&t, &[("severity", "page"), ("service", "db")]), ["db-team"]);
+        assert_eq!(
+            receivers(&t, &[("severity", "page"), ("service", "db")]),
+            ["db-team"]
+        );
         assert_eq!(receivers(&t, &[("service", "db")]), ["db-team"]);
     }
 
@@ -241,7 +260,12 @@ matchers = ['service="db"']
     #[test]
     fn group_labels() {
         let l = Labels::from_pairs([("alertname", "A"), ("instance", "x")]);
-        assert_eq!(GroupBy::Labels(vec!["alertname".into()]).group_labels(&l).to_string(), r#"{alertname="A"}"#);
+        assert_eq!(
+            GroupBy::Labels(vec!["alertname".into()])
+                .group_labels(&l)
+                .to_string(),
+            r#"{alertname="A"}"#
+        );
         assert_eq!(GroupBy::All.group_labels(&l), l);
         assert!(GroupBy::Labels(vec![]).group_labels(&l).is_empty());
     }
@@ -249,8 +273,17 @@ matchers = ['service="db"']
     #[test]
     fn bad_trees_are_refused() {
         let c: RouteConfig = toml::from_str("receiver = \"nope\"").unwrap();
-        assert!(Route::build(&c, &["default"]).unwrap_err().contains("\"nope\""));
-        let c: RouteConfig = toml::from_str("receiver = \"default\"\n[[routes]]\nmatchers = ['a=~\"(\"']").unwrap();
-        assert!(Route::build(&c, &["default"]).unwrap_err().contains("invalid regex"));
+        assert!(
+            Route::build(&c, &["default"])
+                .unwrap_err()
+                .contains("\"nope\"")
+        );
+        let c: RouteConfig =
+            toml::from_str("receiver = \"default\"\n[[routes]]\nmatchers = ['a=~\"(\"']").unwrap();
+        assert!(
+            Route::build(&c, &["default"])
+                .unwrap_err()
+                .contains("invalid regex")
+        );
     }
 }

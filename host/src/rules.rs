@@ -115,6 +115,8 @@ pub struct RuleSet {
     pub receivers: BTreeMap<String, Arc<Receiver>>,
     /// Inhibition rules of every file, with the file each came from.
     pub inhibit_rules: Vec<(PathBuf, InhibitRuleConfig)>,
+    /// The inhibit rules, validated and indexed.
+    pub inhibitor: crate::inhibit::Inhibitor,
     /// The routing tree, if a file defines one.
     pub route: Option<(PathBuf, RouteConfig)>,
     /// The validated routing tree.
@@ -185,13 +187,23 @@ pub struct Receiver {
     pub instance: Mutex<Instance>,
 }
 
-/// Reads and validates every `*.toml` file in `dir`, loading and configuring plugins.
+/// Whether a file in the rules directory is a rule unit test (`*_test.toml`) rather than a
+/// rule file.
+pub fn is_test_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with("_test.toml"))
+}
+
+/// Reads and validates every rule file (`*.toml` but `*_test.toml`) in `dir`, loading and
+/// configuring plugins.
 pub fn load_dir(dir: &Path, cx: &LoadContext<'_>) -> Result<RuleSet, LoadErrors> {
-    let mut errors = Vec::new();
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+    let files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "toml") && p.is_file() && !is_test_file(p)
+            })
             .collect(),
         Err(e) => {
             return Err(LoadErrors(vec![RuleError {
@@ -203,6 +215,17 @@ pub fn load_dir(dir: &Path, cx: &LoadContext<'_>) -> Result<RuleSet, LoadErrors>
             }]));
         }
     };
+    load_files(dir, files, cx)
+}
+
+/// Reads and validates the given rule files; plugins are looked for in `dir`, its
+/// `plugins/` folder and the context's plugin folders.
+pub fn load_files(
+    dir: &Path,
+    mut files: Vec<PathBuf>,
+    cx: &LoadContext<'_>,
+) -> Result<RuleSet, LoadErrors> {
+    let mut errors = Vec::new();
     files.sort();
     let mut parsed = Vec::new();
     for path in files {
@@ -286,9 +309,13 @@ pub fn load_dir(dir: &Path, cx: &LoadContext<'_>) -> Result<RuleSet, LoadErrors>
         }
     }
     let mut inhibit_rules = Vec::new();
+    let mut inhibit = Vec::new();
     let mut route: Option<(PathBuf, RouteConfig)> = None;
-    for (path, _, file) in &parsed {
+    for (path, text, file) in &parsed {
         inhibit_rules.extend(file.inhibit_rules.iter().map(|r| (path.clone(), r.clone())));
+        let (valid, errors) = crate::inhibit::validate_file(path, text, &file.inhibit_rules);
+        inhibit.extend(valid);
+        loader.errors.extend(errors);
         if let Some(r) = &file.route {
             if let Some((first, _)) = &route {
                 loader.errors.push(RuleError {
@@ -325,6 +352,7 @@ pub fn load_dir(dir: &Path, cx: &LoadContext<'_>) -> Result<RuleSet, LoadErrors>
             groups,
             receivers,
             inhibit_rules,
+            inhibitor: crate::inhibit::Inhibitor::new(inhibit),
             route,
             tree,
         })

@@ -248,8 +248,13 @@ impl Service {
                 svc.store.gc(crate::now_ms());
                 svc.external.gc(crate::now_ms());
                 svc.silences.gc(crate::now_ms());
-                svc.metrics.set("faultline_series", &[], svc.store.series_count() as f64);
-                svc.metrics.set("faultline_log_streams", &[], svc.store.stream_count() as f64);
+                svc.metrics
+                    .set("faultline_series", &[], svc.store.series_count() as f64);
+                svc.metrics.set(
+                    "faultline_log_streams",
+                    &[],
+                    svc.store.stream_count() as f64,
+                );
             }
         });
         crate::reload::watch(self.clone());
@@ -288,23 +293,28 @@ impl Service {
         let _one_at_a_time = self.reloading.lock().await;
         let started = Instant::now();
         let svc = self.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_rules(&svc.config, &svc.runtime, &svc.db))
-            .await
-            .unwrap_or_else(|e| Err(LoadErrors(vec![crate::rules::RuleError {
-                file: self.config.rules_dir.clone(),
-                line: None,
-                item: None,
-                field: None,
-                message: format!("reload task failed: {e}"),
-            }])));
+        let loaded =
+            tokio::task::spawn_blocking(move || load_rules(&svc.config, &svc.runtime, &svc.db))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(LoadErrors(vec![crate::rules::RuleError {
+                        file: self.config.rules_dir.clone(),
+                        line: None,
+                        item: None,
+                        field: None,
+                        message: format!("reload task failed: {e}"),
+                    }]))
+                });
         let now = crate::now_ms();
         let mut status = self.reload_status.lock().unwrap_or_else(|e| e.into_inner());
         status.last_attempt = Some(now);
         match loaded {
             Ok(rules) => {
-                let ids: std::collections::HashSet<String> = rules.rules().map(|r| r.id()).collect();
+                let ids: std::collections::HashSet<String> =
+                    rules.rules().map(|r| r.id()).collect();
                 self.store.retain_at_least(rules.max_range());
-                self.metrics.set("faultline_rules_loaded", &[], ids.len() as f64);
+                self.metrics
+                    .set("faultline_rules_loaded", &[], ids.len() as f64);
                 *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
                 self.generation.send_modify(|g| *g += 1);
                 self.dispatcher.receivers_reloaded();
@@ -325,7 +335,8 @@ impl Service {
                     last_success: Some(now),
                     errors: Vec::new(),
                 };
-                self.metrics.set("faultline_config_last_reload_successful", &[], 1.0);
+                self.metrics
+                    .set("faultline_config_last_reload_successful", &[], 1.0);
                 tracing::info!(took = ?started.elapsed(), rules = ids.len(), "rules reloaded");
                 self.wake.notify_one();
                 Ok(())
@@ -334,7 +345,8 @@ impl Service {
                 status.success = false;
                 status.errors = errors.0.iter().map(|e| e.to_string()).collect();
                 self.metrics.inc("faultline_reload_failures_total", &[]);
-                self.metrics.set("faultline_config_last_reload_successful", &[], 0.0);
+                self.metrics
+                    .set("faultline_config_last_reload_successful", &[], 0.0);
                 tracing::error!("reload failed, the previous rules keep running:\n{errors}");
                 Err(errors)
             }
@@ -343,14 +355,19 @@ impl Service {
 
     /// The outcome of the last reload.
     pub fn reload_status(&self) -> ReloadStatus {
-        self.reload_status.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.reload_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Every alert the dispatcher routes: rule alerts with their rule's receiver.
     pub fn routed_alerts(&self) -> Vec<Routed> {
         let rules = self.rules();
-        let recovery: HashMap<String, Option<String>> =
-            rules.rules().map(|r| (r.id(), r.recovery.clone())).collect();
+        let recovery: HashMap<String, Option<String>> = rules
+            .rules()
+            .map(|r| (r.id(), r.recovery.clone()))
+            .collect();
         let all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
         all.iter()
             .flat_map(|(id, ra)| {
@@ -430,7 +447,13 @@ impl Service {
         for c in &changes {
             tracing::info!(rule = %id, alert = %c.labels, from = ?c.from, to = ?c.to, "alert changed");
         }
-        if let Err(e) = persist::save(&self.db, &id, alerts, &changes, !rule.keep_firing_for.is_zero()) {
+        if let Err(e) = persist::save(
+            &self.db,
+            &id,
+            alerts,
+            &changes,
+            !rule.keep_firing_for.is_zero(),
+        ) {
             tracing::error!(rule = %id, "saving alerts: {e}");
         }
         if !changes.is_empty() {
@@ -529,7 +552,7 @@ impl Service {
 
 /// The blocking part of an evaluation: select, call the plugin, turn findings into
 /// observations.
-fn evaluate_blocking(
+pub(crate) fn evaluate_blocking(
     rule: &Rule,
     store: &Store,
     now: i64,
