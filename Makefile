@@ -6,7 +6,7 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 WASM_TARGET := wasm32-wasip2
 # Bundled plugins, copied beside the bundled rules; test plugins stay in the target dir.
-PLUGINS := threshold webhook
+PLUGINS := threshold webhook log-count
 TEST_PLUGINS := sandbox-loop sandbox-alloc sandbox-trap
 PLUGIN_OUT := $(TARGET_DIR)/$(WASM_TARGET)/plugin
 RULES_PLUGINS := rules/plugins
@@ -31,4 +31,5 @@ bench: plugins
 plugins:
 	$(CARGO) build --profile plugin --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS))
 	mkdir -p $(RULES_PLUGINS)
-	cp $(addprefix $(PLUGIN_OUT)/,$(addsuffix .wasm,$(PLUGINS))) $(RULES_PLUGINS)/
+# Cargo names a `log-count` crate's output log_count.wasm; rules name it `log-count`.
+	for p in $(PLUGINS); do cp $(PLUGIN_OUT)/$$(echo $$p | tr - _).wasm $(RULES_PLUGINS)/$$p.wasm; done

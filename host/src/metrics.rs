@@ -80,6 +80,22 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "gauge",
         "1 if the last reload of the rules directory succeeded.",
     ),
+    (
+        "faultline_alerts_received_total",
+        "counter",
+        "External alerts received, by source (api, webhook) and status.",
+    ),
+    (
+        "faultline_alerts_invalid_total",
+        "counter",
+        "Requests with invalid external alerts, by source.",
+    ),
+    (
+        "faultline_external_alerts",
+        "gauge",
+        "External alerts held, by state.",
+    ),
+    ("faultline_silences", "gauge", "Silences, by state."),
 ];
 
 /// A registry of labelled values.

@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::ingest::{self, IngestError};
 use crate::service::Service;
 
+pub mod alertmanager;
 mod ingestion;
 
 /// An error answered to a client: a status and a message naming what is wrong.
@@ -59,6 +60,7 @@ pub fn app(svc: Shared) -> Router {
         .route("/api/v1/rules", get(rules_list))
         .route("/api/v1/alerts", get(alerts_list))
         .merge(ingestion::routes())
+        .merge(alertmanager::routes())
         .with_state(svc)
 }
 
@@ -72,6 +74,7 @@ async fn ready(State(svc): State<Shared>) -> Response {
 
 async fn metrics(State(svc): State<Shared>) -> Response {
     ingestion::export_dropped(&svc);
+    alertmanager::export_metrics(&svc);
     (
         [(
             header::CONTENT_TYPE,

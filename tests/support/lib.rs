@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+pub mod alertmanager;
 pub mod programs;
 
 /// How long any condition is waited for before a test fails.

@@ -103,7 +103,7 @@ enum Pattern {
 
 impl Matcher {
     /// Builds a matcher; for a regex operator, an error is the regex compiler's reason.
-    fn new(name: String, op: MatchOp, value: String) -> Result<Self, String> {
+    pub fn new(name: String, op: MatchOp, value: String) -> Result<Self, String> {
         let pattern = if op.is_regex() {
             compile_anchored(&value)?
         } else {

@@ -1,0 +1,480 @@
+//! External alerts: alerts that other programs send, through Alertmanager's API
+//! (`POST /api/v2/alerts`: Prometheus, vmalert, Grafana, `amtool alert add`) or as an
+//! Alertmanager's webhook notifications. They join the alert lifecycle beside rule alerts
+//! and are routed, silenced and inhibited like them.
+//!
+//! Their life is Alertmanager's: an alert is identified by its label set (fingerprint); it
+//! fires from `startsAt` (default: when received) until `endsAt` (default: when received plus
+//! the resolve timeout, so a sender that stops refreshing it lets it resolve); a re-post
+//! refreshes it, merged with what is known as Alertmanager merges. Once `endsAt` has passed
+//! it is resolved, kept [`RESOLVED_RETENTION`] so that its resolution is notified, then
+//! forgotten.
+//!
+//! Every accepted alert is in the database before the sender gets its answer, and intake
+//! stays fast by group commit: one writer thread writes whatever requests are waiting in one
+//! transaction, then answers them all.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rusqlite::params;
+use tokio::sync::oneshot;
+
+use crate::alerts::{Alert, RESOLVED_RETENTION, Status};
+use crate::db::{Db, DbError};
+use crate::ingest::alerts::PostableAlert;
+use crate::model::Labels;
+
+/// An alert received from outside.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExternalAlert {
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// Times in ms since the epoch.
+    pub starts_at: i64,
+    pub ends_at: i64,
+    /// When it was last received.
+    pub updated_at: i64,
+    pub generator_url: Option<String>,
+    /// Whether `ends_at` is the resolve timeout rather than a time the sender gave.
+    pub timeout: bool,
+}
+
+impl ExternalAlert {
+    /// An alert as received at `now`, with Alertmanager's defaults for missing times.
+    pub fn received(p: PostableAlert, now: i64, resolve_timeout: Duration) -> ExternalAlert {
+        let starts_at = p.starts_at.or(p.ends_at).unwrap_or(now);
+        let (ends_at, timeout) = match p.ends_at {
+            Some(e) => (e, false),
+            None => (now + resolve_timeout.as_millis() as i64, true),
+        };
+        ExternalAlert {
+            labels: p.labels,
+            annotations: p.annotations,
+            starts_at,
+            ends_at,
+            updated_at: now,
+            generator_url: p.generator_url,
+            timeout,
+        }
+    }
+
+    /// Whether its end has passed.
+    pub fn is_resolved(&self, now: i64) -> bool {
+        self.ends_at <= now
+    }
+
+    /// The alert as the lifecycle, the dispatcher and inhibition see it at `now`: firing
+    /// from `startsAt`, resolved at `endsAt` once that has passed.
+    pub fn alert(&self, now: i64) -> Alert {
+        let resolved = self.is_resolved(now);
+        Alert {
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            value: None,
+            status: if resolved {
+                Status::Resolved
+            } else {
+                Status::Firing
+            },
+            active_at: self.starts_at,
+            fired_at: Some(self.starts_at),
+            resolved_at: resolved.then_some(self.ends_at),
+            last_seen: self.updated_at,
+            hold_until: None,
+        }
+    }
+
+    /// Combines a re-posted alert with what is known, if their activity overlaps (else the
+    /// new one replaces the old), as Alertmanager does: the younger one's contents, the
+    /// earliest start, and the latest end unless that end was a timeout.
+    fn merge(old: &ExternalAlert, new: ExternalAlert, now: i64) -> ExternalAlert {
+        let overlaps = (new.ends_at > old.starts_at && new.ends_at < old.ends_at)
+            || (new.starts_at > old.starts_at && new.starts_at < old.ends_at);
+        if !overlaps {
+            return new;
+        }
+        let (older, mut merged) = if new.updated_at < old.updated_at {
+            (&new, old.clone())
+        } else {
+            (old, new.clone())
+        };
+        merged.starts_at = merged.starts_at.min(older.starts_at);
+        let later_end = older.ends_at > merged.ends_at;
+        if merged.is_resolved(now) {
+            if older.is_resolved(now) && later_end {
+                merged.ends_at = older.ends_at;
+            }
+        } else if later_end && !older.timeout {
+            merged.ends_at = older.ends_at;
+        }
+        merged
+    }
+}
+
+/// Why received alerts could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storing alerts: {0}")]
+    Db(String),
+    #[error("the alert writer has stopped")]
+    WriterStopped,
+}
+
+/// The external alerts, in memory and in the database.
+pub struct ExternalAlerts {
+    alerts: RwLock<HashMap<u64, Arc<ExternalAlert>>>,
+    writer: mpsc::Sender<Job>,
+}
+
+/// Writes that one request (or housekeeping) waits for.
+struct Job {
+    writes: Vec<Write>,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+enum Write {
+    Upsert(Arc<ExternalAlert>),
+    Delete(u64),
+}
+
+impl ExternalAlerts {
+    /// Loads the external alerts of the database (forgetting those resolved too long ago)
+    /// and starts the writer thread, which stops when this is dropped.
+    pub fn open(db: &Db, now: i64) -> Result<ExternalAlerts, DbError> {
+        let horizon = now - RESOLVED_RETENTION.as_millis() as i64;
+        let loaded = db.with(|c| -> rusqlite::Result<Vec<ExternalAlert>> {
+            c.execute_batch(
+                "CREATE TABLE IF NOT EXISTS external_alerts (
+                     fingerprint INTEGER PRIMARY KEY,
+                     labels TEXT NOT NULL,
+                     annotations TEXT NOT NULL,
+                     starts_at INTEGER NOT NULL,
+                     ends_at INTEGER NOT NULL,
+                     updated_at INTEGER NOT NULL,
+                     generator_url TEXT,
+                     timeout INTEGER NOT NULL
+                 );",
+            )?;
+            c.execute(
+                "DELETE FROM external_alerts WHERE ends_at < ?1",
+                params![horizon],
+            )?;
+            let mut st = c.prepare(
+                "SELECT labels, annotations, starts_at, ends_at, updated_at, generator_url, timeout
+                 FROM external_alerts",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(ExternalAlert {
+                    labels: labels_from_json(&r.get::<_, String>(0)?),
+                    annotations: labels_from_json(&r.get::<_, String>(1)?),
+                    starts_at: r.get(2)?,
+                    ends_at: r.get(3)?,
+                    updated_at: r.get(4)?,
+                    generator_url: r.get(5)?,
+                    timeout: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })?;
+        let alerts = loaded
+            .into_iter()
+            .map(|a| (a.labels.fingerprint(), Arc::new(a)))
+            .collect();
+        let (writer, jobs) = mpsc::channel();
+        let db = db.clone();
+        std::thread::Builder::new()
+            .name("external-alerts-writer".into())
+            .spawn(move || write_loop(&db, &jobs))
+            .expect("spawning the external alerts writer thread");
+        Ok(ExternalAlerts {
+            alerts: RwLock::new(alerts),
+            writer,
+        })
+    }
+
+    /// Takes in alerts received at `now` and returns once they are in the database.
+    /// `resolve_timeout` sets the end of alerts that do not give one.
+    pub async fn receive(
+        &self,
+        posted: Vec<PostableAlert>,
+        now: i64,
+        resolve_timeout: Duration,
+    ) -> Result<(), StoreError> {
+        if posted.is_empty() {
+            return Ok(());
+        }
+        let (done, committed) = oneshot::channel();
+        {
+            // Merged and queued under the lock, so the database sees writes in memory's order.
+            let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+            let mut writes = Vec::with_capacity(posted.len());
+            for p in posted {
+                let new = ExternalAlert::received(p, now, resolve_timeout);
+                let fp = new.labels.fingerprint();
+                let alert = Arc::new(match alerts.get(&fp) {
+                    Some(old) => ExternalAlert::merge(old, new, now),
+                    None => new,
+                });
+                alerts.insert(fp, alert.clone());
+                writes.push(Write::Upsert(alert));
+            }
+            self.writer
+                .send(Job {
+                    writes,
+                    done: Some(done),
+                })
+                .map_err(|_| StoreError::WriterStopped)?;
+        }
+        committed
+            .await
+            .map_err(|_| StoreError::WriterStopped)?
+            .map_err(StoreError::Db)
+    }
+
+    /// Every external alert, as received.
+    pub fn snapshot(&self) -> Vec<Arc<ExternalAlert>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Every external alert as the lifecycle sees it at `now` (firing or resolved).
+    pub fn alerts(&self, now: i64) -> Vec<Alert> {
+        self.read().values().map(|a| a.alert(now)).collect()
+    }
+
+    /// How many are firing and how many resolved at `now`.
+    pub fn counts(&self, now: i64) -> (usize, usize) {
+        let alerts = self.read();
+        let resolved = alerts.values().filter(|a| a.is_resolved(now)).count();
+        (alerts.len() - resolved, resolved)
+    }
+
+    /// Forgets alerts resolved more than [`RESOLVED_RETENTION`] before `now`.
+    pub fn gc(&self, now: i64) {
+        let horizon = now - RESOLVED_RETENTION.as_millis() as i64;
+        let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+        let old: Vec<u64> = alerts
+            .iter()
+            .filter(|(_, a)| a.ends_at < horizon)
+            .map(|(fp, _)| *fp)
+            .collect();
+        if old.is_empty() {
+            return;
+        }
+        for fp in &old {
+            alerts.remove(fp);
+        }
+        let writes = old.into_iter().map(Write::Delete).collect();
+        self.writer.send(Job { writes, done: None }).ok();
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Arc<ExternalAlert>>> {
+        self.alerts.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The writer thread: each round takes every waiting job, writes them in one transaction
+/// and answers each.
+fn write_loop(db: &Db, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut round = vec![first];
+        round.extend(jobs.try_iter().take(4096));
+        let result = db
+            .with(|c| -> rusqlite::Result<()> {
+                let tx = c.unchecked_transaction()?;
+                {
+                    let mut upsert = tx.prepare_cached(
+                        "INSERT INTO external_alerts (fingerprint, labels, annotations,
+                             starts_at, ends_at, updated_at, generator_url, timeout)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT (fingerprint) DO UPDATE SET labels = excluded.labels,
+                             annotations = excluded.annotations, starts_at = excluded.starts_at,
+                             ends_at = excluded.ends_at, updated_at = excluded.updated_at,
+                             generator_url = excluded.generator_url, timeout = excluded.timeout",
+                    )?;
+                    let mut delete =
+                        tx.prepare_cached("DELETE FROM external_alerts WHERE fingerprint = ?1")?;
+                    for w in round.iter().flat_map(|j| &j.writes) {
+                        match w {
+                            Write::Upsert(a) => {
+                                upsert.execute(params![
+                                    a.labels.fingerprint() as i64,
+                                    labels_json(&a.labels),
+                                    labels_json(&a.annotations),
+                                    a.starts_at,
+                                    a.ends_at,
+                                    a.updated_at,
+                                    a.generator_url,
+                                    a.timeout
+                                ])?;
+                            }
+                            Write::Delete(fp) => {
+                                delete.execute(params![*fp as i64])?;
+                            }
+                        }
+                    }
+                }
+                tx.commit()
+            })
+            .map_err(|e| e.to_string());
+        if let Err(e) = &result {
+            tracing::error!("writing external alerts: {e}");
+        }
+        for job in round {
+            if let Some(done) = job.done {
+                done.send(result.clone()).ok();
+            }
+        }
+    }
+}
+
+fn labels_json(l: &Labels) -> String {
+    serde_json::to_string(&l.iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+}
+
+fn labels_from_json(s: &str) -> Labels {
+    let pairs: Vec<(String, String)> = serde_json::from_str(s).unwrap_or_default();
+    Labels::from_pairs(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    const TIMEOUT: Duration = Duration::from_secs(300);
+
+    fn posted(name: &str, starts_at: Option<i64>, ends_at: Option<i64>) -> PostableAlert {
+        PostableAlert {
+            labels: Labels::from_pairs([("alertname", name)]),
+            annotations: Labels::from_pairs([("summary", "s")]),
+            starts_at,
+            ends_at,
+            generator_url: Some("http://prometheus/graph".into()),
+        }
+    }
+
+    fn one(ext: &ExternalAlerts) -> ExternalAlert {
+        let all = ext.snapshot();
+        assert_eq!(all.len(), 1);
+        (*all[0]).clone()
+    }
+
+    #[tokio::test]
+    async fn missing_times_default_as_in_alertmanager() {
+        let ext = ExternalAlerts::open(&Db::in_memory().unwrap(), 0).unwrap();
+        ext.receive(vec![posted("A", None, None)], 10 * MIN, TIMEOUT)
+            .await
+            .unwrap();
+        let a = one(&ext);
+        assert_eq!((a.starts_at, a.ends_at, a.timeout), (10 * MIN, 15 * MIN, true));
+        assert_eq!(a.alert(14 * MIN).status, Status::Firing);
+        let resolved = a.alert(15 * MIN);
+        assert_eq!(resolved.status, Status::Resolved);
+        assert_eq!(resolved.resolved_at, Some(15 * MIN));
+        assert_eq!(resolved.active_at, 10 * MIN);
+        // Only an end given: it starts then.
+        let b = ExternalAlert::received(posted("B", None, Some(MIN)), 10 * MIN, TIMEOUT);
+        assert_eq!((b.starts_at, b.ends_at, b.timeout), (MIN, MIN, false));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_keeps_the_start_and_moves_the_end() {
+        let ext = ExternalAlerts::open(&Db::in_memory().unwrap(), 0).unwrap();
+        // As Prometheus sends: the same start, an end four intervals ahead.
+        ext.receive(vec![posted("A", Some(0), Some(4 * MIN))], 0, TIMEOUT)
+            .await
+            .unwrap();
+        ext.receive(vec![posted("A", Some(0), Some(5 * MIN))], MIN, TIMEOUT)
+            .await
+            .unwrap();
+        let a = one(&ext);
+        assert_eq!((a.starts_at, a.ends_at, a.updated_at), (0, 5 * MIN, MIN));
+        // Resolved: the end Prometheus gives wins over the timeout-free later one.
+        ext.receive(vec![posted("A", Some(0), Some(2 * MIN))], 2 * MIN, TIMEOUT)
+            .await
+            .unwrap();
+        let a = one(&ext);
+        assert_eq!(a.ends_at, 2 * MIN);
+        assert_eq!(a.alert(2 * MIN).status, Status::Resolved);
+        // Firing again later: a new instance with its own start.
+        ext.receive(vec![posted("A", Some(10 * MIN), None)], 10 * MIN, TIMEOUT)
+            .await
+            .unwrap();
+        let a = one(&ext);
+        assert_eq!((a.starts_at, a.ends_at), (10 * MIN, 15 * MIN));
+    }
+
+    #[tokio::test]
+    async fn a_timeout_end_does_not_outlive_a_given_one() {
+        let ext = ExternalAlerts::open(&Db::in_memory().unwrap(), 0).unwrap();
+        ext.receive(vec![posted("A", Some(0), None)], 0, TIMEOUT)
+            .await
+            .unwrap();
+        ext.receive(vec![posted("A", Some(MIN), Some(2 * MIN))], MIN, TIMEOUT)
+            .await
+            .unwrap();
+        let a = one(&ext);
+        assert_eq!((a.starts_at, a.ends_at, a.timeout), (0, 2 * MIN, false));
+    }
+
+    #[tokio::test]
+    async fn alerts_survive_a_restart_and_old_resolved_ones_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
+        ext.receive(
+            vec![posted("Firing", None, None), posted("Done", Some(0), Some(MIN))],
+            0,
+            TIMEOUT,
+        )
+        .await
+        .unwrap();
+        let before = ext.snapshot();
+        drop(ext);
+        let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 2 * MIN).unwrap();
+        let mut after = ext.snapshot();
+        after.sort_by_key(|a| a.starts_at);
+        assert_eq!(after.len(), 2);
+        for a in &before {
+            assert!(after.contains(a), "{a:?} lost");
+        }
+        assert_eq!(ext.counts(2 * MIN), (1, 1));
+        let later = MIN + RESOLVED_RETENTION.as_millis() as i64 + 1;
+        ext.gc(later);
+        assert_eq!(ext.snapshot().len(), 1);
+        // The deletion reaches the database (the writer runs it before this job).
+        ext.receive(vec![posted("Other", None, None)], later, TIMEOUT)
+            .await
+            .unwrap();
+        drop(ext);
+        let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
+        let names: Vec<String> = ext
+            .snapshot()
+            .iter()
+            .map(|a| a.labels.get("alertname").unwrap().to_string())
+            .collect();
+        assert!(!names.contains(&"Done".to_string()), "{names:?}");
+        assert_eq!(names.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_commits_and_all_land() {
+        let ext = Arc::new(ExternalAlerts::open(&Db::in_memory().unwrap(), 0).unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let ext = ext.clone();
+                tokio::spawn(async move {
+                    ext.receive(vec![posted(&format!("A{i}"), None, None)], 0, TIMEOUT)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(ext.snapshot().len(), 200);
+    }
+}

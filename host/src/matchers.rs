@@ -1,0 +1,304 @@
+//! Label matchers as Alertmanager writes them, and an index that finds which of many matcher
+//! lists may match a label set without testing every list.
+//!
+//! Alertmanager's syntax (`amtool`, `filter=` query parameters, `source_matchers` of an
+//! inhibit rule) is looser than PromQL's: braces are optional, matchers are separated by
+//! commas, and a value may be quoted (`severity="critical"`) or not (`severity=critical`).
+//! [`parse_matchers`] follows Alertmanager 0.25's parser and its error messages; the result
+//! is the [`Matcher`] that series selectors use, so matching behaves the same everywhere.
+//!
+//! Silences and inhibit rules are matcher lists, and every alert must be checked against all
+//! of them. [`MatcherIndex`] files each list under its rarest equality matcher
+//! (`alertname="HostDown"`), so a lookup costs a hash probe per indexed label name plus a test
+//! of the few lists that can match, instead of a test of every list.
+
+use std::collections::HashMap;
+
+use crate::model::Labels;
+use crate::rules::selector::{MatchOp, Matcher};
+
+/// Parses Alertmanager matchers: `{a="1", b=~"x|y"}`, `a=1,b!=2` or a single `a="1"`.
+pub fn parse_matchers(s: &str) -> Result<Vec<Matcher>, String> {
+    let s = s.trim();
+    let s = s.strip_prefix('{').unwrap_or(s);
+    let s = s.strip_suffix('}').unwrap_or(s);
+    // Split at commas outside double quotes, as Alertmanager does.
+    let (mut tokens, mut token) = (Vec::new(), String::new());
+    let (mut quoted, mut escaped) = (false, false);
+    for c in s.chars() {
+        match c {
+            ',' if !quoted => {
+                tokens.push(std::mem::take(&mut token));
+                continue;
+            }
+            ',' => {}
+            '"' if escaped => escaped = false,
+            '"' => quoted = !quoted,
+            '\\' => escaped = !escaped,
+            _ => escaped = false,
+        }
+        token.push(c);
+    }
+    if !token.trim().is_empty() {
+        tokens.push(token);
+    }
+    tokens.iter().map(|t| parse_matcher(t)).collect()
+}
+
+/// Parses one matcher: a label name, an operator, and a value that is either in double quotes
+/// (with `\"`, `\\` and `\n` escapes) or bare up to the end, surrounding spaces trimmed.
+pub fn parse_matcher(s: &str) -> Result<Matcher, String> {
+    let bad = || format!("bad matcher format: {s}");
+    let rest = s.trim_start_matches(is_space);
+    let name_len = rest
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())))
+        .map_or(rest.len(), |(i, _)| i);
+    if name_len == 0 {
+        return Err(bad());
+    }
+    let (name, rest) = rest.split_at(name_len);
+    let rest = rest.trim_start_matches(is_space);
+    let (op, rest) = [
+        ("=~", MatchOp::Regex),
+        ("=", MatchOp::Equal),
+        ("!=", MatchOp::NotEqual),
+        ("!~", MatchOp::NotRegex),
+    ]
+    .into_iter()
+    .find_map(|(token, op)| rest.strip_prefix(token).map(|r| (op, r)))
+    .ok_or_else(bad)?;
+    let raw = rest.trim_matches(is_space);
+    let value = unescape(raw)?;
+    Matcher::new(name.to_string(), op, value.clone())
+        .map_err(|reason| format!("invalid regular expression {value:?}: {reason}"))
+}
+
+/// Go's `\s` in Alertmanager's matcher pattern.
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c')
+}
+
+/// A matcher value as written, without its quotes and escapes.
+fn unescape(raw: &str) -> Result<String, String> {
+    let unescaped_quote = || format!("matcher value contains unescaped double quote: {raw}");
+    let (body, mut expect_quote) = match raw.strip_prefix('"') {
+        Some(b) => (b, true),
+        None => (raw, false),
+    };
+    let mut value = String::with_capacity(body.len());
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        if escaped {
+            escaped = false;
+            match c {
+                'n' => value.push('\n'),
+                '"' | '\\' => value.push(c),
+                // A spurious escape: the backslash is literal.
+                _ => {
+                    value.push('\\');
+                    value.push(c);
+                }
+            }
+            continue;
+        }
+        let last = i + c.len_utf8() == body.len();
+        match c {
+            '\\' if !last => escaped = true,
+            '"' if expect_quote && last => expect_quote = false,
+            '"' => return Err(unescaped_quote()),
+            _ => value.push(c),
+        }
+    }
+    if expect_quote {
+        return Err(unescaped_quote());
+    }
+    Ok(value)
+}
+
+/// Whether every matcher of a list accepts the label set (a missing label has the empty
+/// value).
+pub fn matches_all(matchers: &[Matcher], labels: &Labels) -> bool {
+    matchers
+        .iter()
+        .all(|m| m.matches(labels.get(m.name()).unwrap_or("")))
+}
+
+/// Matcher lists filed for lookup by label set; see the module documentation. Lists are
+/// named by their position in the sequence the index was built from.
+#[derive(Clone, Debug, Default)]
+pub struct MatcherIndex {
+    /// Per label name, per value: the lists filed under `name="value"`.
+    by_label: Vec<(String, HashMap<String, Vec<usize>>)>,
+    /// Lists without an equality matcher on a non-empty value: candidates for every lookup.
+    always: Vec<usize>,
+}
+
+impl MatcherIndex {
+    /// Files each list under the equality matcher that the fewest lists share.
+    pub fn new<'a>(lists: impl IntoIterator<Item = &'a [Matcher]>) -> MatcherIndex {
+        let lists: Vec<&[Matcher]> = lists.into_iter().collect();
+        let keys = |list: &'a [Matcher]| {
+            list.iter()
+                .filter(|m| m.op() == MatchOp::Equal && !m.value().is_empty())
+                .map(|m| (m.name(), m.value()))
+        };
+        let mut shared: HashMap<(&str, &str), usize> = HashMap::new();
+        for &list in &lists {
+            for key in keys(list) {
+                *shared.entry(key).or_default() += 1;
+            }
+        }
+        let mut index = MatcherIndex::default();
+        for (i, &list) in lists.iter().enumerate() {
+            match keys(list).min_by_key(|k| shared[k]) {
+                Some((name, value)) => {
+                    let pos = match index.by_label.iter().position(|(n, _)| n == name) {
+                        Some(p) => p,
+                        None => {
+                            index.by_label.push((name.to_string(), HashMap::new()));
+                            index.by_label.len() - 1
+                        }
+                    };
+                    index.by_label[pos]
+                        .1
+                        .entry(value.to_string())
+                        .or_default()
+                        .push(i);
+                }
+                None => index.always.push(i),
+            }
+        }
+        index
+    }
+
+    /// Fills `out` with the lists that may match `labels`, in ascending order: every list
+    /// that matches is among them, and they still have to be tested.
+    pub fn candidates(&self, labels: &Labels, out: &mut Vec<usize>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for (name, values) in &self.by_label {
+            if let Some(ids) = labels.get(name).and_then(|v| values.get(v)) {
+                out.extend_from_slice(ids);
+            }
+        }
+        out.sort_unstable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(s: &str) -> (String, MatchOp, String) {
+        let m = parse_matcher(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        (m.name().to_string(), m.op(), m.value().to_string())
+    }
+
+    fn m(name: &str, op: MatchOp, value: &str) -> (String, MatchOp, String) {
+        (name.to_string(), op, value.to_string())
+    }
+
+    #[test]
+    fn quoted_and_bare_values() {
+        assert_eq!(
+            one(r#"severity="critical""#),
+            m("severity", MatchOp::Equal, "critical")
+        );
+        assert_eq!(
+            one("severity=critical"),
+            m("severity", MatchOp::Equal, "critical")
+        );
+        assert_eq!(
+            one(" instance =~ \"web-.*\" "),
+            m("instance", MatchOp::Regex, "web-.*")
+        );
+        assert_eq!(one("a!=b c"), m("a", MatchOp::NotEqual, "b c"));
+        assert_eq!(one("a!~x|y"), m("a", MatchOp::NotRegex, "x|y"));
+        assert_eq!(one("a=="), m("a", MatchOp::Equal, "="));
+        assert_eq!(one(r#"a="""#), m("a", MatchOp::Equal, ""));
+        assert_eq!(
+            one(r#"a="say \"hi\"\n\d\\""#),
+            m("a", MatchOp::Equal, "say \"hi\"\n\\d\\")
+        );
+        assert_eq!(one(r"a=x\"), m("a", MatchOp::Equal, r"x\"));
+    }
+
+    #[test]
+    fn lists_with_and_without_braces() {
+        let names = |s: &str| -> Vec<String> {
+            parse_matchers(s)
+                .unwrap()
+                .iter()
+                .map(|m| m.to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(r#"{alertname="A", instance=~"a,b"}"#),
+            vec![r#"alertname="A""#, r#"instance=~"a,b""#]
+        );
+        assert_eq!(
+            names("alertname=A,severity!=info"),
+            vec![r#"alertname="A""#, r#"severity!="info""#]
+        );
+        assert_eq!(names("a=1,"), vec![r#"a="1""#]);
+        assert!(names("{}").is_empty());
+    }
+
+    #[test]
+    fn alertmanager_error_messages() {
+        let err = |s: &str| parse_matchers(s).unwrap_err();
+        assert_eq!(err("-"), "bad matcher format: -");
+        assert_eq!(err(",a=b"), "bad matcher format: ");
+        assert_eq!(err("a"), "bad matcher format: a");
+        assert_eq!(err("1a=b"), "bad matcher format: 1a=b");
+        assert_eq!(
+            err(r#"a="("#),
+            r#"matcher value contains unescaped double quote: "("#
+        );
+        assert_eq!(
+            err(r#"a=x"y"#),
+            r#"matcher value contains unescaped double quote: x"y"#
+        );
+        assert!(
+            err(r#"a=~"(""#).starts_with(r#"invalid regular expression "(": "#),
+            "{}",
+            err(r#"a=~"(""#)
+        );
+    }
+
+    #[test]
+    fn missing_labels_match_as_empty() {
+        let ms = parse_matchers(r#"a="", b!="x""#).unwrap();
+        assert!(matches_all(&ms, &Labels::from_pairs([("c", "1")])));
+        assert!(!matches_all(&ms, &Labels::from_pairs([("a", "1")])));
+    }
+
+    #[test]
+    fn index_finds_every_matching_list_and_few_others() {
+        let lists: Vec<Vec<Matcher>> = [
+            r#"alertname="A", severity="warning""#,
+            r#"alertname="B", severity="warning""#,
+            r#"severity="warning""#,
+            r#"instance=~"web-.*""#,
+            r#"alertname!="A""#,
+        ]
+        .iter()
+        .map(|s| parse_matchers(s).unwrap())
+        .collect();
+        let index = MatcherIndex::new(lists.iter().map(Vec::as_slice));
+        let mut out = Vec::new();
+        let labels = Labels::from_pairs([("alertname", "A"), ("severity", "warning")]);
+        index.candidates(&labels, &mut out);
+        // Lists 0 and 1 are filed under their rare alertname, not the shared severity.
+        assert_eq!(out, vec![0, 2, 3, 4]);
+        let matching: Vec<usize> = out
+            .iter()
+            .copied()
+            .filter(|&i| matches_all(&lists[i], &labels))
+            .collect();
+        assert_eq!(matching, vec![0, 2]);
+        index.candidates(&Labels::from_pairs([("alertname", "C")]), &mut out);
+        assert_eq!(out, vec![3, 4]);
+    }
+}

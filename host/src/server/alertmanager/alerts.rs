@@ -1,0 +1,396 @@
+//! Alerts in and out: `POST /api/v2/alerts` and the webhook receiver take external alerts
+//! in; `GET /api/v2/alerts` and `GET /api/v2/alerts/groups` list the firing alerts, rule and
+//! external, with their receivers and whether silences or inhibition mute them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use regex::Regex;
+use serde::Serialize;
+
+use super::{AmError, LabelMap, ReceiverName, json_bytes, parse_bool, parse_filter, passes_filter, query_pairs};
+use crate::alerts::{Alert, Status};
+use crate::external::StoreError;
+use crate::ingest::alerts::PostableAlert;
+use crate::model::Labels;
+use crate::mute::{Muter, Suppression};
+use crate::rules::selector::Matcher;
+use crate::server::{ApiError, body, ingest_limits};
+use crate::service::Service;
+
+type Shared = Arc<Service>;
+
+/// `POST /api/v2/alerts`: stores the valid alerts (durably, before answering); answers 200
+/// with no body, or 400 with the invalid alerts' messages (the valid ones are kept).
+pub async fn alerts_create(State(svc): State<Shared>, req: Request) -> Result<StatusCode, AmError> {
+    let bytes = body(&svc, req.into_body()).await?;
+    let posted = crate::ingest::alerts::parse_postable(&bytes, &ingest_limits(&svc)).map_err(|e| {
+        svc.metrics
+            .inc("faultline_alerts_invalid_total", &[("source", "api")]);
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        match e.status() {
+            422 => AmError::Schema {
+                status,
+                code: 602,
+                message: e.to_string(),
+            },
+            400 => AmError::parsing("alerts", e),
+            _ => AmError::Message(status, e.to_string()),
+        }
+    })?;
+    receive(&svc, "api", posted.valid, svc.config.resolve_timeout.0)
+        .await
+        .map_err(|e| AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Some(invalid) = posted.invalid {
+        svc.metrics
+            .inc("faultline_alerts_invalid_total", &[("source", "api")]);
+        return Err(AmError::Message(StatusCode::BAD_REQUEST, invalid.to_string()));
+    }
+    Ok(StatusCode::OK)
+}
+
+/// `POST /api/v1/alertmanager/webhook`: an Alertmanager's webhook notification. Its firing
+/// alerts have no end: they resolve when a resolved notification arrives, or after
+/// `webhook_resolve_timeout` without a repeat.
+pub async fn webhook_receive(State(svc): State<Shared>, req: Request) -> Result<StatusCode, ApiError> {
+    let bytes = body(&svc, req.into_body()).await?;
+    let alerts = crate::ingest::alerts::parse_webhook(&bytes, &ingest_limits(&svc)).inspect_err(|_| {
+        svc.metrics
+            .inc("faultline_alerts_invalid_total", &[("source", "webhook")]);
+    })?;
+    receive(&svc, "webhook", alerts, svc.config.webhook_resolve_timeout.0)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(StatusCode::OK)
+}
+
+async fn receive(
+    svc: &Service,
+    source: &str,
+    alerts: Vec<PostableAlert>,
+    resolve_timeout: Duration,
+) -> Result<(), StoreError> {
+    let now = crate::now_ms();
+    let resolved = alerts
+        .iter()
+        .filter(|a| a.ends_at.is_some_and(|e| e <= now))
+        .count();
+    let firing = alerts.len() - resolved;
+    svc.external
+        .receive(alerts, now, resolve_timeout)
+        .await
+        .inspect_err(|e| tracing::error!("{e}"))?;
+    for (status, n) in [("firing", firing), ("resolved", resolved)] {
+        if n > 0 {
+            svc.metrics.add(
+                "faultline_alerts_received_total",
+                &[("source", source), ("status", status)],
+                n as f64,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The query parameters of `GET /api/v2/alerts` (and `/alerts/groups`).
+#[derive(Debug)]
+pub struct AlertsQuery {
+    /// Show alerts that are neither silenced nor inhibited.
+    pub active: bool,
+    pub silenced: bool,
+    pub inhibited: bool,
+    /// Accepted for compatibility: every alert listed has been processed.
+    pub unprocessed: bool,
+    /// Matchers every listed alert satisfies.
+    pub filter: Vec<Matcher>,
+    /// A regex (anchored) that one of the alert's receivers must match.
+    pub receiver: Option<Regex>,
+}
+
+impl Default for AlertsQuery {
+    fn default() -> Self {
+        AlertsQuery {
+            active: true,
+            silenced: true,
+            inhibited: true,
+            unprocessed: true,
+            filter: Vec::new(),
+            receiver: None,
+        }
+    }
+}
+
+impl AlertsQuery {
+    /// Parses a query string; unknown parameters are ignored, as Alertmanager does.
+    pub fn parse(query: Option<&str>) -> Result<AlertsQuery, AmError> {
+        let pairs = query_pairs(query);
+        let mut q = AlertsQuery {
+            filter: parse_filter(
+                pairs
+                    .iter()
+                    .filter(|(k, _)| k == "filter")
+                    .map(|(_, v)| v.as_str()),
+            )?,
+            ..AlertsQuery::default()
+        };
+        for (k, v) in &pairs {
+            match k.as_str() {
+                "active" => q.active = parse_bool(k, v)?,
+                "silenced" => q.silenced = parse_bool(k, v)?,
+                "inhibited" => q.inhibited = parse_bool(k, v)?,
+                "unprocessed" => q.unprocessed = parse_bool(k, v)?,
+                "receiver" if !v.is_empty() => {
+                    q.receiver = Some(Regex::new(&format!("^(?:{v})$")).map_err(|e| {
+                        AmError::Message(
+                            StatusCode::BAD_REQUEST,
+                            format!("failed to parse receiver param: {e}"),
+                        )
+                    })?);
+                }
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+}
+
+/// `GET /api/v2/alerts`.
+pub async fn alerts_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
+    let q = AlertsQuery::parse(uri.query())?;
+    Ok(json_bytes(list(&svc, &q, crate::now_ms())))
+}
+
+/// `GET /api/v2/alerts/groups`: the listed alerts in the groups of the routing tree.
+pub async fn alert_groups_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
+    let q = AlertsQuery::parse(uri.query())?;
+    Ok(json_bytes(groups(&svc, &q, crate::now_ms())))
+}
+
+/// An alert as the API lists it: the lifecycle's view plus what the listing shows beside.
+struct Listed {
+    alert: Alert,
+    starts_at: i64,
+    ends_at: i64,
+    updated_at: i64,
+    generator_url: Option<String>,
+    /// A rule's own receiver, besides the routing tree's.
+    recovery: Option<String>,
+    receivers: Vec<String>,
+}
+
+/// A listed alert that passed the query, with why it is muted.
+struct Shown<'a> {
+    listed: &'a Listed,
+    fingerprint: u64,
+    suppression: Suppression,
+}
+
+/// Every firing alert, rule and external, at `now`. A rule alert ends, as Prometheus would
+/// send it, four evaluation intervals (at least a minute each) after it was last found.
+fn gather(svc: &Service, now: i64) -> Vec<Listed> {
+    let rules = svc.rules();
+    let by_rule: HashMap<String, (Duration, Option<String>)> = rules
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.rules
+                .iter()
+                .map(move |r| (r.id(), (g.interval, r.recovery.clone())))
+        })
+        .collect();
+    let mut out: Vec<Listed> = svc
+        .alerts()
+        .into_iter()
+        .filter(|(_, a)| a.status == Status::Firing)
+        .map(|(id, a)| {
+            let (interval, recovery) = by_rule
+                .get(&id)
+                .cloned()
+                .unwrap_or((Duration::from_secs(60), None));
+            let valid_for = 4 * interval.max(Duration::from_secs(60)).as_millis() as i64;
+            Listed {
+                starts_at: a.fired_at.unwrap_or(a.active_at),
+                ends_at: a.last_seen + valid_for,
+                updated_at: a.last_seen,
+                generator_url: None,
+                recovery,
+                receivers: Vec::new(),
+                alert: a,
+            }
+        })
+        .collect();
+    out.extend(
+        svc.external
+            .snapshot()
+            .into_iter()
+            .filter(|e| !e.is_resolved(now))
+            .map(|e| Listed {
+                alert: e.alert(now),
+                starts_at: e.starts_at,
+                ends_at: e.ends_at,
+                updated_at: e.updated_at,
+                generator_url: e.generator_url.clone(),
+                recovery: None,
+                receivers: Vec::new(),
+            }),
+    );
+    let tree = rules.tree.as_ref();
+    for l in &mut out {
+        if let Some(t) = tree {
+            for r in t.matches(&l.alert.labels) {
+                if !l.receivers.contains(&r.receiver) {
+                    l.receivers.push(r.receiver.clone());
+                }
+            }
+        }
+        if let Some(r) = &l.recovery
+            && !l.receivers.contains(r)
+        {
+            l.receivers.push(r.clone());
+        }
+    }
+    out
+}
+
+/// The alerts that pass the query, sorted by fingerprint as Alertmanager sorts them.
+fn select<'a>(listed: &'a [Listed], muter: &Muter<'_>, q: &AlertsQuery) -> Vec<Shown<'a>> {
+    let mut shown: Vec<Shown<'a>> = listed
+        .iter()
+        .filter(|l| {
+            q.receiver
+                .as_ref()
+                .is_none_or(|re| l.receivers.iter().any(|r| re.is_match(r)))
+        })
+        .filter(|l| passes_filter(&q.filter, |n| l.alert.labels.get(n).map(str::to_string)))
+        .filter_map(|l| {
+            let suppression = muter.suppression(&l.alert.labels);
+            let keep = (q.active || suppression.is_suppressed())
+                && (q.silenced || suppression.silenced_by.is_empty())
+                && (q.inhibited || suppression.inhibited_by.is_empty());
+            keep.then(|| Shown {
+                listed: l,
+                fingerprint: l.alert.labels.fingerprint(),
+                suppression,
+            })
+        })
+        .collect();
+    shown.sort_by_key(|s| s.fingerprint);
+    shown
+}
+
+/// The body of `GET /api/v2/alerts` at `now`.
+pub fn list(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
+    let listed = gather(svc, now);
+    let muter = svc.muter(listed.iter().map(|l| &l.alert), now);
+    let shown = select(&listed, &muter, q);
+    let out: Vec<Gettable> = shown.iter().map(Gettable::new).collect();
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+/// The body of `GET /api/v2/alerts/groups` at `now`: per receiver and group of the routing
+/// tree (and of each rule's own receiver), the listed alerts.
+pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
+    let listed = gather(svc, now);
+    let muter = svc.muter(listed.iter().map(|l| &l.alert), now);
+    let shown = select(&listed, &muter, q);
+    let rules = svc.rules();
+    // (receiver, group key) -> (group labels, alerts)
+    let mut groups: BTreeMap<(String, String), (Labels, Vec<&Shown>)> = BTreeMap::new();
+    for s in &shown {
+        let labels = &s.listed.alert.labels;
+        let mut routes = rules.tree.as_ref().map(|t| t.matches(labels)).unwrap_or_default();
+        let own = s.listed.recovery.as_deref().map(crate::route::Route::direct);
+        routes.extend(own.as_ref());
+        for route in routes {
+            let gl = route.group_by.group_labels(labels);
+            let key = format!("{}:{gl}", route.key);
+            groups
+                .entry((route.receiver.clone(), key))
+                .or_insert_with(|| (gl, Vec::new()))
+                .1
+                .push(s);
+        }
+    }
+    let out: Vec<GroupJson> = groups
+        .iter()
+        .map(|((receiver, _), (labels, alerts))| GroupJson {
+            alerts: alerts.iter().map(|s| Gettable::new(s)).collect(),
+            labels: LabelMap(labels),
+            receiver: ReceiverName { name: receiver },
+        })
+        .collect();
+    serde_json::to_vec(&out).unwrap_or_default()
+}
+
+/// An alert in Alertmanager's `GettableAlert` shape.
+#[derive(Serialize)]
+struct Gettable<'a> {
+    annotations: LabelMap<'a>,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    fingerprint: String,
+    receivers: Vec<ReceiverName<'a>>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    status: AlertStatus<'a>,
+    #[serde(rename = "updatedAt")]
+    updated_at: String,
+    #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
+    generator_url: Option<&'a str>,
+    labels: LabelMap<'a>,
+}
+
+#[derive(Serialize)]
+struct AlertStatus<'a> {
+    #[serde(rename = "inhibitedBy")]
+    inhibited_by: Vec<String>,
+    #[serde(rename = "silencedBy")]
+    silenced_by: &'a [String],
+    state: &'static str,
+}
+
+impl<'a> Gettable<'a> {
+    fn new(s: &'a Shown<'a>) -> Gettable<'a> {
+        let l = s.listed;
+        Gettable {
+            annotations: LabelMap(&l.alert.annotations),
+            ends_at: crate::rfc3339(l.ends_at),
+            fingerprint: format!("{:016x}", s.fingerprint),
+            receivers: l
+                .receivers
+                .iter()
+                .map(|name| ReceiverName { name })
+                .collect(),
+            starts_at: crate::rfc3339(l.starts_at),
+            status: AlertStatus {
+                inhibited_by: s
+                    .suppression
+                    .inhibited_by
+                    .iter()
+                    .map(|fp| format!("{fp:016x}"))
+                    .collect(),
+                silenced_by: &s.suppression.silenced_by,
+                state: if s.suppression.is_suppressed() {
+                    "suppressed"
+                } else {
+                    "active"
+                },
+            },
+            updated_at: crate::rfc3339(l.updated_at),
+            generator_url: l.generator_url.as_deref(),
+            labels: LabelMap(&l.alert.labels),
+        }
+    }
+}
+
+/// An alert group in Alertmanager's `AlertGroup` shape.
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    alerts: Vec<Gettable<'a>>,
+    labels: LabelMap<'a>,
+    receiver: ReceiverName<'a>,
+}

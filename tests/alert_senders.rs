@@ -1,0 +1,241 @@
+//! Real programs send Faultline their alerts: a Prometheus with Faultline as its
+//! Alertmanager, and an Alertmanager whose webhook receiver is Faultline. The alerts join
+//! Faultline's alerts, and resolve when their sender resolves them.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use faultline_system_tests::alertmanager::{Alertmanager, amtool};
+use faultline_system_tests::programs::{Program, free_port, require};
+use faultline_system_tests::{RulesDir, Server, wait_for};
+use serde_json::{Value, json};
+
+/// `GET /api/v2/alerts`, the alerts named `alertname`.
+fn listed(server: &Server, alertname: &str) -> Vec<Value> {
+    server
+        .get_json(&format!("/api/v2/alerts?filter=alertname%3D{alertname}"))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A scrape target whose one series, `faultline_test_flag`, the test sets.
+struct FlagTarget {
+    addr: std::net::SocketAddr,
+    flag: Arc<AtomicU8>,
+    _rt: tokio::runtime::Runtime,
+}
+
+impl FlagTarget {
+    fn start() -> FlagTarget {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let flag = Arc::new(AtomicU8::new(0));
+        let f = flag.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let v = f.load(Ordering::Relaxed);
+                async move {
+                    format!("# TYPE faultline_test_flag gauge\nfaultline_test_flag {v}\n")
+                }
+            }),
+        );
+        rt.spawn(async move { axum::serve(listener, app).await.ok() });
+        FlagTarget {
+            addr,
+            flag,
+            _rt: rt,
+        }
+    }
+
+    fn set(&self, v: u8) {
+        self.flag.store(v, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_prometheus_alert_fires_and_resolves_in_faultline() {
+    let prometheus = require("prometheus", "apt-get install prometheus");
+    let dir = RulesDir::new(&[]);
+    let server = Server::start(&dir, &[]);
+    let target = FlagTarget::start();
+    target.set(1);
+
+    let prom_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        prom_dir.path().join("rules.yml"),
+        r#"
+groups:
+  - name: flags
+    rules:
+      - alert: FlagRaised
+        expr: faultline_test_flag == 1
+        labels:
+          severity: page
+        annotations:
+          summary: "flag raised on {{ $labels.instance }}"
+"#,
+    )
+    .unwrap();
+    let prom_address = format!("127.0.0.1:{}", free_port());
+    let config = prom_dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+  external_labels:
+    env: systest
+rule_files: [rules.yml]
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["{faultline}"]
+scrape_configs:
+  - job_name: flag
+    static_configs:
+      - targets: ["{target}"]
+"#,
+            faultline = server.addr,
+            target = target.addr,
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(prometheus);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            prom_dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address={prom_address}"))
+        .arg(format!("--web.external-url=http://{prom_address}/"))
+        .arg("--rules.alert.resend-delay=2s");
+    let _prometheus = Program::start("prometheus", cmd);
+
+    let alert = wait_for("Prometheus's alert in Faultline", || {
+        listed(&server, "FlagRaised").into_iter().next()
+    });
+    let instance = target.addr.to_string();
+    assert_eq!(
+        alert["labels"],
+        json!({"alertname": "FlagRaised", "env": "systest", "instance": instance,
+               "job": "flag", "severity": "page"})
+    );
+    assert_eq!(
+        alert["annotations"]["summary"],
+        format!("flag raised on {instance}")
+    );
+    assert!(
+        alert["generatorURL"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://{prom_address}/graph?g0.expr=")),
+        "{alert}"
+    );
+    assert_eq!(alert["status"]["state"], "active");
+    assert_eq!(
+        server.metric(r#"faultline_external_alerts{state="firing"}"#),
+        Some(1.0)
+    );
+
+    // The series drops: Prometheus resolves the alert and tells Faultline.
+    target.set(0);
+    wait_for("the alert to resolve in Faultline", || {
+        (listed(&server, "FlagRaised").is_empty()
+            && server.metric(r#"faultline_external_alerts{state="resolved"}"#) == Some(1.0))
+        .then_some(())
+    });
+    assert_eq!(
+        server.metric(r#"faultline_external_alerts{state="firing"}"#),
+        Some(0.0)
+    );
+    assert!(
+        server
+            .metric(r#"faultline_alerts_received_total{source="api",status="resolved"}"#)
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+}
+
+#[test]
+fn an_alertmanager_forwards_its_alerts_by_webhook() {
+    let dir = RulesDir::new(&[]);
+    let server = Server::start(&dir, &[]);
+    let am = Alertmanager::start(&format!(
+        r#"
+route:
+  receiver: faultline
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: faultline
+    webhook_configs:
+      - url: http://{}/api/v1/alertmanager/webhook
+        send_resolved: true
+"#,
+        server.addr
+    ));
+
+    amtool(
+        &am.url,
+        &[
+            "alert",
+            "add",
+            "alertname=ForwardedDown",
+            "instance=node7",
+            "--annotation=summary=node7 is down",
+        ],
+    );
+    let alert = wait_for("the forwarded alert in Faultline", || {
+        listed(&server, "ForwardedDown").into_iter().next()
+    });
+    assert_eq!(
+        alert["labels"],
+        json!({"alertname": "ForwardedDown", "instance": "node7"})
+    );
+    assert_eq!(alert["annotations"]["summary"], "node7 is down");
+    // The same alert in both: Alertmanager's fingerprint is Faultline's.
+    let upstream = reqwest::blocking::get(format!("{}/api/v2/alerts", am.url))
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(upstream[0]["fingerprint"], alert["fingerprint"]);
+    assert_eq!(upstream[0]["startsAt"], alert["startsAt"]);
+
+    // Resolved upstream: Alertmanager notifies the resolution and Faultline resolves it.
+    let now = faultline::rfc3339(faultline::now_ms());
+    let resolved = json!([{"labels": {"alertname": "ForwardedDown", "instance": "node7"},
+                           "startsAt": alert["startsAt"], "endsAt": now}]);
+    let status = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v2/alerts", am.url))
+        .header("Content-Type", "application/json")
+        .body(resolved.to_string())
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    wait_for("the resolution in Faultline", || {
+        (listed(&server, "ForwardedDown").is_empty()
+            && server.metric(r#"faultline_external_alerts{state="resolved"}"#) == Some(1.0))
+        .then_some(())
+    });
+    assert!(
+        server
+            .metric(r#"faultline_alerts_received_total{source="webhook",status="resolved"}"#)
+            .unwrap()
+            >= 1.0
+    );
+}
