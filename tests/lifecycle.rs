@@ -264,3 +264,76 @@ grants = {{ http = ["{0}"] }}
         t0.elapsed()
     );
 }
+
+#[test]
+fn silenced_alerts_are_not_notified() {
+    let hook = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "r.toml",
+        &format!(
+            r#"
+[[group]]
+name = "g"
+interval = "200ms"
+
+[[group.rule]]
+name = "High"
+plugin = "threshold"
+select = "load"
+params = {{ above = 2 }}
+
+[route]
+receiver = "hook"
+group_by = ["instance"]
+group_wait = "0s"
+group_interval = "200ms"
+
+[[receiver]]
+name = "hook"
+plugin = "webhook"
+params = {{ url = "http://{0}/" }}
+grants = {{ http = ["{0}"] }}
+"#,
+            hook.addr
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+    let now = chrono_like_now();
+    let silence = serde_json::json!({
+        "matchers": [{"name": "instance", "value": "a", "isRegex": false, "isEqual": true}],
+        "startsAt": now.0,
+        "endsAt": now.1,
+        "createdBy": "test",
+        "comment": "maintenance on a",
+    });
+    let r = reqwest::blocking::Client::new()
+        .post(server.url("/api/v2/silences"))
+        .json(&silence)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    server.push("node/instance/a", "load 5\n");
+    server.push("node/instance/b", "load 5\n");
+    wait_for("both alerts firing", || {
+        (server.alert_state("High", "a")? == "firing" && server.alert_state("High", "b")? == "firing").then_some(())
+    });
+    let n = hook.next("a notification");
+    assert_eq!(n.json()["alerts"][0]["labels"]["instance"], "b", "{}", n.json());
+    // The silenced one stays quiet while the other group keeps being evaluated.
+    let before = server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#).unwrap();
+    wait_for("more evaluations", || {
+        (server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)? >= before + 10.0).then_some(())
+    });
+    assert_eq!(
+        server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#),
+        Some(1.0),
+        "only b's group was notified"
+    );
+}
+
+/// Now and an hour from now, as RFC 3339.
+fn chrono_like_now() -> (String, String) {
+    let now = faultline::now_ms();
+    (faultline::rfc3339(now - 1000), faultline::rfc3339(now + 3_600_000))
+}

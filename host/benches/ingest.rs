@@ -22,7 +22,10 @@ fn series_labels(i: usize) -> [(&'static str, String); 5] {
         ("cpu", (i / 50 % 8).to_string()),
         ("instance", format!("host-{}:9100", i / 400)),
         ("job", "node".to_string()),
-        ("mode", ["idle", "user", "system", "iowait"][i % 4].to_string()),
+        (
+            "mode",
+            ["idle", "user", "system", "iowait"][i % 4].to_string(),
+        ),
     ]
 }
 

@@ -278,10 +278,11 @@ mod tests {
         r.update(0, vec![obs("a", 1.0)], Duration::ZERO, Duration::ZERO);
         r.update(
             0,
-            vec![obs("p", 1.0)],
+            vec![obs("a", 1.0), obs("p", 1.0)],
             Duration::from_secs(600),
             Duration::ZERO,
         );
+        assert_eq!(status(&r, "p"), Some(Status::Pending));
         r.hold(10 * S);
         r.update(5 * S, vec![], Duration::ZERO, Duration::ZERO);
         assert_eq!(status(&r, "a"), Some(Status::Firing));

@@ -31,6 +31,8 @@ use crate::model::Labels;
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExternalAlert {
     pub labels: Labels,
+    /// Of `labels`, computed once.
+    pub fingerprint: u64,
     pub annotations: Labels,
     /// Times in ms since the epoch.
     pub starts_at: i64,
@@ -51,6 +53,7 @@ impl ExternalAlert {
             None => (now + resolve_timeout.as_millis() as i64, true),
         };
         ExternalAlert {
+            fingerprint: p.labels.fingerprint(),
             labels: p.labels,
             annotations: p.annotations,
             starts_at,
@@ -167,8 +170,10 @@ impl ExternalAlerts {
                  FROM external_alerts",
             )?;
             let rows = st.query_map([], |r| {
+                let labels = labels_from_json(&r.get::<_, String>(0)?);
                 Ok(ExternalAlert {
-                    labels: labels_from_json(&r.get::<_, String>(0)?),
+                    fingerprint: labels.fingerprint(),
+                    labels,
                     annotations: labels_from_json(&r.get::<_, String>(1)?),
                     starts_at: r.get(2)?,
                     ends_at: r.get(3)?,
@@ -181,7 +186,7 @@ impl ExternalAlerts {
         })?;
         let alerts = loaded
             .into_iter()
-            .map(|a| (a.labels.fingerprint(), Arc::new(a)))
+            .map(|a| (a.fingerprint, Arc::new(a)))
             .collect();
         let (writer, jobs) = mpsc::channel();
         let db = db.clone();
@@ -213,7 +218,7 @@ impl ExternalAlerts {
             let mut writes = Vec::with_capacity(posted.len());
             for p in posted {
                 let new = ExternalAlert::received(p, now, resolve_timeout);
-                let fp = new.labels.fingerprint();
+                let fp = new.fingerprint;
                 let alert = Arc::new(match alerts.get(&fp) {
                     Some(old) => ExternalAlert::merge(old, new, now),
                     None => new,
@@ -300,7 +305,7 @@ fn write_loop(db: &Db, jobs: &mpsc::Receiver<Job>) {
                         match w {
                             Write::Upsert(a) => {
                                 upsert.execute(params![
-                                    a.labels.fingerprint() as i64,
+                                    a.fingerprint as i64,
                                     labels_json(&a.labels),
                                     labels_json(&a.annotations),
                                     a.starts_at,

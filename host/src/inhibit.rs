@@ -18,12 +18,11 @@
 //! A pass costs O(alerts × candidate rules) to build and as much to query, independent of
 //! how many sources a rule has.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::alerts::{Alert, Status};
-use crate::matchers::{MatcherIndex, matches_all, parse_matchers};
+use crate::matchers::{FnvMap, MatcherIndex, matches_all, parse_matchers};
 use crate::model::Labels;
 use crate::rules::{InhibitRuleConfig, RuleError};
 use crate::rules::selector::Matcher;
@@ -163,35 +162,39 @@ impl Inhibitor {
     /// Files the firing alerts among `alerts` as sources of the rules they match, for one
     /// pass of [`Inhibitions::inhibited_by`] queries.
     pub fn index<'a>(&self, alerts: impl IntoIterator<Item = &'a Alert>) -> Inhibitions<'a> {
+        self.index_firing(
+            alerts
+                .into_iter()
+                .filter(|a| a.status == Status::Firing)
+                .map(|a| &a.labels),
+        )
+    }
+
+    /// As [`Inhibitor::index`], given the label sets of the firing alerts alone.
+    pub fn index_firing<'a>(&self, firing: impl IntoIterator<Item = &'a Labels>) -> Inhibitions<'a> {
         let rules = &self.inner.rules;
-        let mut by_rule: Vec<HashMap<u64, Bucket<'a>>> = vec![HashMap::new(); rules.len()];
+        let mut by_rule: Vec<FnvMap<u64, Bucket<'a>>> = vec![FnvMap::default(); rules.len()];
         if !rules.is_empty() {
             let mut candidates = Vec::new();
-            for a in alerts {
-                if a.status != Status::Firing {
-                    continue;
-                }
-                self.inner.sources.candidates(&a.labels, &mut candidates);
+            for labels in firing {
+                self.inner.sources.candidates(labels, &mut candidates);
                 for &i in &candidates {
                     let rule = &rules[i];
-                    if !matches_all(&rule.source, &a.labels) {
+                    if !matches_all(&rule.source, labels) {
                         continue;
                     }
-                    let source = Source {
-                        labels: &a.labels,
-                        fingerprint: a.labels.fingerprint(),
-                    };
-                    let bucket = by_rule[i].entry(rule.equal_key(&a.labels)).or_default();
-                    if matches_all(&rule.target, &a.labels) {
-                        bucket.two_sided.push(source);
+                    let bucket = by_rule[i].entry(rule.equal_key(labels)).or_default();
+                    if matches_all(&rule.target, labels) {
+                        bucket.two_sided.push(labels);
                     } else {
-                        bucket.one_sided.push(source);
+                        bucket.one_sided.push(labels);
                     }
                 }
             }
             for bucket in by_rule.iter_mut().flat_map(|m| m.values_mut()) {
-                bucket.one_sided.sort_unstable_by_key(|s| s.fingerprint);
-                bucket.two_sided.sort_unstable_by_key(|s| s.fingerprint);
+                // So that the answer does not depend on the order alerts came in.
+                bucket.one_sided.sort_unstable();
+                bucket.two_sided.sort_unstable();
             }
         }
         Inhibitions {
@@ -205,15 +208,9 @@ impl Inhibitor {
 #[derive(Clone, Debug, Default)]
 struct Bucket<'a> {
     /// Sources that do not match the rule's target side.
-    one_sided: Vec<Source<'a>>,
+    one_sided: Vec<&'a Labels>,
     /// Sources that match both sides: ignored for targets that match both sides too.
-    two_sided: Vec<Source<'a>>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Source<'a> {
-    labels: &'a Labels,
-    fingerprint: u64,
+    two_sided: Vec<&'a Labels>,
 }
 
 /// The sources of one pass, ready to answer which alert inhibits another.
@@ -221,7 +218,7 @@ struct Source<'a> {
 pub struct Inhibitions<'a> {
     inhibitor: Inhibitor,
     /// Per rule: sources by the hash of their `equal` label values.
-    by_rule: Vec<HashMap<u64, Bucket<'a>>>,
+    by_rule: Vec<FnvMap<u64, Bucket<'a>>>,
 }
 
 impl Inhibitions<'_> {
@@ -247,8 +244,8 @@ impl Inhibitions<'_> {
                 .one_sided
                 .iter()
                 .chain(bucket.two_sided.iter().filter(|_| !both_sides));
-            if let Some(s) = sources.find(|s| rule.equal_values(s.labels, labels)) {
-                return Some(s.fingerprint);
+            if let Some(s) = sources.find(|s| rule.equal_values(s, labels)) {
+                return Some(s.fingerprint());
             }
         }
         None

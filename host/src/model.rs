@@ -35,6 +35,15 @@ impl Labels {
 
     /// The value of a label, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
+        // Most label sets are small: a scan that compares lengths first beats a binary
+        // search whose every step is a full string comparison.
+        if self.0.len() <= 12 {
+            return self
+                .0
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str());
+        }
         self.0
             .binary_search_by(|(n, _)| n.as_str().cmp(name))
             .ok()

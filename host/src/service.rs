@@ -381,13 +381,22 @@ impl Service {
     }
 
     /// One dispatcher pass over every alert.
+    /// External alerts join rule alerts here: routed alike, muted alike (silences and
+    /// inhibition).
     pub fn dispatch_tick(&self) {
+        let now = crate::now_ms();
         let rules = self.rules();
-        let alerts = self.routed_alerts();
+        let mut alerts = self.routed_alerts();
+        alerts.extend(self.external.alerts(now).into_iter().map(|alert| Routed {
+            alert,
+            recovery: None,
+        }));
+        let sources: Vec<crate::alerts::Alert> = alerts.iter().map(|r| r.alert.clone()).collect();
+        let muter = self.muter(sources.iter(), now);
         self.dispatcher.tick(
-            crate::now_ms(),
+            now,
             &alerts,
-            &|_| false,
+            &|a| muter.is_muted(&a.labels),
             rules.tree.as_ref(),
             &rules.receivers,
         );

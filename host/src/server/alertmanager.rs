@@ -164,6 +164,63 @@ impl Serialize for LabelMap<'_> {
     }
 }
 
+/// A time (ms since the epoch) serialized as Alertmanager shows times,
+/// `2026-01-02T03:04:05.678Z`, without allocating: a listing writes three per alert.
+pub struct Rfc3339(pub i64);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (secs, ms) = (self.0.div_euclid(1000), self.0.rem_euclid(1000));
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        if !(0..=9999).contains(&y) {
+            return s.serialize_str(&crate::rfc3339(self.0));
+        }
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: i64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y);
+        put(5, 2, m);
+        put(8, 2, d);
+        put(11, 2, sod / 3600);
+        put(14, 2, sod / 60 % 60);
+        put(17, 2, sod % 60);
+        put(20, 3, ms);
+        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
+    }
+}
+
+/// The proleptic Gregorian (year, month, day) of a day counted from 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A fingerprint serialized as 16 hex digits, without allocating.
+pub struct Hex(pub u64);
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut b = [0u8; 16];
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = b"0123456789abcdef"[(self.0 >> (60 - 4 * i) & 0xf) as usize];
+        }
+        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
+    }
+}
+
 /// `{"name": ...}`, as receivers are shown.
 #[derive(Serialize)]
 struct ReceiverName<'a> {
@@ -305,6 +362,28 @@ mod tests {
             ]
         );
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+
+    fn json(v: &impl Serialize) -> String {
+        serde_json::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn times_and_fingerprints_serialize_as_alertmanager_shows_them() {
+        let days = (-800_000..3_000_000).step_by(997).map(|d| d * 86_400_000 + 45_296_789);
+        let edges = [
+            0,
+            -1,
+            951_782_400_000,      // 2000-02-29
+            253_402_300_799_999,  // 9999-12-31T23:59:59.999Z
+            -62_135_596_800_000,  // 0001-01-01
+            253_402_300_800_000,  // year 10000: the slow path
+        ];
+        for ms in edges.into_iter().chain(days) {
+            assert_eq!(json(&Rfc3339(ms)), format!("{:?}", crate::rfc3339(ms)), "{ms}");
+        }
+        assert_eq!(json(&Hex(0x4309_838f_f01e_f783)), r#""4309838ff01ef783""#);
+        assert_eq!(json(&Hex(0xab)), r#""00000000000000ab""#);
     }
 
     #[test]

@@ -12,9 +12,12 @@ use axum::response::Response;
 use regex::Regex;
 use serde::Serialize;
 
-use super::{AmError, LabelMap, ReceiverName, json_bytes, parse_bool, parse_filter, passes_filter, query_pairs};
+use super::{
+    AmError, Hex, LabelMap, ReceiverName, Rfc3339, json_bytes, parse_bool, parse_filter,
+    passes_filter, query_pairs,
+};
 use crate::alerts::{Alert, Status};
-use crate::external::StoreError;
+use crate::external::{ExternalAlert, StoreError};
 use crate::ingest::alerts::PostableAlert;
 use crate::model::Labels;
 use crate::mute::{Muter, Suppression};
@@ -170,22 +173,50 @@ pub async fn alert_groups_list(State(svc): State<Shared>, uri: Uri) -> Result<Re
     Ok(json_bytes(groups(&svc, &q, crate::now_ms())))
 }
 
-/// An alert as the API lists it: the lifecycle's view plus what the listing shows beside.
+/// An alert as the API lists it.
 struct Listed {
-    alert: Alert,
+    origin: Origin,
+    fingerprint: u64,
     starts_at: i64,
     ends_at: i64,
     updated_at: i64,
-    generator_url: Option<String>,
     /// A rule's own receiver, besides the routing tree's.
     recovery: Option<String>,
     receivers: Vec<String>,
 }
 
+/// Where a listed alert comes from (an external one is shared, not copied).
+enum Origin {
+    Rule(Alert),
+    External(Arc<ExternalAlert>),
+}
+
+impl Listed {
+    fn labels(&self) -> &Labels {
+        match &self.origin {
+            Origin::Rule(a) => &a.labels,
+            Origin::External(e) => &e.labels,
+        }
+    }
+
+    fn annotations(&self) -> &Labels {
+        match &self.origin {
+            Origin::Rule(a) => &a.annotations,
+            Origin::External(e) => &e.annotations,
+        }
+    }
+
+    fn generator_url(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Rule(_) => None,
+            Origin::External(e) => e.generator_url.as_deref(),
+        }
+    }
+}
+
 /// A listed alert that passed the query, with why it is muted.
 struct Shown<'a> {
     listed: &'a Listed,
-    fingerprint: u64,
     suppression: Suppression,
 }
 
@@ -213,13 +244,13 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
                 .unwrap_or((Duration::from_secs(60), None));
             let valid_for = 4 * interval.max(Duration::from_secs(60)).as_millis() as i64;
             Listed {
+                fingerprint: a.labels.fingerprint(),
                 starts_at: a.fired_at.unwrap_or(a.active_at),
                 ends_at: a.last_seen + valid_for,
                 updated_at: a.last_seen,
-                generator_url: None,
                 recovery,
                 receivers: Vec::new(),
-                alert: a,
+                origin: Origin::Rule(a),
             }
         })
         .collect();
@@ -229,19 +260,19 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
             .into_iter()
             .filter(|e| !e.is_resolved(now))
             .map(|e| Listed {
-                alert: e.alert(now),
+                fingerprint: e.fingerprint,
                 starts_at: e.starts_at,
                 ends_at: e.ends_at,
                 updated_at: e.updated_at,
-                generator_url: e.generator_url.clone(),
                 recovery: None,
                 receivers: Vec::new(),
+                origin: Origin::External(e),
             }),
     );
     let tree = rules.tree.as_ref();
     for l in &mut out {
         if let Some(t) = tree {
-            for r in t.matches(&l.alert.labels) {
+            for r in t.matches(l.labels()) {
                 if !l.receivers.contains(&r.receiver) {
                     l.receivers.push(r.receiver.clone());
                 }
@@ -256,6 +287,16 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
     out
 }
 
+/// Silences and inhibition for the listed alerts (all firing: all inhibition sources).
+fn muter<'a>(svc: &Service, listed: &'a [Listed], now: i64) -> Muter<'a> {
+    Muter::new(
+        svc.silences.index(now),
+        svc.rules()
+            .inhibitor
+            .index_firing(listed.iter().map(Listed::labels)),
+    )
+}
+
 /// The alerts that pass the query, sorted by fingerprint as Alertmanager sorts them.
 fn select<'a>(listed: &'a [Listed], muter: &Muter<'_>, q: &AlertsQuery) -> Vec<Shown<'a>> {
     let mut shown: Vec<Shown<'a>> = listed
@@ -265,43 +306,44 @@ fn select<'a>(listed: &'a [Listed], muter: &Muter<'_>, q: &AlertsQuery) -> Vec<S
                 .as_ref()
                 .is_none_or(|re| l.receivers.iter().any(|r| re.is_match(r)))
         })
-        .filter(|l| passes_filter(&q.filter, |n| l.alert.labels.get(n).map(str::to_string)))
+        .filter(|l| passes_filter(&q.filter, |n| l.labels().get(n).map(str::to_string)))
         .filter_map(|l| {
-            let suppression = muter.suppression(&l.alert.labels);
+            let suppression = muter.suppression(l.labels());
             let keep = (q.active || suppression.is_suppressed())
                 && (q.silenced || suppression.silenced_by.is_empty())
                 && (q.inhibited || suppression.inhibited_by.is_empty());
-            keep.then(|| Shown {
+            keep.then_some(Shown {
                 listed: l,
-                fingerprint: l.alert.labels.fingerprint(),
                 suppression,
             })
         })
         .collect();
-    shown.sort_by_key(|s| s.fingerprint);
+    shown.sort_by_key(|s| s.listed.fingerprint);
     shown
 }
 
 /// The body of `GET /api/v2/alerts` at `now`.
 pub fn list(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
     let listed = gather(svc, now);
-    let muter = svc.muter(listed.iter().map(|l| &l.alert), now);
+    let muter = muter(svc, &listed, now);
     let shown = select(&listed, &muter, q);
     let out: Vec<Gettable> = shown.iter().map(Gettable::new).collect();
-    serde_json::to_vec(&out).unwrap_or_default()
+    let mut body = Vec::with_capacity(out.len() * 512);
+    serde_json::to_writer(&mut body, &out).ok();
+    body
 }
 
 /// The body of `GET /api/v2/alerts/groups` at `now`: per receiver and group of the routing
 /// tree (and of each rule's own receiver), the listed alerts.
 pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
     let listed = gather(svc, now);
-    let muter = svc.muter(listed.iter().map(|l| &l.alert), now);
+    let muter = muter(svc, &listed, now);
     let shown = select(&listed, &muter, q);
     let rules = svc.rules();
     // (receiver, group key) -> (group labels, alerts)
     let mut groups: BTreeMap<(String, String), (Labels, Vec<&Shown>)> = BTreeMap::new();
     for s in &shown {
-        let labels = &s.listed.alert.labels;
+        let labels = s.listed.labels();
         let mut routes = rules.tree.as_ref().map(|t| t.matches(labels)).unwrap_or_default();
         let own = s.listed.recovery.as_deref().map(crate::route::Route::direct);
         routes.extend(own.as_ref());
@@ -331,14 +373,14 @@ pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
 struct Gettable<'a> {
     annotations: LabelMap<'a>,
     #[serde(rename = "endsAt")]
-    ends_at: String,
-    fingerprint: String,
+    ends_at: Rfc3339,
+    fingerprint: Hex,
     receivers: Vec<ReceiverName<'a>>,
     #[serde(rename = "startsAt")]
-    starts_at: String,
+    starts_at: Rfc3339,
     status: AlertStatus<'a>,
     #[serde(rename = "updatedAt")]
-    updated_at: String,
+    updated_at: Rfc3339,
     #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
     generator_url: Option<&'a str>,
     labels: LabelMap<'a>,
@@ -347,7 +389,7 @@ struct Gettable<'a> {
 #[derive(Serialize)]
 struct AlertStatus<'a> {
     #[serde(rename = "inhibitedBy")]
-    inhibited_by: Vec<String>,
+    inhibited_by: Vec<Hex>,
     #[serde(rename = "silencedBy")]
     silenced_by: &'a [String],
     state: &'static str,
@@ -357,21 +399,21 @@ impl<'a> Gettable<'a> {
     fn new(s: &'a Shown<'a>) -> Gettable<'a> {
         let l = s.listed;
         Gettable {
-            annotations: LabelMap(&l.alert.annotations),
-            ends_at: crate::rfc3339(l.ends_at),
-            fingerprint: format!("{:016x}", s.fingerprint),
+            annotations: LabelMap(l.annotations()),
+            ends_at: Rfc3339(l.ends_at),
+            fingerprint: Hex(l.fingerprint),
             receivers: l
                 .receivers
                 .iter()
                 .map(|name| ReceiverName { name })
                 .collect(),
-            starts_at: crate::rfc3339(l.starts_at),
+            starts_at: Rfc3339(l.starts_at),
             status: AlertStatus {
                 inhibited_by: s
                     .suppression
                     .inhibited_by
                     .iter()
-                    .map(|fp| format!("{fp:016x}"))
+                    .map(|&fp| Hex(fp))
                     .collect(),
                 silenced_by: &s.suppression.silenced_by,
                 state: if s.suppression.is_suppressed() {
@@ -380,9 +422,9 @@ impl<'a> Gettable<'a> {
                     "active"
                 },
             },
-            updated_at: crate::rfc3339(l.updated_at),
-            generator_url: l.generator_url.as_deref(),
-            labels: LabelMap(&l.alert.labels),
+            updated_at: Rfc3339(l.updated_at),
+            generator_url: l.generator_url(),
+            labels: LabelMap(l.labels()),
         }
     }
 }

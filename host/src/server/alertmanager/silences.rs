@@ -9,7 +9,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::{AmError, json_response, parse_filter, passes_filter, query_pairs};
+use super::{AmError, Rfc3339, json_response, parse_filter, passes_filter, query_pairs};
 use crate::server::body;
 use crate::service::Service;
 use crate::silences::{MatcherSpec, Silence, SilenceError, SilenceSpec, is_uuid};
@@ -190,15 +190,15 @@ struct Gettable<'a> {
     id: &'a str,
     status: SilenceStatus,
     #[serde(rename = "updatedAt")]
-    updated_at: String,
+    updated_at: Rfc3339,
     comment: &'a str,
     #[serde(rename = "createdBy")]
     created_by: &'a str,
     #[serde(rename = "endsAt")]
-    ends_at: String,
+    ends_at: Rfc3339,
     matchers: Vec<MatcherJson<'a>>,
     #[serde(rename = "startsAt")]
-    starts_at: String,
+    starts_at: Rfc3339,
 }
 
 #[derive(Serialize)]
@@ -223,10 +223,10 @@ impl<'a> Gettable<'a> {
             status: SilenceStatus {
                 state: s.state(now).as_str(),
             },
-            updated_at: crate::rfc3339(s.updated_at),
+            updated_at: Rfc3339(s.updated_at),
             comment: &s.comment,
             created_by: &s.created_by,
-            ends_at: crate::rfc3339(s.ends_at),
+            ends_at: Rfc3339(s.ends_at),
             matchers: s
                 .specs
                 .iter()
@@ -237,7 +237,7 @@ impl<'a> Gettable<'a> {
                     value: &m.value,
                 })
                 .collect(),
-            starts_at: crate::rfc3339(s.starts_at),
+            starts_at: Rfc3339(s.starts_at),
         }
     }
 }
