@@ -77,7 +77,13 @@ fn amtool_queries_alerts_and_manages_silences() {
     );
     amtool(
         &url,
-        &["alert", "add", "alertname=DiskFull", "instance=db2", "severity=warning"],
+        &[
+            "alert",
+            "add",
+            "alertname=DiskFull",
+            "instance=db2",
+            "severity=warning",
+        ],
     );
     let query = |args: &[&str]| -> Vec<Value> {
         let mut all = vec!["alert", "query", "-o", "json"];
@@ -89,11 +95,20 @@ fn amtool_queries_alerts_and_manages_silences() {
     // amtool's own table, as an operator reads it.
     let table = amtool(&url, &["alert", "query", "instance=db1"]);
     let mut lines = table.lines();
-    let header: Vec<&str> = lines.next().unwrap().split("  ").map(str::trim).filter(|s| !s.is_empty()).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     assert_eq!(header, ["Alertname", "Starts At", "Summary", "State"]);
     let row = lines.next().unwrap();
     assert!(row.starts_with("DiskFull"), "{table}");
-    assert!(row.contains("disk full on db1") && row.trim_end().ends_with("active"), "{table}");
+    assert!(
+        row.contains("disk full on db1") && row.trim_end().ends_with("active"),
+        "{table}"
+    );
     assert_eq!(lines.next(), None, "{table}");
 
     // A silence, added by amtool, mutes db1.
@@ -223,7 +238,10 @@ fn a_critical_alert_inhibits_the_warnings_of_its_instance_only() {
                 "endsAt": from_now(0)}]),
     );
     let all = listed(&server, "");
-    assert!(find(&all, "NodeDown", "a").is_none(), "resolved alerts are not listed");
+    assert!(
+        find(&all, "NodeDown", "a").is_none(),
+        "resolved alerts are not listed"
+    );
     assert_eq!(
         find(&all, "HighLatency", "a").unwrap()["status"]["state"],
         "active"
@@ -357,8 +375,10 @@ fn answers_the_same_requests_as_alertmanager() {
         (
             "POST",
             "/api/v2/alerts".into(),
-            Some(json!([{"labels": {"a": "1"}, "startsAt": "2026-01-01T00:00:01Z",
-                         "endsAt": "2026-01-01T00:00:00Z"}])),
+            Some(
+                json!([{"labels": {"a": "1"}, "startsAt": "2026-01-01T00:00:01Z",
+                         "endsAt": "2026-01-01T00:00:00Z"}]),
+            ),
         ),
         (
             "POST",
@@ -370,8 +390,16 @@ fn answers_the_same_requests_as_alertmanager() {
             "/api/v2/alerts".into(),
             Some(json!([{"annotations": {}}])),
         ),
-        ("POST", "/api/v2/silences".into(), Some(silence(json!({"comment": null})))),
-        ("POST", "/api/v2/silences".into(), Some(silence(json!({"matchers": []})))),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            Some(silence(json!({"comment": null}))),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            Some(silence(json!({"matchers": []}))),
+        ),
         (
             "POST",
             "/api/v2/silences".into(),
@@ -380,7 +408,9 @@ fn answers_the_same_requests_as_alertmanager() {
         (
             "POST",
             "/api/v2/silences".into(),
-            Some(silence(json!({"startsAt": future, "endsAt": "2026-01-01T00:00:00Z"}))),
+            Some(silence(
+                json!({"startsAt": future, "endsAt": "2026-01-01T00:00:00Z"}),
+            )),
         ),
         (
             "POST",
@@ -390,17 +420,23 @@ fn answers_the_same_requests_as_alertmanager() {
         (
             "POST",
             "/api/v2/silences".into(),
-            Some(silence(json!({"matchers": [{"name": "a", "value": ".*", "isRegex": true}]}))),
+            Some(silence(
+                json!({"matchers": [{"name": "a", "value": ".*", "isRegex": true}]}),
+            )),
         ),
         (
             "POST",
             "/api/v2/silences".into(),
-            Some(silence(json!({"matchers": [{"name": "a-b", "value": "x", "isRegex": false}]}))),
+            Some(silence(
+                json!({"matchers": [{"name": "a-b", "value": "x", "isRegex": false}]}),
+            )),
         ),
         (
             "POST",
             "/api/v2/silences".into(),
-            Some(silence(json!({"id": "6c9b5d63-0f8e-4b8e-9d57-3a1d2f6e1c11"}))),
+            Some(silence(
+                json!({"id": "6c9b5d63-0f8e-4b8e-9d57-3a1d2f6e1c11"}),
+            )),
         ),
         ("GET", "/api/v2/silence/nope".into(), None),
         (
@@ -444,7 +480,12 @@ fn answers_the_same_requests_as_alertmanager() {
         );
         assert_eq!(status, 200);
     }
-    for query in ["", "?active=false", "?silenced=false&inhibited=false", "?filter=instance%3D~%22a%22"] {
+    for query in [
+        "",
+        "?active=false",
+        "?silenced=false&inhibited=false",
+        "?filter=instance%3D~%22a%22",
+    ] {
         // Alertmanager settles an alert's status on its first pass: ask until it has.
         let want = wait_for("Alertmanager to process its alerts", || {
             let (_, v) = send("GET", &format!("{}/api/v2/alerts{query}", am.url), None);
@@ -477,4 +518,95 @@ fn answers_the_same_requests_as_alertmanager() {
     let (_, want) = send("GET", &format!("{}/api/v2/silences", am.url), None);
     let (_, got) = send("GET", &format!("{fl}/api/v2/silences"), None);
     assert_eq!(normalized(got), normalized(want));
+}
+
+#[test]
+fn rule_alerts_are_listed_and_inhibited_by_external_ones() {
+    let hook = faultline_system_tests::Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "node.toml",
+        &format!(
+            r#"
+[[group]]
+name = "node"
+interval = "200ms"
+
+[[group.rule]]
+name = "HighLoad"
+plugin = "threshold"
+select = 'node_load1'
+params = {{ above = 2.0 }}
+labels = {{ severity = "warning" }}
+annotations = {{ summary = "load on {{{{ $labels.instance }}}}" }}
+recovery = "hook"
+
+[[receiver]]
+name = "hook"
+plugin = "webhook"
+params = {{ url = "http://{hook}/hook" }}
+grants = {{ http = ["{hook}"] }}
+{INHIBIT}"#,
+            hook = hook.addr
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+    for instance in ["web1", "web2"] {
+        let r = server.push(&format!("node/instance/{instance}"), "node_load1 5.5\n");
+        assert_eq!(r.status(), 200);
+    }
+    let all = wait_for("both rule alerts in GET /api/v2/alerts", || {
+        let all = listed(&server, "");
+        (all.len() == 2).then_some(all)
+    });
+    let web1 = find(&all, "HighLoad", "web1").unwrap();
+    assert_eq!(web1["receivers"], json!([{"name": "hook"}]));
+    assert_eq!(web1["annotations"]["summary"], "load on web1");
+    assert_eq!(web1["labels"]["job"], "node");
+    assert_eq!(web1["status"]["state"], "active");
+    assert_eq!(
+        listed(&server, "?receiver=ho.*").len(),
+        2,
+        "the receiver filter is a regex"
+    );
+    assert!(listed(&server, "?receiver=ho").is_empty(), "anchored");
+
+    // An external critical alert on web1 inhibits web1's rule alert, not web2's.
+    post_alerts(
+        &server,
+        json!([{"labels": {"alertname": "NodeDown", "severity": "critical", "instance": "web1"}}]),
+    );
+    let all = listed(&server, "");
+    let critical = find(&all, "NodeDown", "web1").unwrap();
+    assert_eq!(critical["receivers"], json!([]));
+    let web1 = find(&all, "HighLoad", "web1").unwrap();
+    assert_eq!(
+        web1["status"]["inhibitedBy"],
+        json!([critical["fingerprint"]])
+    );
+    assert_eq!(web1["status"]["state"], "suppressed");
+    let web2 = find(&all, "HighLoad", "web2").unwrap();
+    assert_eq!(web2["status"]["state"], "active");
+
+    // Groups: the rule's own receiver groups its alerts by alertname; the external alert
+    // has no route (no routing tree here), so no group.
+    let (status, groups) = send("GET", &server.url("/api/v2/alerts/groups"), None);
+    assert_eq!(status, 200);
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(groups[0]["receiver"], json!({"name": "hook"}));
+    assert_eq!(groups[0]["labels"], json!({"alertname": "HighLoad"}));
+    assert_eq!(
+        instances(groups[0]["alerts"].as_array().unwrap()),
+        ["web1", "web2"]
+    );
+    let (_, active_only) = send(
+        "GET",
+        &server.url("/api/v2/alerts/groups?inhibited=false"),
+        None,
+    );
+    assert_eq!(
+        instances(active_only[0]["alerts"].as_array().unwrap()),
+        ["web2"]
+    );
 }

@@ -139,7 +139,13 @@ struct Job {
 }
 
 enum Write {
-    Upsert(Arc<ExternalAlert>),
+    /// The alert, with its labels and annotations already encoded (by the request, so that
+    /// the one writer thread only runs SQL).
+    Upsert {
+        alert: Arc<ExternalAlert>,
+        labels: String,
+        annotations: String,
+    },
     Delete(u64),
 }
 
@@ -212,19 +218,34 @@ impl ExternalAlerts {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
+        let received: Vec<(ExternalAlert, String, String)> = posted
+            .into_iter()
+            .map(|p| {
+                let a = ExternalAlert::received(p, now, resolve_timeout);
+                let (labels, annotations) = (labels_json(&a.labels), labels_json(&a.annotations));
+                (a, labels, annotations)
+            })
+            .collect();
         {
             // Merged and queued under the lock, so the database sees writes in memory's order.
             let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
-            let mut writes = Vec::with_capacity(posted.len());
-            for p in posted {
-                let new = ExternalAlert::received(p, now, resolve_timeout);
+            let mut writes = Vec::with_capacity(received.len());
+            for (new, labels, mut annotations) in received {
                 let fp = new.fingerprint;
                 let alert = Arc::new(match alerts.get(&fp) {
                     Some(old) => ExternalAlert::merge(old, new, now),
                     None => new,
                 });
+                if alert.updated_at != now {
+                    // The stored alert was younger (a clock step back): its annotations stay.
+                    annotations = labels_json(&alert.annotations);
+                }
                 alerts.insert(fp, alert.clone());
-                writes.push(Write::Upsert(alert));
+                writes.push(Write::Upsert {
+                    alert,
+                    labels,
+                    annotations,
+                });
             }
             self.writer
                 .send(Job {
@@ -303,11 +324,15 @@ fn write_loop(db: &Db, jobs: &mpsc::Receiver<Job>) {
                         tx.prepare_cached("DELETE FROM external_alerts WHERE fingerprint = ?1")?;
                     for w in round.iter().flat_map(|j| &j.writes) {
                         match w {
-                            Write::Upsert(a) => {
+                            Write::Upsert {
+                                alert: a,
+                                labels,
+                                annotations,
+                            } => {
                                 upsert.execute(params![
                                     a.fingerprint as i64,
-                                    labels_json(&a.labels),
-                                    labels_json(&a.annotations),
+                                    labels,
+                                    annotations,
                                     a.starts_at,
                                     a.ends_at,
                                     a.updated_at,
@@ -374,7 +399,10 @@ mod tests {
             .await
             .unwrap();
         let a = one(&ext);
-        assert_eq!((a.starts_at, a.ends_at, a.timeout), (10 * MIN, 15 * MIN, true));
+        assert_eq!(
+            (a.starts_at, a.ends_at, a.timeout),
+            (10 * MIN, 15 * MIN, true)
+        );
         assert_eq!(a.alert(14 * MIN).status, Status::Firing);
         let resolved = a.alert(15 * MIN);
         assert_eq!(resolved.status, Status::Resolved);
@@ -431,7 +459,10 @@ mod tests {
         let path = dir.path().join("f.db");
         let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
         ext.receive(
-            vec![posted("Firing", None, None), posted("Done", Some(0), Some(MIN))],
+            vec![
+                posted("Firing", None, None),
+                posted("Done", Some(0), Some(MIN)),
+            ],
             0,
             TIMEOUT,
         )

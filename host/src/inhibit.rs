@@ -24,8 +24,8 @@ use std::sync::Arc;
 use crate::alerts::{Alert, Status};
 use crate::matchers::{FnvMap, MatcherIndex, matches_all, parse_matchers};
 use crate::model::Labels;
-use crate::rules::{InhibitRuleConfig, RuleError};
 use crate::rules::selector::Matcher;
+use crate::rules::{InhibitRuleConfig, RuleError};
 
 /// A validated inhibit rule.
 #[derive(Clone, Debug)]
@@ -171,7 +171,10 @@ impl Inhibitor {
     }
 
     /// As [`Inhibitor::index`], given the label sets of the firing alerts alone.
-    pub fn index_firing<'a>(&self, firing: impl IntoIterator<Item = &'a Labels>) -> Inhibitions<'a> {
+    pub fn index_firing<'a>(
+        &self,
+        firing: impl IntoIterator<Item = &'a Labels>,
+    ) -> Inhibitions<'a> {
         let rules = &self.inner.rules;
         let mut by_rule: Vec<FnvMap<u64, Bucket<'a>>> = vec![FnvMap::default(); rules.len()];
         if !rules.is_empty() {
@@ -291,19 +294,38 @@ mod tests {
             &["severity=warning"],
             &["instance"],
         )]);
-        let crit = firing(&[("alertname", "Down"), ("severity", "critical"), ("instance", "a")]);
-        let warn_a = firing(&[("alertname", "Slow"), ("severity", "warning"), ("instance", "a")]);
-        let warn_b = firing(&[("alertname", "Slow"), ("severity", "warning"), ("instance", "b")]);
+        let crit = firing(&[
+            ("alertname", "Down"),
+            ("severity", "critical"),
+            ("instance", "a"),
+        ]);
+        let warn_a = firing(&[
+            ("alertname", "Slow"),
+            ("severity", "warning"),
+            ("instance", "a"),
+        ]);
+        let warn_b = firing(&[
+            ("alertname", "Slow"),
+            ("severity", "warning"),
+            ("instance", "b"),
+        ]);
         let alerts = [crit.clone(), warn_a.clone(), warn_b.clone()];
         let ix = inh.index(&alerts);
-        assert_eq!(ix.inhibited_by(&warn_a.labels), Some(crit.labels.fingerprint()));
+        assert_eq!(
+            ix.inhibited_by(&warn_a.labels),
+            Some(crit.labels.fingerprint())
+        );
         assert_eq!(ix.inhibited_by(&warn_b.labels), None);
         assert_eq!(ix.inhibited_by(&crit.labels), None);
     }
 
     #[test]
     fn only_firing_alerts_inhibit() {
-        let inh = Inhibitor::new(vec![rule(&["severity=critical"], &["severity=warning"], &[])]);
+        let inh = Inhibitor::new(vec![rule(
+            &["severity=critical"],
+            &["severity=warning"],
+            &[],
+        )]);
         let target = firing(&[("severity", "warning")]);
         for status in [Status::Pending, Status::Resolved] {
             let alerts = [alert(&[("severity", "critical")], status)];
@@ -316,7 +338,10 @@ mod tests {
         let inh = Inhibitor::new(vec![rule(&["a=src"], &["a=dst"], &["cluster"])]);
         let alerts = [firing(&[("a", "src")])];
         let ix = inh.index(&alerts);
-        assert!(ix.inhibited_by(&Labels::from_pairs([("a", "dst")])).is_some());
+        assert!(
+            ix.inhibited_by(&Labels::from_pairs([("a", "dst")]))
+                .is_some()
+        );
         assert!(
             ix.inhibited_by(&Labels::from_pairs([("a", "dst"), ("cluster", "x")]))
                 .is_none()
@@ -354,9 +379,15 @@ mod tests {
         let b = firing(&[("alertname", "B")]);
         let t = Labels::from_pairs([("alertname", "T")]);
         let alerts = [b.clone(), a.clone()];
-        assert_eq!(inh.index(&alerts).inhibited_by(&t), Some(a.labels.fingerprint()));
+        assert_eq!(
+            inh.index(&alerts).inhibited_by(&t),
+            Some(a.labels.fingerprint())
+        );
         let alerts = [b.clone()];
-        assert_eq!(inh.index(&alerts).inhibited_by(&t), Some(b.labels.fingerprint()));
+        assert_eq!(
+            inh.index(&alerts).inhibited_by(&t),
+            Some(b.labels.fingerprint())
+        );
     }
 
     #[test]
@@ -367,7 +398,11 @@ mod tests {
             .map(|r| {
                 let src = format!("alertname=A{r}, severity=critical");
                 let dst = format!("alertname=~\"A{}|A{}\"", (r + 1) % 20, (r + 2) % 20);
-                rule(&[src.as_str()], &[dst.as_str(), "severity!=critical"], &["instance"])
+                rule(
+                    &[src.as_str()],
+                    &[dst.as_str(), "severity!=critical"],
+                    &["instance"],
+                )
             })
             .collect();
         let inh = Inhibitor::new(rules.clone());
@@ -406,8 +441,7 @@ mod tests {
     fn file_errors_name_file_line_rule_and_field() {
         let text = "[[inhibit]]\nsource_matchers = ['a=1']\n\n[[inhibit]]\nequal = ['x-y']\n";
         let configs: crate::rules::RuleFile = toml::from_str(text).unwrap();
-        let (valid, errors) =
-            validate_file(Path::new("r.toml"), text, &configs.inhibit_rules);
+        let (valid, errors) = validate_file(Path::new("r.toml"), text, &configs.inhibit_rules);
         assert_eq!(valid.len(), 1);
         assert_eq!(
             errors[0].to_string(),
@@ -426,7 +460,11 @@ mod tests {
         assert_eq!(e.field, "source_matchers[1]");
         assert_eq!(e.message, "bad matcher format: -");
         let e = InhibitRule::new(&cfg("c=~\"(\"", "x")).unwrap_err();
-        assert!(e.message.starts_with("invalid regular expression"), "{}", e.message);
+        assert!(
+            e.message.starts_with("invalid regular expression"),
+            "{}",
+            e.message
+        );
         let e = InhibitRule::new(&cfg("c=1", "not-a-label")).unwrap_err();
         assert_eq!(
             (e.field.as_str(), e.message.as_str()),

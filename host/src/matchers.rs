@@ -53,7 +53,9 @@ pub fn parse_matcher(s: &str) -> Result<Matcher, String> {
     let rest = s.trim_start_matches(is_space);
     let name_len = rest
         .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())))
+        .find(|&(i, c)| {
+            !(c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+        })
         .map_or(rest.len(), |(i, _)| i);
     if name_len == 0 {
         return Err(bad());

@@ -171,6 +171,18 @@ mod tests {
     }
 
     #[test]
+    fn get_finds_labels_in_small_and_large_sets() {
+        for n in [1, 12, 13, 40] {
+            let l = Labels::from_pairs((0..n).map(|i| (format!("l{i:02}"), format!("v{i}"))));
+            for i in 0..n {
+                assert_eq!(l.get(&format!("l{i:02}")), Some(format!("v{i}").as_str()));
+            }
+            assert_eq!(l.get("l"), None);
+            assert_eq!(l.get("zz"), None);
+        }
+    }
+
+    #[test]
     fn fingerprint_depends_on_every_pair() {
         let a = Labels::from_pairs([("a", "1"), ("b", "2")]);
         let b = Labels::from_pairs([("a", "1"), ("b", "3")]);

@@ -44,7 +44,9 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: None,
-            max_instances: 256,
+            // Room for every rule and receiver twice over: a reload builds the new set
+            // beside the running one. Only address space is reserved, not memory.
+            max_instances: 1024,
             max_memory: 1 << 30,
         }
     }

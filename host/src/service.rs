@@ -279,6 +279,11 @@ impl Service {
                         return;
                     }
                     for rule in &group.rules {
+                        // A reload replaced this group: stop at once, so a stale loop holds
+                        // its plugin instances no longer than one evaluation.
+                        if *changed.borrow() != generation {
+                            return;
+                        }
                         svc.evaluate(rule.clone(), crate::now_ms()).await;
                     }
                 }

@@ -262,15 +262,16 @@ impl Silences {
             }
         }
         let silence = Arc::new(silence);
-        self.db.with(|c| -> rusqlite::Result<()> {
-            let tx = c.unchecked_transaction()?;
-            if let Some(e) = &expired {
-                save(&tx, e)?;
-            }
-            save(&tx, &silence)?;
-            tx.commit()
-        })
-        .map_err(DbError::from)?;
+        self.db
+            .with(|c| -> rusqlite::Result<()> {
+                let tx = c.unchecked_transaction()?;
+                if let Some(e) = &expired {
+                    save(&tx, e)?;
+                }
+                save(&tx, &silence)?;
+                tx.commit()
+            })
+            .map_err(DbError::from)?;
         if let Some(e) = expired {
             all.insert(e.id.clone(), Arc::new(e));
         }
@@ -306,12 +307,9 @@ impl Silences {
         if old.is_empty() {
             return;
         }
-        let r = self.db.with(|c| {
-            c.execute(
-                "DELETE FROM silences WHERE ends_at < ?1",
-                params![horizon],
-            )
-        });
+        let r = self
+            .db
+            .with(|c| c.execute("DELETE FROM silences WHERE ends_at < ?1", params![horizon]));
         if let Err(e) = r {
             tracing::error!("deleting expired silences: {e}");
             return;
@@ -550,15 +548,23 @@ mod tests {
         assert_eq!(sil.state(20 * MIN), SilenceState::Expired);
         let l = labels(&[("a", "1")]);
         assert!(!s.index(0).is_silenced(&l), "pending silences do not mute");
-        assert!(s.index(10 * MIN).is_silenced(&l), "the index notices the start");
+        assert!(
+            s.index(10 * MIN).is_silenced(&l),
+            "the index notices the start"
+        );
         assert_eq!(s.index(15 * MIN).silenced_by(&l), vec![id]);
-        assert!(!s.index(20 * MIN).is_silenced(&l), "the index notices the end");
+        assert!(
+            !s.index(20 * MIN).is_silenced(&l),
+            "the index notices the end"
+        );
     }
 
     #[test]
     fn a_start_in_the_past_becomes_now() {
         let s = Silences::open(&Db::in_memory().unwrap()).unwrap();
-        let id = s.set(spec(vec![eq("a", "1")], 0, 60 * MIN), 5 * MIN).unwrap();
+        let id = s
+            .set(spec(vec![eq("a", "1")], 0, 60 * MIN), 5 * MIN)
+            .unwrap();
         let sil = s.get(&id).unwrap();
         assert_eq!((sil.starts_at, sil.updated_at), (5 * MIN, 5 * MIN));
     }
@@ -575,7 +581,10 @@ mod tests {
             ..eq("env", "prod")
         };
         let id = s
-            .set(spec(vec![eq("alertname", "Down"), regex, not_eq], 0, MIN), 0)
+            .set(
+                spec(vec![eq("alertname", "Down"), regex, not_eq], 0, MIN),
+                0,
+            )
             .unwrap();
         let idx = s.index(1);
         assert_eq!(
@@ -670,7 +679,10 @@ mod tests {
     fn validation_messages_are_alertmanagers() {
         let s = Silences::open(&Db::in_memory().unwrap()).unwrap();
         let err = |m: Vec<MatcherSpec>| s.set(spec(m, 0, MIN), 0).unwrap_err().to_string();
-        assert_eq!(err(vec![]), "silence invalid: at least one matcher required");
+        assert_eq!(
+            err(vec![]),
+            "silence invalid: at least one matcher required"
+        );
         assert_eq!(
             err(vec![eq("a", "")]),
             "silence invalid: at least one matcher must not match the empty string"
@@ -683,10 +695,9 @@ mod tests {
             is_regex: true,
             ..eq("a", "(")
         };
-        assert!(
-            err(vec![bad_regex])
-                .starts_with("silence invalid: invalid label matcher 0: invalid regular expression \"(\": "),
-        );
+        assert!(err(vec![bad_regex]).starts_with(
+            "silence invalid: invalid label matcher 0: invalid regular expression \"(\": "
+        ),);
     }
 
     #[test]

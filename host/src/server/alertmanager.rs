@@ -67,7 +67,11 @@ pub fn export_metrics(svc: &Service) {
     let now = crate::now_ms();
     let (firing, resolved) = svc.external.counts(now);
     let m = &svc.metrics;
-    m.set("faultline_external_alerts", &[("state", "firing")], firing as f64);
+    m.set(
+        "faultline_external_alerts",
+        &[("state", "firing")],
+        firing as f64,
+    );
     m.set(
         "faultline_external_alerts",
         &[("state", "resolved")],
@@ -284,7 +288,10 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, AmError> {
 /// Whether a label set (or a silence's matchers, by name and value) passes `filter`
 /// matchers, as Alertmanager filters: a matcher on the empty value also accepts a missing
 /// name (`a=""`) or any present one (`a!=""`).
-fn passes_filter(filter: &[crate::rules::selector::Matcher], get: impl Fn(&str) -> Option<String>) -> bool {
+fn passes_filter(
+    filter: &[crate::rules::selector::Matcher],
+    get: impl Fn(&str) -> Option<String>,
+) -> bool {
     use crate::rules::selector::MatchOp;
     filter.iter().all(|m| {
         let value = get(m.name());
@@ -334,9 +341,7 @@ async fn status() -> Response {
 }
 
 /// `GET /api/v2/receivers`: the receivers of the loaded rule files.
-async fn receivers_list(
-    axum::extract::State(svc): axum::extract::State<Arc<Service>>,
-) -> Response {
+async fn receivers_list(axum::extract::State(svc): axum::extract::State<Arc<Service>>) -> Response {
     let rules = svc.rules();
     let names: Vec<ReceiverName> = rules
         .receivers
@@ -353,7 +358,9 @@ mod tests {
     #[test]
     fn query_parameters_are_decoded_and_may_repeat() {
         assert_eq!(
-            query_pairs(Some("filter=alertname%3DB&filter=instance%3D~%22a%7Cb%22&active&x=a+b%")),
+            query_pairs(Some(
+                "filter=alertname%3DB&filter=instance%3D~%22a%7Cb%22&active&x=a+b%"
+            )),
             vec![
                 ("filter".to_string(), "alertname=B".to_string()),
                 ("filter".to_string(), "instance=~\"a|b\"".to_string()),
@@ -370,17 +377,23 @@ mod tests {
 
     #[test]
     fn times_and_fingerprints_serialize_as_alertmanager_shows_them() {
-        let days = (-800_000..3_000_000).step_by(997).map(|d| d * 86_400_000 + 45_296_789);
+        let days = (-800_000..3_000_000)
+            .step_by(997)
+            .map(|d| d * 86_400_000 + 45_296_789);
         let edges = [
             0,
             -1,
-            951_782_400_000,      // 2000-02-29
-            253_402_300_799_999,  // 9999-12-31T23:59:59.999Z
-            -62_135_596_800_000,  // 0001-01-01
-            253_402_300_800_000,  // year 10000: the slow path
+            951_782_400_000,     // 2000-02-29
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+            -62_135_596_800_000, // 0001-01-01
+            253_402_300_800_000, // year 10000: the slow path
         ];
         for ms in edges.into_iter().chain(days) {
-            assert_eq!(json(&Rfc3339(ms)), format!("{:?}", crate::rfc3339(ms)), "{ms}");
+            assert_eq!(
+                json(&Rfc3339(ms)),
+                format!("{:?}", crate::rfc3339(ms)),
+                "{ms}"
+            );
         }
         assert_eq!(json(&Hex(0x4309_838f_f01e_f783)), r#""4309838ff01ef783""#);
         assert_eq!(json(&Hex(0xab)), r#""00000000000000ab""#);

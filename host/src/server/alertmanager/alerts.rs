@@ -31,27 +31,31 @@ type Shared = Arc<Service>;
 /// with no body, or 400 with the invalid alerts' messages (the valid ones are kept).
 pub async fn alerts_create(State(svc): State<Shared>, req: Request) -> Result<StatusCode, AmError> {
     let bytes = body(&svc, req.into_body()).await?;
-    let posted = crate::ingest::alerts::parse_postable(&bytes, &ingest_limits(&svc)).map_err(|e| {
-        svc.metrics
-            .inc("faultline_alerts_invalid_total", &[("source", "api")]);
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        match e.status() {
-            422 => AmError::Schema {
-                status,
-                code: 602,
-                message: e.to_string(),
-            },
-            400 => AmError::parsing("alerts", e),
-            _ => AmError::Message(status, e.to_string()),
-        }
-    })?;
+    let posted =
+        crate::ingest::alerts::parse_postable(&bytes, &ingest_limits(&svc)).map_err(|e| {
+            svc.metrics
+                .inc("faultline_alerts_invalid_total", &[("source", "api")]);
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            match e.status() {
+                422 => AmError::Schema {
+                    status,
+                    code: 602,
+                    message: e.to_string(),
+                },
+                400 => AmError::parsing("alerts", e),
+                _ => AmError::Message(status, e.to_string()),
+            }
+        })?;
     receive(&svc, "api", posted.valid, svc.config.resolve_timeout.0)
         .await
         .map_err(|e| AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Some(invalid) = posted.invalid {
         svc.metrics
             .inc("faultline_alerts_invalid_total", &[("source", "api")]);
-        return Err(AmError::Message(StatusCode::BAD_REQUEST, invalid.to_string()));
+        return Err(AmError::Message(
+            StatusCode::BAD_REQUEST,
+            invalid.to_string(),
+        ));
     }
     Ok(StatusCode::OK)
 }
@@ -59,15 +63,24 @@ pub async fn alerts_create(State(svc): State<Shared>, req: Request) -> Result<St
 /// `POST /api/v1/alertmanager/webhook`: an Alertmanager's webhook notification. Its firing
 /// alerts have no end: they resolve when a resolved notification arrives, or after
 /// `webhook_resolve_timeout` without a repeat.
-pub async fn webhook_receive(State(svc): State<Shared>, req: Request) -> Result<StatusCode, ApiError> {
+pub async fn webhook_receive(
+    State(svc): State<Shared>,
+    req: Request,
+) -> Result<StatusCode, ApiError> {
     let bytes = body(&svc, req.into_body()).await?;
-    let alerts = crate::ingest::alerts::parse_webhook(&bytes, &ingest_limits(&svc)).inspect_err(|_| {
-        svc.metrics
-            .inc("faultline_alerts_invalid_total", &[("source", "webhook")]);
-    })?;
-    receive(&svc, "webhook", alerts, svc.config.webhook_resolve_timeout.0)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let alerts =
+        crate::ingest::alerts::parse_webhook(&bytes, &ingest_limits(&svc)).inspect_err(|_| {
+            svc.metrics
+                .inc("faultline_alerts_invalid_total", &[("source", "webhook")]);
+        })?;
+    receive(
+        &svc,
+        "webhook",
+        alerts,
+        svc.config.webhook_resolve_timeout.0,
+    )
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(StatusCode::OK)
 }
 
@@ -344,8 +357,16 @@ pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
     let mut groups: BTreeMap<(String, String), (Labels, Vec<&Shown>)> = BTreeMap::new();
     for s in &shown {
         let labels = s.listed.labels();
-        let mut routes = rules.tree.as_ref().map(|t| t.matches(labels)).unwrap_or_default();
-        let own = s.listed.recovery.as_deref().map(crate::route::Route::direct);
+        let mut routes = rules
+            .tree
+            .as_ref()
+            .map(|t| t.matches(labels))
+            .unwrap_or_default();
+        let own = s
+            .listed
+            .recovery
+            .as_deref()
+            .map(crate::route::Route::direct);
         routes.extend(own.as_ref());
         for route in routes {
             let gl = route.group_by.group_labels(labels);

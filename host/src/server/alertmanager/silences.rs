@@ -73,8 +73,7 @@ pub async fn silences_create(State(svc): State<Shared>, req: Request) -> Result<
 
 /// Parses and checks a `PostableSilence` against the API's schema.
 fn parse_postable(bytes: &[u8]) -> Result<SilenceSpec, AmError> {
-    let p: Postable =
-        serde_json::from_slice(bytes).map_err(|e| AmError::parsing("silence", e))?;
+    let p: Postable = serde_json::from_slice(bytes).map_err(|e| AmError::parsing("silence", e))?;
     let comment = p.comment.ok_or_else(|| AmError::required("comment"))?;
     let created_by = p.created_by.ok_or_else(|| AmError::required("createdBy"))?;
     let ends_at = p.ends_at.ok_or_else(|| AmError::required("endsAt"))?;
@@ -101,9 +100,8 @@ fn parse_postable(bytes: &[u8]) -> Result<SilenceSpec, AmError> {
         });
     }
     let time = |s: &str| {
-        crate::ingest::rfc3339_ms(s).ok_or_else(|| {
-            AmError::parsing("silence", format!("{s:?} is not an RFC 3339 time"))
-        })
+        crate::ingest::rfc3339_ms(s)
+            .ok_or_else(|| AmError::parsing("silence", format!("{s:?} is not an RFC 3339 time")))
     };
     Ok(SilenceSpec {
         id: p.id.filter(|id| !id.is_empty()),
