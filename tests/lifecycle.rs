@@ -316,14 +316,24 @@ grants = {{ http = ["{0}"] }}
     server.push("node/instance/a", "load 5\n");
     server.push("node/instance/b", "load 5\n");
     wait_for("both alerts firing", || {
-        (server.alert_state("High", "a")? == "firing" && server.alert_state("High", "b")? == "firing").then_some(())
+        (server.alert_state("High", "a")? == "firing"
+            && server.alert_state("High", "b")? == "firing")
+            .then_some(())
     });
     let n = hook.next("a notification");
-    assert_eq!(n.json()["alerts"][0]["labels"]["instance"], "b", "{}", n.json());
+    assert_eq!(
+        n.json()["alerts"][0]["labels"]["instance"],
+        "b",
+        "{}",
+        n.json()
+    );
     // The silenced one stays quiet while the other group keeps being evaluated.
-    let before = server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#).unwrap();
+    let before = server
+        .metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)
+        .unwrap();
     wait_for("more evaluations", || {
-        (server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)? >= before + 10.0).then_some(())
+        (server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)? >= before + 10.0)
+            .then_some(())
     });
     assert_eq!(
         server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#),
@@ -335,5 +345,8 @@ grants = {{ http = ["{0}"] }}
 /// Now and an hour from now, as RFC 3339.
 fn chrono_like_now() -> (String, String) {
     let now = faultline::now_ms();
-    (faultline::rfc3339(now - 1000), faultline::rfc3339(now + 3_600_000))
+    (
+        faultline::rfc3339(now - 1000),
+        faultline::rfc3339(now + 3_600_000),
+    )
 }

@@ -46,7 +46,13 @@ fn instance(plugin: &Arc<Plugin>, db: &Db) -> Instance {
         io: None,
         http: reqwest::Client::new(),
     };
-    Instance::new(plugin.clone(), ctx, Limits::default(), r#"{"above": 0.9}"#.into()).unwrap()
+    Instance::new(
+        plugin.clone(),
+        ctx,
+        Limits::default(),
+        r#"{"above": 0.9}"#.into(),
+    )
+    .unwrap()
 }
 
 /// A store with `n` series of `metric`, one sample each at t=1000, every tenth above 0.9.
@@ -69,7 +75,9 @@ fn store_with(metric: &str, n: usize, store: &Store) {
 
 fn detector_call(c: &mut Criterion) {
     let rt = runtime(None);
-    let plugin = rt.load_bytes("threshold", &threshold_wasm(), World::Detector).unwrap();
+    let plugin = rt
+        .load_bytes("threshold", &threshold_wasm(), World::Detector)
+        .unwrap();
     let db = Db::in_memory().unwrap();
     let mut g = c.benchmark_group("detector_call");
     for n in [1usize, 100, 10_000] {
@@ -99,9 +107,13 @@ fn detector_call(c: &mut Criterion) {
 
 fn instantiation(c: &mut Criterion) {
     let rt = runtime(None);
-    let plugin = rt.load_bytes("threshold", &threshold_wasm(), World::Detector).unwrap();
+    let plugin = rt
+        .load_bytes("threshold", &threshold_wasm(), World::Detector)
+        .unwrap();
     let db = Db::in_memory().unwrap();
-    c.bench_function("instantiate_and_configure", |b| b.iter(|| instance(&plugin, &db)));
+    c.bench_function("instantiate_and_configure", |b| {
+        b.iter(|| instance(&plugin, &db))
+    });
 }
 
 fn compile(c: &mut Criterion) {
@@ -110,14 +122,24 @@ fn compile(c: &mut Criterion) {
     g.sample_size(10);
     let cold = runtime(None);
     g.bench_function("compile_cold", |b| {
-        b.iter(|| cold.load_bytes("threshold", &wasm, World::Detector).unwrap())
+        b.iter(|| {
+            cold.load_bytes("threshold", &wasm, World::Detector)
+                .unwrap()
+        })
     });
     let dir = tempfile::tempdir().unwrap();
     let cached = runtime(Some(dir.path().to_path_buf()));
-    assert!(!cached.load_bytes("threshold", &wasm, World::Detector).unwrap().cached);
+    assert!(
+        !cached
+            .load_bytes("threshold", &wasm, World::Detector)
+            .unwrap()
+            .cached
+    );
     g.bench_function("from_cache", |b| {
         b.iter(|| {
-            let p = cached.load_bytes("threshold", &wasm, World::Detector).unwrap();
+            let p = cached
+                .load_bytes("threshold", &wasm, World::Detector)
+                .unwrap();
             assert!(p.cached);
             p
         })
@@ -127,7 +149,9 @@ fn compile(c: &mut Criterion) {
 
 fn cycle(c: &mut Criterion) {
     let rt = runtime(None);
-    let plugin = rt.load_bytes("threshold", &threshold_wasm(), World::Detector).unwrap();
+    let plugin = rt
+        .load_bytes("threshold", &threshold_wasm(), World::Detector)
+        .unwrap();
     let db = Db::in_memory().unwrap();
     let store = Store::new(StoreLimits::default());
     // 10 metrics of 10,000 series each: 100,000 series; each rule selects one metric.

@@ -16,19 +16,25 @@ const DEBOUNCE: Duration = Duration::from_millis(250);
 /// Starts the watcher and the SIGHUP handler for a running service.
 pub fn watch(svc: Arc<Service>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res
-            && matches!(ev.kind, EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_))
-        {
-            tx.send(()).ok();
-        }
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!("cannot watch the rules directory ({e}); reload with SIGHUP or POST /-/reload");
-            return sighup(svc);
-        }
-    };
+    let mut watcher =
+        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && matches!(
+                    ev.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                )
+            {
+                tx.send(()).ok();
+            }
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch the rules directory ({e}); reload with SIGHUP or POST /-/reload"
+                );
+                return sighup(svc);
+            }
+        };
     if let Err(e) = watcher.watch(&svc.config.rules_dir, RecursiveMode::Recursive) {
         tracing::warn!(dir = %svc.config.rules_dir.display(), "cannot watch the rules directory ({e}); reload with SIGHUP or POST /-/reload");
     }

@@ -73,7 +73,10 @@ fn alert<'a>(alert: &'a Alert, input: &'a RecoverInput) -> AlertPayload<'a> {
             _ => ZERO_TIME.to_string(),
         },
         // Alerts Faultline's own rules found link to Faultline.
-        generator_url: alert.generator_url.as_deref().unwrap_or(&input.external_url),
+        generator_url: alert
+            .generator_url
+            .as_deref()
+            .unwrap_or(&input.external_url),
         fingerprint: format!("{:016x}", alert.labels.fingerprint()),
     }
 }
