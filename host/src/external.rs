@@ -42,6 +42,10 @@ pub struct ExternalAlert {
     pub generator_url: Option<String>,
     /// Whether `ends_at` is the resolve timeout rather than a time the sender gave.
     pub timeout: bool,
+    /// `labels` and `annotations` as JSON objects, encoded once: what the database stores
+    /// and what API listings copy.
+    pub labels_json: String,
+    pub annotations_json: String,
 }
 
 impl ExternalAlert {
@@ -54,6 +58,8 @@ impl ExternalAlert {
         };
         ExternalAlert {
             fingerprint: p.labels.fingerprint(),
+            labels_json: to_json(&p.labels),
+            annotations_json: to_json(&p.annotations),
             labels: p.labels,
             annotations: p.annotations,
             starts_at,
@@ -139,13 +145,7 @@ struct Job {
 }
 
 enum Write {
-    /// The alert, with its labels and annotations already encoded (by the request, so that
-    /// the one writer thread only runs SQL).
-    Upsert {
-        alert: Arc<ExternalAlert>,
-        labels: String,
-        annotations: String,
-    },
+    Upsert(Arc<ExternalAlert>),
     Delete(u64),
 }
 
@@ -176,11 +176,14 @@ impl ExternalAlerts {
                  FROM external_alerts",
             )?;
             let rows = st.query_map([], |r| {
-                let labels = labels_from_json(&r.get::<_, String>(0)?);
+                let (labels_json, annotations_json): (String, String) = (r.get(0)?, r.get(1)?);
+                let labels = from_json(&labels_json);
                 Ok(ExternalAlert {
                     fingerprint: labels.fingerprint(),
                     labels,
-                    annotations: labels_from_json(&r.get::<_, String>(1)?),
+                    annotations: from_json(&annotations_json),
+                    labels_json,
+                    annotations_json,
                     starts_at: r.get(2)?,
                     ends_at: r.get(3)?,
                     updated_at: r.get(4)?,
@@ -218,34 +221,23 @@ impl ExternalAlerts {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        let received: Vec<(ExternalAlert, String, String)> = posted
+        // Encoded before taking the lock, by as many requests as run at once.
+        let received: Vec<ExternalAlert> = posted
             .into_iter()
-            .map(|p| {
-                let a = ExternalAlert::received(p, now, resolve_timeout);
-                let (labels, annotations) = (labels_json(&a.labels), labels_json(&a.annotations));
-                (a, labels, annotations)
-            })
+            .map(|p| ExternalAlert::received(p, now, resolve_timeout))
             .collect();
         {
             // Merged and queued under the lock, so the database sees writes in memory's order.
             let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
             let mut writes = Vec::with_capacity(received.len());
-            for (new, labels, mut annotations) in received {
+            for new in received {
                 let fp = new.fingerprint;
                 let alert = Arc::new(match alerts.get(&fp) {
                     Some(old) => ExternalAlert::merge(old, new, now),
                     None => new,
                 });
-                if alert.updated_at != now {
-                    // The stored alert was younger (a clock step back): its annotations stay.
-                    annotations = labels_json(&alert.annotations);
-                }
                 alerts.insert(fp, alert.clone());
-                writes.push(Write::Upsert {
-                    alert,
-                    labels,
-                    annotations,
-                });
+                writes.push(Write::Upsert(alert));
             }
             self.writer
                 .send(Job {
@@ -324,15 +316,11 @@ fn write_loop(db: &Db, jobs: &mpsc::Receiver<Job>) {
                         tx.prepare_cached("DELETE FROM external_alerts WHERE fingerprint = ?1")?;
                     for w in round.iter().flat_map(|j| &j.writes) {
                         match w {
-                            Write::Upsert {
-                                alert: a,
-                                labels,
-                                annotations,
-                            } => {
+                            Write::Upsert(a) => {
                                 upsert.execute(params![
                                     a.fingerprint as i64,
-                                    labels,
-                                    annotations,
+                                    a.labels_json,
+                                    a.annotations_json,
                                     a.starts_at,
                                     a.ends_at,
                                     a.updated_at,
@@ -360,13 +348,14 @@ fn write_loop(db: &Db, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
-fn labels_json(l: &Labels) -> String {
-    serde_json::to_string(&l.iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+fn to_json(l: &Labels) -> String {
+    serde_json::to_string(l).unwrap_or_else(|_| "{}".into())
 }
 
-fn labels_from_json(s: &str) -> Labels {
-    let pairs: Vec<(String, String)> = serde_json::from_str(s).unwrap_or_default();
-    Labels::from_pairs(pairs)
+fn from_json(s: &str) -> Labels {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(s).unwrap_or_default();
+    Labels::from_pairs(map)
 }
 
 #[cfg(test)]

@@ -107,6 +107,19 @@ impl Labels {
     }
 }
 
+/// A label set serializes as a JSON object in name order, as Prometheus's and Alertmanager's
+/// APIs show labels: `{"alertname": "HighLoad", "instance": "web1"}`.
+impl serde::Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
 impl fmt::Display for Labels {
     /// Prometheus notation: `{a="1", b="2"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -29,9 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::routing::post;
 use serde::Serialize;
-use serde::ser::SerializeMap;
 
-use crate::model::Labels;
 use crate::service::Service;
 
 /// When the API was set up: the `uptime` of the status.
@@ -153,19 +151,6 @@ fn json_response(value: &impl Serialize) -> Response {
 
 fn json_bytes(body: Vec<u8>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// A label set as a JSON object.
-pub struct LabelMap<'a>(pub &'a Labels);
-
-impl Serialize for LabelMap<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0.iter() {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
 }
 
 /// A time (ms since the epoch) serialized as Alertmanager shows times,
@@ -354,6 +339,7 @@ async fn receivers_list(axum::extract::State(svc): axum::extract::State<Arc<Serv
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Labels;
 
     #[test]
     fn query_parameters_are_decoded_and_may_repeat() {

@@ -13,8 +13,8 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::{
-    AmError, Hex, LabelMap, ReceiverName, Rfc3339, json_bytes, parse_bool, parse_filter,
-    passes_filter, query_pairs,
+    AmError, Hex, ReceiverName, Rfc3339, json_bytes, parse_bool, parse_filter, passes_filter,
+    query_pairs,
 };
 use crate::alerts::{Alert, Status};
 use crate::external::{ExternalAlert, StoreError};
@@ -212,13 +212,6 @@ impl Listed {
         }
     }
 
-    fn annotations(&self) -> &Labels {
-        match &self.origin {
-            Origin::Rule(a) => &a.annotations,
-            Origin::External(e) => &e.annotations,
-        }
-    }
-
     fn generator_url(&self) -> Option<&str> {
         match &self.origin {
             Origin::Rule(_) => None,
@@ -340,9 +333,8 @@ pub fn list(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
     let listed = gather(svc, now);
     let muter = muter(svc, &listed, now);
     let shown = select(&listed, &muter, q);
-    let out: Vec<Gettable> = shown.iter().map(Gettable::new).collect();
-    let mut body = Vec::with_capacity(out.len() * 512);
-    serde_json::to_writer(&mut body, &out).ok();
+    let mut body = Vec::with_capacity(shown.len() * 512);
+    write_alerts(&mut body, shown.iter());
     body
 }
 
@@ -378,82 +370,82 @@ pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
                 .push(s);
         }
     }
-    let out: Vec<GroupJson> = groups
-        .iter()
-        .map(|((receiver, _), (labels, alerts))| GroupJson {
-            alerts: alerts.iter().map(|s| Gettable::new(s)).collect(),
-            labels: LabelMap(labels),
-            receiver: ReceiverName { name: receiver },
-        })
-        .collect();
-    serde_json::to_vec(&out).unwrap_or_default()
-}
-
-/// An alert in Alertmanager's `GettableAlert` shape.
-#[derive(Serialize)]
-struct Gettable<'a> {
-    annotations: LabelMap<'a>,
-    #[serde(rename = "endsAt")]
-    ends_at: Rfc3339,
-    fingerprint: Hex,
-    receivers: Vec<ReceiverName<'a>>,
-    #[serde(rename = "startsAt")]
-    starts_at: Rfc3339,
-    status: AlertStatus<'a>,
-    #[serde(rename = "updatedAt")]
-    updated_at: Rfc3339,
-    #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
-    generator_url: Option<&'a str>,
-    labels: LabelMap<'a>,
-}
-
-#[derive(Serialize)]
-struct AlertStatus<'a> {
-    #[serde(rename = "inhibitedBy")]
-    inhibited_by: Vec<Hex>,
-    #[serde(rename = "silencedBy")]
-    silenced_by: &'a [String],
-    state: &'static str,
-}
-
-impl<'a> Gettable<'a> {
-    fn new(s: &'a Shown<'a>) -> Gettable<'a> {
-        let l = s.listed;
-        Gettable {
-            annotations: LabelMap(l.annotations()),
-            ends_at: Rfc3339(l.ends_at),
-            fingerprint: Hex(l.fingerprint),
-            receivers: l
-                .receivers
-                .iter()
-                .map(|name| ReceiverName { name })
-                .collect(),
-            starts_at: Rfc3339(l.starts_at),
-            status: AlertStatus {
-                inhibited_by: s
-                    .suppression
-                    .inhibited_by
-                    .iter()
-                    .map(|&fp| Hex(fp))
-                    .collect(),
-                silenced_by: &s.suppression.silenced_by,
-                state: if s.suppression.is_suppressed() {
-                    "suppressed"
-                } else {
-                    "active"
-                },
-            },
-            updated_at: Rfc3339(l.updated_at),
-            generator_url: l.generator_url(),
-            labels: LabelMap(l.labels()),
+    let mut body = Vec::with_capacity(shown.len() * 512);
+    body.push(b'[');
+    for (i, ((receiver, _), (labels, alerts))) in groups.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
         }
+        body.extend_from_slice(b"{\"alerts\":");
+        write_alerts(&mut body, alerts.iter().copied());
+        body.extend_from_slice(b",\"labels\":");
+        json(&mut body, labels);
+        body.extend_from_slice(b",\"receiver\":");
+        json(&mut body, &ReceiverName { name: receiver });
+        body.push(b'}');
     }
+    body.push(b']');
+    body
 }
 
-/// An alert group in Alertmanager's `AlertGroup` shape.
-#[derive(Serialize)]
-struct GroupJson<'a> {
-    alerts: Vec<Gettable<'a>>,
-    labels: LabelMap<'a>,
-    receiver: ReceiverName<'a>,
+/// Writes alerts as a JSON array of Alertmanager's `GettableAlert`s. By hand rather than
+/// through a derived `Serialize`, so that an external alert's labels and annotations, encoded
+/// once when it was received, are copied as they are: they are most of a listing.
+fn write_alerts<'a>(out: &mut Vec<u8>, shown: impl Iterator<Item = &'a Shown<'a>>) {
+    out.push(b'[');
+    for (i, s) in shown.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let l = s.listed;
+        out.extend_from_slice(b"{\"annotations\":");
+        match &l.origin {
+            Origin::External(e) => out.extend_from_slice(e.annotations_json.as_bytes()),
+            Origin::Rule(a) => json(out, &a.annotations),
+        }
+        out.extend_from_slice(b",\"endsAt\":");
+        json(out, &Rfc3339(l.ends_at));
+        out.extend_from_slice(b",\"fingerprint\":");
+        json(out, &Hex(l.fingerprint));
+        out.extend_from_slice(b",\"receivers\":[");
+        for (i, name) in l.receivers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json(out, &ReceiverName { name });
+        }
+        out.extend_from_slice(b"],\"startsAt\":");
+        json(out, &Rfc3339(l.starts_at));
+        out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[");
+        for (i, &fp) in s.suppression.inhibited_by.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json(out, &Hex(fp));
+        }
+        out.extend_from_slice(b"],\"silencedBy\":");
+        json(out, &s.suppression.silenced_by);
+        out.extend_from_slice(if s.suppression.is_suppressed() {
+            b",\"state\":\"suppressed\"},\"updatedAt\":"
+        } else {
+            b",\"state\":\"active\"},\"updatedAt\":"
+        });
+        json(out, &Rfc3339(l.updated_at));
+        if let Some(url) = l.generator_url() {
+            out.extend_from_slice(b",\"generatorURL\":");
+            json(out, url);
+        }
+        out.extend_from_slice(b",\"labels\":");
+        match &l.origin {
+            Origin::External(e) => out.extend_from_slice(e.labels_json.as_bytes()),
+            Origin::Rule(a) => json(out, &a.labels),
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// Appends a value as JSON (writing to a `Vec` cannot fail).
+fn json(out: &mut Vec<u8>, v: &(impl Serialize + ?Sized)) {
+    serde_json::to_writer(out, v).ok();
 }
