@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
+use crate::matchers::{matches_all, parse_matchers};
 use crate::model::Labels;
 use crate::rules::RouteConfig;
-use crate::rules::selector::Selector;
+use crate::rules::selector::Matcher;
 
 /// Alertmanager's defaults.
 const GROUP_WAIT: Duration = Duration::from_secs(30);
@@ -43,7 +44,8 @@ pub struct Route {
     /// The node's position, as Alertmanager prints it in group keys (`{}/{severity="page"}`).
     pub key: String,
     pub receiver: String,
-    matchers: Option<Selector>,
+    /// Alertmanager matchers; all must match.
+    matchers: Vec<Matcher>,
     pub group_by: GroupBy,
     pub continue_: bool,
     pub group_wait: Duration,
@@ -58,7 +60,7 @@ impl Route {
         let root = Route {
             key: "{}".into(),
             receiver: String::new(),
-            matchers: None,
+            matchers: Vec::new(),
             group_by: GroupBy::Labels(Vec::new()),
             continue_: false,
             group_wait: GROUP_WAIT,
@@ -91,20 +93,10 @@ impl Route {
                 receivers.join(", ")
             ));
         }
-        let matchers = if config.matchers.is_empty() {
-            None
-        } else {
-            let text = config
-                .matchers
-                .iter()
-                .map(|m| m.trim().to_string())
-                .collect::<Vec<_>>()
-                .join(", ");
-            Some(
-                Selector::parse(&format!("{{{text}}}"))
-                    .map_err(|e| format!("matchers {:?}: {e}", config.matchers))?,
-            )
-        };
+        let mut matchers = Vec::new();
+        for m in &config.matchers {
+            matchers.extend(parse_matchers(m).map_err(|e| format!("matchers {m:?}: {e}"))?);
+        }
         let group_by = match &config.group_by {
             None => parent.group_by.clone(),
             Some(names) if names.iter().any(|n| n == "...") => {
@@ -120,10 +112,14 @@ impl Route {
                 GroupBy::Labels(names.clone())
             }
         };
-        let key = match &matchers {
-            _ if root => "{}".to_string(),
-            None => format!("{}/{{}}", parent.key),
-            Some(m) => format!("{}/{}", parent.key, m.to_string().replace(", ", ",")),
+        let key = if root {
+            "{}".to_string()
+        } else {
+            let text: Vec<String> = matchers
+                .iter()
+                .map(|m| format!("{}{}{:?}", m.name(), m.op().as_str(), m.value()))
+                .collect();
+            format!("{}/{{{}}}", parent.key, text.join(","))
         };
         let mut route = Route {
             key,
@@ -151,7 +147,7 @@ impl Route {
         Route {
             key: format!("{{}}/recovery={receiver:?}"),
             receiver: receiver.to_string(),
-            matchers: None,
+            matchers: Vec::new(),
             group_by: GroupBy::Labels(vec!["alertname".into()]),
             continue_: false,
             group_wait: Duration::ZERO,
@@ -169,7 +165,7 @@ impl Route {
     }
 
     fn collect<'a>(&'a self, labels: &Labels, out: &mut Vec<&'a Route>) -> bool {
-        if self.matchers.as_ref().is_some_and(|m| !m.matches(labels)) {
+        if !matches_all(&self.matchers, labels) {
             return false;
         }
         let before = out.len();
@@ -223,7 +219,7 @@ group_interval = "1m"
 
 [[routes]]
 receiver = "db-team"
-matchers = ['service="db"']
+matchers = ["service=db"]
 "#;
 
     #[test]
@@ -280,10 +276,7 @@ matchers = ['service="db"']
         );
         let c: RouteConfig =
             toml::from_str("receiver = \"default\"\n[[routes]]\nmatchers = ['a=~\"(\"']").unwrap();
-        assert!(
-            Route::build(&c, &["default"])
-                .unwrap_err()
-                .contains("invalid regex")
-        );
+        let err = Route::build(&c, &["default"]).unwrap_err();
+        assert!(err.contains("matchers") && err.contains("a=~"), "{err}");
     }
 }

@@ -396,8 +396,7 @@ impl Service {
             alert,
             recovery: None,
         }));
-        let sources: Vec<crate::alerts::Alert> = alerts.iter().map(|r| r.alert.clone()).collect();
-        let muter = self.muter(sources.iter(), now);
+        let muter = self.muter(alerts.iter().map(|r| &r.alert), now);
         self.dispatcher.tick(
             now,
             &alerts,
