@@ -462,6 +462,36 @@ impl Loader<'_> {
         Ok(p)
     }
 
+    /// A configured plugin instance: the defaults overridden by the item's `timeout` and
+    /// `memory`, its params handed to the plugin (which may refuse them).
+    #[allow(clippy::too_many_arguments)]
+    fn instance(
+        &self,
+        plugin: &Arc<Plugin>,
+        identity: Identity,
+        state_scope: String,
+        grants: Grants,
+        defaults: &Limits,
+        (timeout, memory): (Option<duration::PromDuration>, Option<ByteSize>),
+        params: &toml::Table,
+    ) -> Result<Instance, crate::runtime::PluginError> {
+        let limits = Limits {
+            timeout: timeout.map_or(defaults.timeout, |d| d.0),
+            memory: memory.map_or(defaults.memory, |m| m.0),
+            max_output: defaults.max_output,
+        };
+        let ctx = HostContext {
+            identity,
+            state_scope,
+            db: self.cx.db.clone(),
+            grants,
+            io: self.cx.io.clone(),
+            http: self.cx.http.clone(),
+        };
+        let params = serde_json::to_string(params).unwrap_or_else(|_| "{}".into());
+        Instance::new(plugin.clone(), ctx, limits, params)
+    }
+
     fn rule(
         &mut self,
         path: &Path,
@@ -536,26 +566,19 @@ impl Loader<'_> {
             return None;
         }
         let plugin = plugin?;
-        let defaults = &self.cx.defaults.rule_limits;
-        let limits = Limits {
-            timeout: rc.timeout.map_or(defaults.timeout, |d| d.0),
-            memory: rc.memory.map_or(defaults.memory, |m| m.0),
-            max_output: defaults.max_output,
-        };
         let id = format!("{group}/{}", rc.name);
-        let ctx = HostContext {
-            identity: Identity {
+        let instance = match self.instance(
+            &plugin,
+            Identity {
                 rule: id.clone(),
                 plugin: rc.plugin.clone(),
             },
-            state_scope: format!("rule:{id}"),
-            db: self.cx.db.clone(),
-            grants: Grants::default(),
-            io: self.cx.io.clone(),
-            http: self.cx.http.clone(),
-        };
-        let params = serde_json::to_string(&rc.params).unwrap_or_else(|_| "{}".into());
-        let instance = match Instance::new(plugin.clone(), ctx, limits, params) {
+            format!("rule:{id}"),
+            Grants::default(),
+            &self.cx.defaults.rule_limits,
+            (rc.timeout, rc.memory),
+            &rc.params,
+        ) {
             Ok(i) => i,
             Err(e) => {
                 err(self, "params", e.failure.to_string());
@@ -639,29 +662,23 @@ impl Loader<'_> {
             return None;
         }
         let plugin = plugin?;
-        let defaults = &self.cx.defaults.receiver_limits;
-        let limits = Limits {
-            timeout: rc.timeout.map_or(defaults.timeout, |d| d.0),
-            memory: rc.memory.map_or(defaults.memory, |m| m.0),
-            max_output: defaults.max_output,
-        };
-        let ctx = HostContext {
-            identity: Identity {
+        let instance = self.instance(
+            &plugin,
+            Identity {
                 rule: format!("receiver {}", rc.name),
                 plugin: rc.plugin.clone(),
             },
-            state_scope: format!("receiver:{}", rc.name),
-            db: self.cx.db.clone(),
-            grants: Grants {
+            format!("receiver:{}", rc.name),
+            Grants {
                 http: rc.grants.http.clone(),
                 kafka: rc.grants.kafka.clone(),
                 secret,
             },
-            io: self.cx.io.clone(),
-            http: self.cx.http.clone(),
-        };
-        let params = serde_json::to_string(&rc.params).unwrap_or_else(|_| "{}".into());
-        match Instance::new(plugin.clone(), ctx, limits, params) {
+            &self.cx.defaults.receiver_limits,
+            (rc.timeout, rc.memory),
+            &rc.params,
+        );
+        match instance {
             Ok(instance) => Some(Receiver {
                 name: rc.name.clone(),
                 file: path.to_path_buf(),
