@@ -2,12 +2,11 @@
 //! Alertmanager, and an Alertmanager whose webhook receiver is Faultline. The alerts join
 //! Faultline's alerts, and resolve when their sender resolves them.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use faultline_system_tests::alertmanager::{Alertmanager, amtool};
-use faultline_system_tests::programs::{Program, free_port, require};
+use faultline_system_tests::programs::{free_port, require, start_prometheus};
 use faultline_system_tests::{RulesDir, Server, wait_for};
 use serde_json::{Value, json};
 
@@ -112,16 +111,7 @@ scrape_configs:
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(prometheus);
-    cmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            prom_dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={prom_address}"))
-        .arg(format!("--web.external-url=http://{prom_address}/"))
-        .arg("--rules.alert.resend-delay=2s");
-    let _prometheus = Program::start("prometheus", cmd);
+    let _prometheus = start_prometheus(&prometheus, &config, prom_dir.path(), &prom_address);
 
     let alert = wait_for("Prometheus's alert in Faultline", || {
         listed(&server, "FlagRaised").into_iter().next()

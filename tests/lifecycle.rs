@@ -201,11 +201,25 @@ grants = {{ http = ["{1}"] }}
             .starts_with(r#"{}/{severity="page"}:{"#),
         "{body}"
     );
-    // VeryHigh went to the pager route only, not to `general` as well.
-    let seen = server
-        .metric(r#"faultline_notifications_total{receiver="general",outcome="done"}"#)
-        .unwrap();
-    assert!(seen >= 1.0);
+    // VeryHigh went to the pager route only, not to `general` as well; High to `general`.
+    let listed = server.get_json("/api/v2/alerts");
+    let receivers = |alertname: &str, instance: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == alertname && a["labels"]["instance"] == instance)
+            .map(|a| a["receivers"].clone())
+            .unwrap_or_else(|| panic!("{alertname} on {instance} not listed: {listed}"))
+    };
+    assert_eq!(
+        receivers("VeryHigh", "b"),
+        serde_json::json!([{"name": "pager"}])
+    );
+    assert_eq!(
+        receivers("High", "b"),
+        serde_json::json!([{"name": "general"}])
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use faultline_system_tests::programs::{Program, answers, free_port, require};
+use faultline_system_tests::programs::{Program, answers, free_port, require, start_prometheus};
 use faultline_system_tests::{RulesDir, Server, wait_for};
 
 const APT: &str = "apt-get install prometheus prometheus-node-exporter";
@@ -94,16 +94,7 @@ remote_write:
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(prometheus);
-    cmd.arg(format!("--config.file={}", prom_config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            prom_dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address={prom_address}"))
-        .arg(format!("--web.external-url=http://{prom_address}/"))
-        .arg("--rules.alert.resend-delay=2s");
-    let _prometheus = Program::start("prometheus", cmd);
+    let _prometheus = start_prometheus(&prometheus, &prom_config, prom_dir.path(), &prom_address);
 
     // A detector fires on a series that only Prometheus has: its own build info.
     let a = wait_for("a Faultline alert on a remote-written series", || {

@@ -325,28 +325,8 @@ pub mod persist {
         Labels::from_pairs(pairs)
     }
 
-    fn create(db: &Db) -> rusqlite::Result<()> {
-        db.with(|c| {
-            c.execute_batch(
-                "CREATE TABLE IF NOT EXISTS alerts (
-                     rule TEXT NOT NULL,
-                     labels TEXT NOT NULL,
-                     annotations TEXT NOT NULL,
-                     value REAL,
-                     status TEXT NOT NULL,
-                     active_at INTEGER NOT NULL,
-                     fired_at INTEGER,
-                     resolved_at INTEGER,
-                     last_seen INTEGER NOT NULL,
-                     PRIMARY KEY (rule, labels)
-                 );",
-            )
-        })
-    }
-
     /// Every rule's alerts as last written.
     pub fn load(db: &Db) -> rusqlite::Result<HashMap<String, RuleAlerts>> {
-        create(db)?;
         db.with(|c| {
             let mut st = c.prepare(
                 "SELECT rule, labels, annotations, value, status, active_at, fired_at,
@@ -397,7 +377,6 @@ pub mod persist {
         if changes.is_empty() && !all_firing {
             return Ok(());
         }
-        create(db)?;
         let mut touched: Vec<&Labels> = changes.iter().map(|c| &c.labels).collect();
         if all_firing {
             touched.extend(

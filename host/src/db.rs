@@ -59,6 +59,18 @@ impl Db {
                  key TEXT NOT NULL,
                  value BLOB NOT NULL,
                  PRIMARY KEY (scope, key)
+             );
+             CREATE TABLE IF NOT EXISTS alerts (
+                 rule TEXT NOT NULL,
+                 labels TEXT NOT NULL,
+                 annotations TEXT NOT NULL,
+                 value REAL,
+                 status TEXT NOT NULL,
+                 active_at INTEGER NOT NULL,
+                 fired_at INTEGER,
+                 resolved_at INTEGER,
+                 last_seen INTEGER NOT NULL,
+                 PRIMARY KEY (rule, labels)
              );",
         )?;
         Ok(Db {

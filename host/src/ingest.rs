@@ -327,7 +327,7 @@ pub(crate) fn build_labels(
 }
 
 /// Refuses more than `max_labels_per_series` pairs with a value. This comes before
-/// anything else is done with the pairs, as [`Labels::from_pairs`] is quadratic.
+/// anything else is done with the pairs, so a huge label set costs no sorting.
 pub(crate) fn check_label_count(
     pairs: &[(String, String)],
     limit: Limit,
@@ -335,15 +335,7 @@ pub(crate) fn check_label_count(
     limits: &Limits,
 ) -> Result<(), IngestError> {
     let count = pairs.iter().filter(|(_, v)| !v.is_empty()).count();
-    if count > limits.max_labels_per_series {
-        return Err(IngestError::OverLimit {
-            at,
-            limit,
-            size: count,
-            max: limits.max_labels_per_series,
-        });
-    }
-    Ok(())
+    within(count, limits.max_labels_per_series, at, || limit)
 }
 
 /// [`Labels::from_pairs`] of pairs already counted by [`check_label_count`]: the empty
@@ -360,14 +352,9 @@ pub(crate) fn check_label(
     at: Location,
     limits: &Limits,
 ) -> Result<(), IngestError> {
-    if name.len() > limits.max_label_name_bytes {
-        return Err(IngestError::OverLimit {
-            at,
-            limit: Limit::LabelName(name.chars().take(32).collect()),
-            size: name.len(),
-            max: limits.max_label_name_bytes,
-        });
-    }
+    within(name.len(), limits.max_label_name_bytes, at, || {
+        Limit::LabelName(name.chars().take(32).collect())
+    })?;
     if name.is_empty() {
         return Err(IngestError::malformed(at, "label name is empty"));
     }
@@ -377,12 +364,25 @@ pub(crate) fn check_label(
             format!("label name {name:?} is invalid"),
         ));
     }
-    if value.len() > limits.max_label_value_bytes {
+    within(value.len(), limits.max_label_value_bytes, at, || {
+        Limit::LabelValue(name.to_string())
+    })?;
+    Ok(())
+}
+
+/// `Ok` if `size` is within `max`, else the over-limit error naming what is over.
+pub(crate) fn within(
+    size: usize,
+    max: usize,
+    at: Location,
+    limit: impl FnOnce() -> Limit,
+) -> Result<(), IngestError> {
+    if size > max {
         return Err(IngestError::OverLimit {
             at,
-            limit: Limit::LabelValue(name.to_string()),
-            size: value.len(),
-            max: limits.max_label_value_bytes,
+            limit: limit(),
+            size,
+            max,
         });
     }
     Ok(())
@@ -396,34 +396,17 @@ pub(crate) fn check_log_entry(
     at: Location,
     limits: &Limits,
 ) -> Result<(), IngestError> {
-    if line.len() > limits.max_line_bytes {
-        return Err(IngestError::OverLimit {
-            at,
-            limit: Limit::LogLine,
-            size: line.len(),
-            max: limits.max_line_bytes,
-        });
-    }
+    within(line.len(), limits.max_line_bytes, at, || Limit::LogLine)?;
     for (name, value) in fields {
         if name.is_empty() {
             return Err(IngestError::malformed(at, "field name is empty"));
         }
-        if name.len() > limits.max_label_name_bytes {
-            return Err(IngestError::OverLimit {
-                at,
-                limit: Limit::LabelName(name.chars().take(32).collect()),
-                size: name.len(),
-                max: limits.max_label_name_bytes,
-            });
-        }
-        if value.len() > limits.max_line_bytes {
-            return Err(IngestError::OverLimit {
-                at,
-                limit: Limit::FieldValue(name.clone()),
-                size: value.len(),
-                max: limits.max_line_bytes,
-            });
-        }
+        within(name.len(), limits.max_label_name_bytes, at, || {
+            Limit::LabelName(name.chars().take(32).collect())
+        })?;
+        within(value.len(), limits.max_line_bytes, at, || {
+            Limit::FieldValue(name.clone())
+        })?;
     }
     Ok(())
 }

@@ -395,9 +395,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::selector::Selector;
-    use crate::runtime::Selection;
-    use crate::store::{MatchCache, Store, StoreLimits};
+    use crate::store::{Store, StoreLimits};
 
     /// The first scrape job of a server config file.
     fn job(toml_text: &str) -> Result<ScrapeConfig, String> {
@@ -482,23 +480,6 @@ mod tests {
         Arc::new(std::sync::Mutex::new(body))
     }
 
-    fn instant(store: &Store, selector: &str, now: i64) -> Vec<(String, f64)> {
-        let mut out = Selection::default();
-        store.select(
-            Some(&Selector::parse(selector).unwrap()),
-            None,
-            None,
-            now,
-            &mut MatchCache::default(),
-            &mut out,
-        );
-        out.series
-            .iter()
-            .zip(&out.samples.values)
-            .map(|((_, l), v)| (l.to_string(), *v))
-            .collect()
-    }
-
     #[tokio::test]
     async fn a_failed_scrape_writes_up_0_and_ends_the_previous_series() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -518,7 +499,7 @@ mod tests {
         store.append(target.scrape(1_000).await);
         let i = format!("instance=\"{address}\", job=\"sensors\"");
         assert_eq!(
-            instant(&store, "temp", 1_500),
+            store.instant("temp", 1_500),
             [
                 (
                     format!("{{__name__=\"temp\", {i}, room=\"a\", site=\"x\"}}"),
@@ -532,11 +513,11 @@ mod tests {
         );
         let i = format!("{i}, site=\"x\"");
         assert_eq!(
-            instant(&store, "up", 1_500),
+            store.instant("up", 1_500),
             [(format!("{{__name__=\"up\", {i}}}"), 1.0)]
         );
-        assert_eq!(instant(&store, "scrape_samples_scraped", 1_500)[0].1, 2.0);
-        assert_eq!(instant(&store, "scrape_duration_seconds", 1_500).len(), 1);
+        assert_eq!(store.instant("scrape_samples_scraped", 1_500)[0].1, 2.0);
+        assert_eq!(store.instant("scrape_duration_seconds", 1_500).len(), 1);
 
         drop(stop);
         // Wait for the listener to close, so that the next scrape is refused.
@@ -545,12 +526,12 @@ mod tests {
         }
         store.append(target.scrape(2_000).await);
         assert_eq!(
-            instant(&store, "up", 2_500),
+            store.instant("up", 2_500),
             [(format!("{{__name__=\"up\", {i}}}"), 0.0)]
         );
-        assert_eq!(instant(&store, "scrape_samples_scraped", 2_500)[0].1, 0.0);
+        assert_eq!(store.instant("scrape_samples_scraped", 2_500)[0].1, 0.0);
         assert_eq!(
-            instant(&store, "temp", 2_500),
+            store.instant("temp", 2_500),
             [],
             "the staleness markers end the series at once, well within the lookback"
         );
@@ -571,9 +552,9 @@ mod tests {
         store.append(target.scrape(1_000).await);
         *body.lock().unwrap() = "a 3\n";
         store.append(target.scrape(2_000).await);
-        assert_eq!(instant(&store, "a", 2_500).len(), 1);
-        assert_eq!(instant(&store, "b", 2_500), []);
-        assert_eq!(instant(&store, "up", 2_500)[0].1, 1.0);
+        assert_eq!(store.instant("a", 2_500).len(), 1);
+        assert_eq!(store.instant("b", 2_500), []);
+        assert_eq!(store.instant("up", 2_500)[0].1, 1.0);
     }
 
     #[tokio::test]
@@ -588,7 +569,7 @@ mod tests {
         let mut target = Target::new(&config, &address, reqwest::Client::new(), Limits::default());
         let store = Store::new(StoreLimits::default());
         store.append(target.scrape(1_000).await);
-        assert_eq!(instant(&store, "up", 1_500)[0].1, 0.0);
-        assert_eq!(instant(&store, "ok", 1_500), []);
+        assert_eq!(store.instant("up", 1_500)[0].1, 0.0);
+        assert_eq!(store.instant("ok", 1_500), []);
     }
 }

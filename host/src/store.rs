@@ -404,3 +404,24 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+impl Store {
+    /// What an instant selector picks at `now`: each series' labels and latest value.
+    pub(crate) fn instant(&self, selector: &str, now: i64) -> Vec<(String, f64)> {
+        let mut out = Selection::default();
+        self.select(
+            Some(&Selector::parse(selector).unwrap()),
+            None,
+            None,
+            now,
+            &mut MatchCache::default(),
+            &mut out,
+        );
+        out.series
+            .iter()
+            .zip(&out.samples.values)
+            .map(|((_, l), v)| (l.to_string(), *v))
+            .collect()
+    }
+}

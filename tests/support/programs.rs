@@ -93,3 +93,23 @@ impl Drop for Program {
 pub fn answers(url: &str) -> bool {
     reqwest::blocking::get(url).is_ok_and(|r| r.status() == 200)
 }
+
+/// Starts a Prometheus on `address` with its config file and data in `dir`, resending
+/// alerts every 2 s (PEERS.md: with the default, the first alert takes a minute).
+pub fn start_prometheus(
+    binary: &std::path::Path,
+    config: &std::path::Path,
+    dir: &std::path::Path,
+    address: &str,
+) -> Program {
+    let mut cmd = Command::new(binary);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={address}"))
+        .arg(format!("--web.external-url=http://{address}/"))
+        .arg("--rules.alert.resend-delay=2s");
+    Program::start("prometheus", cmd)
+}

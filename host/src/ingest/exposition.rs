@@ -70,14 +70,9 @@ pub fn parse_text(
             for (k, v) in grouping {
                 labels.set(k, v);
             }
-            if labels.len() > limits.max_labels_per_series {
-                return Err(IngestError::OverLimit {
-                    at,
-                    limit: Limit::Labels,
-                    size: labels.len(),
-                    max: limits.max_labels_per_series,
-                });
-            }
+            super::within(labels.len(), limits.max_labels_per_series, at, || {
+                Limit::Labels
+            })?;
         }
         out.push(SeriesSamples {
             labels,

@@ -163,7 +163,7 @@ mod tests {
     use crate::ingest::remote_write::proto;
     use crate::ingest::testing::{fixture, headers, snappy, snappy_bomb};
     use crate::model::STALE_NAN_BITS;
-    use crate::rules::selector::{LogSelector, Selector};
+    use crate::rules::selector::LogSelector;
     use crate::runtime::Selection;
     use crate::store::MatchCache;
 
@@ -221,24 +221,6 @@ mod tests {
         ("content-encoding", "snappy"),
         ("x-prometheus-remote-write-version", "0.1.0"),
     ];
-
-    /// The series an instant selector picks at `now`, with their latest values.
-    fn instant(svc: &Service, selector: &str, now: i64) -> Vec<(String, f64)> {
-        let mut out = Selection::default();
-        svc.store.select(
-            Some(&Selector::parse(selector).unwrap()),
-            None,
-            None,
-            now,
-            &mut MatchCache::default(),
-            &mut out,
-        );
-        out.series
-            .iter()
-            .zip(&out.samples.values)
-            .map(|((_, l), v)| (l.to_string(), *v))
-            .collect()
-    }
 
     /// The log lines a log selector picks in the hour before `now`.
     fn lines(svc: &Service, selector: &str, now: i64) -> Vec<String> {
@@ -302,7 +284,7 @@ mod tests {
             assert_eq!((status, text.as_str()), (204, ""), "{name}");
         }
         assert_eq!(
-            instant(&svc, r#"node_load1{job="node"}"#, 1795684994458),
+            svc.store.instant(r#"node_load1{job="node"}"#, 1795684994458),
             [(
                 r#"{__name__="node_load1", env="peertest", instance="127.0.0.1:19100", job="node"}"#
                     .to_string(),
@@ -347,7 +329,7 @@ mod tests {
         )
         .await;
         assert_eq!(status, 204);
-        assert_eq!(instant(&svc, "m", 2_000).len(), 1);
+        assert_eq!(svc.store.instant("m", 2_000).len(), 1);
         let stale = f64::from_bits(STALE_NAN_BITS);
         let (status, _) = post(
             &svc,
@@ -358,11 +340,11 @@ mod tests {
         .await;
         assert_eq!(status, 204);
         assert_eq!(
-            instant(&svc, "m", 2_000),
+            svc.store.instant("m", 2_000),
             [],
             "within the lookback, but ended by the marker"
         );
-        assert_eq!(instant(&svc, "m", 1_200).len(), 1, "before the marker");
+        assert_eq!(svc.store.instant("m", 1_200).len(), 1, "before the marker");
         // A new sample brings the series back.
         post(
             &svc,
@@ -372,7 +354,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            instant(&svc, "m", 3_000),
+            svc.store.instant("m", 3_000),
             [(r#"{__name__="m", job="j"}"#.to_string(), 4.0)]
         );
     }
