@@ -33,6 +33,7 @@ fn instance(rt: &Runtime, name: &str, limits: Limits) -> Instance {
         grants: Grants::default(),
         io: None,
         http: reqwest::Client::new(),
+        connections: Default::default(),
     };
     Instance::new(p, ctx, limits, "{}".into()).unwrap()
 }

@@ -45,6 +45,7 @@ fn instance(plugin: &Arc<Plugin>, db: &Db) -> Instance {
         grants: Grants::default(),
         io: None,
         http: reqwest::Client::new(),
+        connections: Default::default(),
     };
     Instance::new(
         plugin.clone(),

@@ -1,12 +1,14 @@
 //! The server configuration file (TOML). Every field has a default, so `faultline serve`
 //! runs with no file at all; command-line flags override the file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::rules::ByteSize;
+use crate::connections::ConnectionConfig;
 use crate::rules::duration::PromDuration;
+use crate::rules::{ByteSize, SecretRef};
 
 /// Where `faultline serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
@@ -49,6 +51,9 @@ pub struct Config {
     pub restore_grace: PromDuration,
     /// Scrape jobs (`[[scrape]]`): static targets pulled like Prometheus does.
     pub scrape: Vec<crate::scrape::ScrapeConfig>,
+    /// Named outbound connections (`[connection.NAME]`) that recovery actions may be
+    /// granted: an HTTP API (URL, bearer token, TLS CA) or a Kafka cluster (brokers).
+    pub connection: BTreeMap<String, ConnectionConfig>,
 }
 
 impl Default for Config {
@@ -71,6 +76,7 @@ impl Default for Config {
             )),
             restore_grace: PromDuration(std::time::Duration::from_secs(60)),
             scrape: Vec::new(),
+            connection: BTreeMap::new(),
         }
     }
 }
@@ -105,6 +111,17 @@ impl Config {
         {
             if p.is_relative() {
                 *p = base.join(&*p);
+            }
+        }
+        for conn in c.connection.values_mut() {
+            let token = match &mut conn.token {
+                Some(SecretRef::File(f)) => Some(f),
+                _ => None,
+            };
+            for p in token.into_iter().chain(conn.ca.as_mut()) {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
             }
         }
         Ok(c)

@@ -71,6 +71,33 @@ impl Db {
                  resolved_at INTEGER,
                  last_seen INTEGER NOT NULL,
                  PRIMARY KEY (rule, labels)
+             );
+             CREATE TABLE IF NOT EXISTS outbox (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 receiver TEXT NOT NULL,
+                 group_key TEXT NOT NULL,
+                 incident_id TEXT NOT NULL,
+                 target TEXT NOT NULL,
+                 idempotency_key TEXT NOT NULL UNIQUE,
+                 payload TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 created_at INTEGER NOT NULL,
+                 next_at INTEGER NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 last_error TEXT
+             );
+             CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_at);
+             CREATE INDEX IF NOT EXISTS outbox_target ON outbox (receiver, target, created_at);
+             CREATE TABLE IF NOT EXISTS decisions (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 at INTEGER NOT NULL,
+                 receiver TEXT NOT NULL,
+                 incident_id TEXT NOT NULL,
+                 target TEXT NOT NULL,
+                 action_id INTEGER,
+                 decision TEXT NOT NULL,
+                 reason TEXT NOT NULL
              );",
         )?;
         Ok(Db {

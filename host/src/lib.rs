@@ -3,15 +3,18 @@
 
 pub mod alerts;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod external;
 pub mod ingest;
 pub mod inhibit;
+pub mod kafka;
 pub mod matchers;
 pub mod metrics;
 pub mod model;
 pub mod mute;
 pub mod notify;
+pub mod outbox;
 pub mod reload;
 pub mod route;
 pub mod rules;

@@ -8,6 +8,21 @@ use std::sync::Mutex;
 /// The metric families Faultline exposes: name, type, help.
 const FAMILIES: &[(&str, &str, &str)] = &[
     (
+        "faultline_recovery_decisions_total",
+        "counter",
+        "Recovery decisions (queued, done, retry, failed, dead, skipped, dry-run, retried), by receiver.",
+    ),
+    (
+        "faultline_outbox_actions",
+        "gauge",
+        "Recovery actions in the outbox, by state (pending, done, dead, dry-run).",
+    ),
+    (
+        "faultline_localization_failures_total",
+        "counter",
+        "Failed localizer calls, by localization rule and reason.",
+    ),
+    (
         "faultline_rule_evaluations_total",
         "counter",
         "Rule evaluations, by rule.",

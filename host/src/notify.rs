@@ -8,35 +8,26 @@
 //! `repeat_interval` has passed. What was notified is kept in the notification log, in the
 //! database, so a restart neither re-notifies nor forgets when to repeat.
 //!
-//! Each notification is delivered to the receiver's recovery plugin with retries and
-//! exponential backoff; its idempotency key is stable across those attempts.
+//! A notification is an incident: before it goes out, the localization rules that match its
+//! alerts rank suspects for it. It is then handed to the outbox (see `outbox.rs`), which
+//! applies the receiver's safety rails, writes the action durably and delivers it with
+//! retries; the notification log is written with it, so a restart neither loses nor
+//! repeats it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::params;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 
 use crate::alerts::{Alert, Status};
 use crate::db::Db;
-use crate::metrics::Metrics;
 use crate::model::Labels;
+use crate::outbox::{IncidentRecord, Outbox, Planned, SuspectRecord};
 use crate::route::Route;
 use crate::rules::Receiver;
-use crate::runtime::{Failure, to_wit_labels, types};
-
-/// One notification of an incident to a receiver.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub receiver: String,
-    pub group_key: String,
-    pub incident: types::Incident,
-    pub idempotency_key: String,
-    /// Fingerprints of the firing alerts notified, for the notification log.
-    pub firing: BTreeSet<u64>,
-}
+use crate::runtime::{to_wit_labels, types};
 
 /// An alert offered to the dispatcher, with the receiver its rule names (if any).
 #[derive(Clone, Debug)]
@@ -115,16 +106,35 @@ struct GroupTimer {
 struct State {
     nflog: Nflog,
     timers: HashMap<(String, String), GroupTimer>,
-    /// Groups with a delivery under way: not flushed again until it ends.
-    in_flight: HashSet<(String, String)>,
+    /// The latest view of each incident, by id, for the API.
+    incidents: BTreeMap<String, IncidentView>,
 }
 
-/// Groups alerts into incidents and queues notifications per receiver.
+/// An incident as the API shows it: its alerts, its suspects and where it went.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentView {
+    #[serde(flatten)]
+    pub incident: IncidentRecord,
+    /// Ranked suspects from the localization rules that matched, best first.
+    pub suspects: Vec<SuspectRecord>,
+    /// Receivers the incident was last notified to.
+    pub receivers: Vec<String>,
+    /// When it was last notified (ms).
+    pub updated_at: i64,
+}
+
+/// Incidents kept for the API.
+const MAX_INCIDENTS: usize = 1000;
+
+/// Ranks suspects for an incident: given the incident and its alerts, returns the merged
+/// ranking of every localization rule that applies.
+pub type Localize<'a> = dyn Fn(&types::Incident, &[&Alert]) -> Vec<types::Suspect> + 'a;
+
+/// Groups alerts into incidents and hands notifications to the outbox.
 pub struct Dispatcher {
     state: Arc<Mutex<State>>,
-    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Delivery>>>,
-    metrics: Arc<Metrics>,
-    external_url: String,
+    outbox: Arc<Outbox>,
 }
 
 /// Alertmanager's group key: the route's key and the group labels.
@@ -133,17 +143,22 @@ pub fn group_key(route_key: &str, group_labels: &Labels) -> String {
 }
 
 impl Dispatcher {
-    pub fn new(db: Db, metrics: Arc<Metrics>, external_url: String) -> Dispatcher {
+    pub fn new(db: Db, outbox: Arc<Outbox>) -> Dispatcher {
         Dispatcher {
             state: Arc::new(Mutex::new(State {
                 nflog: Nflog::open(db),
                 timers: HashMap::new(),
-                in_flight: HashSet::new(),
+                incidents: BTreeMap::new(),
             })),
-            queues: Mutex::new(HashMap::new()),
-            metrics,
-            external_url,
+            outbox,
         }
+    }
+
+    /// The incidents notified lately, newest first.
+    pub fn incidents(&self) -> Vec<IncidentView> {
+        let mut out: Vec<IncidentView> = self.lock().incidents.values().cloned().collect();
+        out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        out
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -158,6 +173,7 @@ impl Dispatcher {
         muted: &dyn Fn(&Alert) -> bool,
         tree: Option<&Route>,
         receivers: &BTreeMap<String, Arc<Receiver>>,
+        localize: &Localize<'_>,
     ) {
         // (receiver, group key) -> (route, group labels, alerts)
         let mut groups: HashMap<(String, String), (Route, Labels, Vec<&Alert>)> = HashMap::new();
@@ -188,6 +204,7 @@ impl Dispatcher {
         }
         let mut state = self.lock();
         let state = &mut *state;
+        let mut localized: HashMap<String, Vec<types::Suspect>> = HashMap::new();
         state.timers.retain(|k, _| groups.contains_key(k));
         for ((receiver_name, key), (route, gl, mut members)) in groups {
             let id = (receiver_name.clone(), key.clone());
@@ -199,7 +216,7 @@ impl Dispatcher {
                 None => now >= timer.created_at + route.group_wait.as_millis() as i64,
                 Some(t) => now >= t + route.group_interval.as_millis() as i64,
             };
-            if !due || state.in_flight.contains(&id) {
+            if !due {
                 continue;
             }
             timer.last_flush = Some(now);
@@ -240,72 +257,67 @@ impl Dispatcher {
                 tracing::error!(receiver = %receiver_name, "no such receiver: dropping notification");
                 continue;
             };
-            let delivery = delivery(&receiver_name, &key, &gl, &members, firing);
-            state.in_flight.insert(id);
-            self.queue(receiver).send(delivery).ok();
+            let incident = incident(&key, &gl, &members, firing.is_empty());
+            // The same incident reaching several receivers is localized once per pass.
+            let suspects = localized
+                .entry(incident.id.clone())
+                .or_insert_with(|| localize(&incident, &members));
+            let alerts_key = crate::outbox::alerts_key(&members);
+            self.outbox.plan(
+                Planned {
+                    receiver,
+                    incident: &incident,
+                    suspects,
+                    alerts_key: &alerts_key,
+                },
+                now,
+            );
+            // Written with the action: the outbox now owns its delivery.
+            state.nflog.record(&receiver_name, &key, firing, now);
+            let view = state
+                .incidents
+                .entry(incident.id.clone())
+                .or_insert_with(|| IncidentView {
+                    incident: IncidentRecord::from_wit(&incident),
+                    suspects: Vec::new(),
+                    receivers: Vec::new(),
+                    updated_at: now,
+                });
+            view.incident = IncidentRecord::from_wit(&incident);
+            view.suspects = suspects.iter().map(SuspectRecord::from_wit).collect();
+            if view.updated_at != now {
+                view.receivers.clear();
+            }
+            if !view.receivers.contains(&receiver_name) {
+                view.receivers.push(receiver_name.clone());
+            }
+            view.updated_at = now;
         }
-    }
-
-    fn queue(&self, receiver: &Arc<Receiver>) -> mpsc::UnboundedSender<Delivery> {
-        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(q) = queues.get(&receiver.name).filter(|q| !q.is_closed()) {
-            return q.clone();
+        if state.incidents.len() > MAX_INCIDENTS {
+            let mut by_age: Vec<(i64, String)> = state
+                .incidents
+                .iter()
+                .map(|(id, v)| (v.updated_at, id.clone()))
+                .collect();
+            by_age.sort();
+            for (_, id) in by_age.iter().take(state.incidents.len() - MAX_INCIDENTS) {
+                state.incidents.remove(id);
+            }
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(deliver(
-            receiver.clone(),
-            rx,
-            self.metrics.clone(),
-            self.external_url.clone(),
-            self.state.clone(),
-        ));
-        queues.insert(receiver.name.clone(), tx.clone());
-        tx
-    }
-
-    /// Forgets queues for receivers replaced by a reload, so new deliveries use the new ones.
-    pub fn receivers_reloaded(&self) {
-        self.queues
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
     }
 }
 
-fn delivery(
-    receiver: &str,
-    key: &str,
-    gl: &Labels,
-    alerts: &[&Alert],
-    firing: BTreeSet<u64>,
-) -> Delivery {
-    let mut h = Sha256::new();
-    h.update(receiver.as_bytes());
-    h.update([0]);
-    h.update(key.as_bytes());
-    for a in alerts {
-        h.update(a.labels.fingerprint().to_be_bytes());
-        h.update(a.status.as_str().as_bytes());
-        h.update(a.active_at.to_be_bytes());
-    }
-    let idempotency_key = hex::encode(&h.finalize()[..16]);
-    let status = if firing.is_empty() {
-        "resolved"
-    } else {
-        "firing"
-    };
-    Delivery {
-        receiver: receiver.to_string(),
+/// An incident of a group's alerts. Its id names the episode: the group labels and when
+/// its earliest alert became active, so every receiver and route sees the same id.
+fn incident(key: &str, gl: &Labels, alerts: &[&Alert], resolved: bool) -> types::Incident {
+    let start = alerts.iter().map(|a| a.active_at).min().unwrap_or(0);
+    let id = hex::encode(&Sha256::digest(format!("{gl}\0{start}").as_bytes())[..8]);
+    types::Incident {
+        id,
         group_key: key.to_string(),
-        incident: types::Incident {
-            id: hex::encode(&Sha256::digest(format!("{receiver}\0{key}").as_bytes())[..8]),
-            group_key: key.to_string(),
-            group_labels: to_wit_labels(gl),
-            status: status.into(),
-            alerts: alerts.iter().map(|a| wit_alert(a)).collect(),
-        },
-        idempotency_key,
-        firing,
+        group_labels: to_wit_labels(gl),
+        status: if resolved { "resolved" } else { "firing" }.into(),
+        alerts: alerts.iter().map(|a| wit_alert(a)).collect(),
     }
 }
 
@@ -322,106 +334,6 @@ pub fn wit_alert(a: &Alert) -> types::Alert {
     }
 }
 
-/// Delay before attempt `attempt + 1`: exponential from 500 ms, capped at a minute, with
-/// up to 25% jitter so that many retries do not arrive together.
-fn backoff(attempt: u32) -> Duration {
-    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(8).saturating_sub(1));
-    let base = base.min(Duration::from_secs(60));
-    let jitter = (crate::now_ms() as u64 % 1000) as f64 / 4000.0;
-    base.mul_f64(1.0 + jitter)
-}
-
-async fn deliver(
-    receiver: Arc<Receiver>,
-    mut rx: mpsc::UnboundedReceiver<Delivery>,
-    metrics: Arc<Metrics>,
-    external_url: String,
-    state: Arc<Mutex<State>>,
-) {
-    let name = receiver.name.clone();
-    while let Some(d) = rx.recv().await {
-        let mut attempt = 1;
-        let delivered = loop {
-            let input = types::RecoverInput {
-                now: crate::now_ms(),
-                incident: d.incident.clone(),
-                suspects: Vec::new(),
-                attempt,
-                idempotency_key: d.idempotency_key.clone(),
-                receiver: name.clone(),
-                external_url: external_url.clone(),
-            };
-            let r = receiver.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                r.instance
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .recover(&input)
-            })
-            .await;
-            metrics.inc(
-                "faultline_plugin_calls_total",
-                &[("plugin", &receiver.plugin.name), ("world", "recovery")],
-            );
-            let retry_reason = match result {
-                Ok(Ok(types::Outcome::Done(msg))) => {
-                    tracing::info!(receiver = %name, incident = %d.incident.id, attempt, "delivered: {msg}");
-                    // Logged before it is counted: whoever sees the count sees the log.
-                    state
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .nflog
-                        .record(&d.receiver, &d.group_key, d.firing.clone(), crate::now_ms());
-                    metrics.inc(
-                        "faultline_notifications_total",
-                        &[("receiver", &name), ("outcome", "done")],
-                    );
-                    break true;
-                }
-                Ok(Ok(types::Outcome::Failed(msg))) => {
-                    tracing::error!(receiver = %name, incident = %d.incident.id, attempt, "recovery failed: {msg}");
-                    metrics.inc(
-                        "faultline_notifications_total",
-                        &[("receiver", &name), ("outcome", "failed")],
-                    );
-                    break false;
-                }
-                Ok(Ok(types::Outcome::RetryLater(msg))) => msg,
-                Ok(Err(e)) if matches!(e.failure, Failure::Params(_)) => {
-                    tracing::error!(receiver = %name, "{e}");
-                    break false;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => format!("recovery task failed: {e}"),
-            };
-            metrics.inc(
-                "faultline_notifications_total",
-                &[("receiver", &name), ("outcome", "retry")],
-            );
-            if attempt >= receiver.max_attempts {
-                tracing::error!(receiver = %name, incident = %d.incident.id, attempt, "giving up: {retry_reason}");
-                metrics.inc(
-                    "faultline_notifications_total",
-                    &[("receiver", &name), ("outcome", "gave_up")],
-                );
-                break false;
-            }
-            tracing::warn!(receiver = %name, incident = %d.incident.id, attempt, "will retry: {retry_reason}");
-            tokio::time::sleep(backoff(attempt)).await;
-            attempt += 1;
-        };
-        let id = (d.receiver.clone(), d.group_key.clone());
-        state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .in_flight
-            .remove(&id);
-        if !delivered {
-            tracing::warn!(receiver = %name, group = %d.group_key, "not delivered: the group is notified again at its next flush");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,15 +345,6 @@ mod tests {
             group_key("{}", &gl),
             r#"{}:{alertname="HighLoad",job="node"}"#
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(
-            backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(700)
-        );
-        assert!(backoff(3) >= Duration::from_secs(2));
-        assert!(backoff(30) <= Duration::from_secs(75));
     }
 
     #[test]

@@ -15,11 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use file::{
-    ByteSize, GrantsConfig, GroupConfig, InhibitRuleConfig, ReceiverConfig, RouteConfig,
-    RuleConfig, RuleFile, SecretRef,
+    ByteSize, GrantsConfig, GroupConfig, InhibitRuleConfig, LocalizerConfig, RailsConfig,
+    RateLimit, ReceiverConfig, RouteConfig, RuleConfig, RuleFile, SecretRef,
 };
 
+use crate::connections::{Connection, Connections};
 use crate::db::Db;
+use crate::matchers::parse_matchers;
 use crate::model::Labels;
 use crate::runtime::{
     Grants, HostContext, Identity, Instance, Limits, Plugin, Runtime, Selection, World,
@@ -107,6 +109,9 @@ pub struct LoadContext<'a> {
     /// Runtime that drives plugins' outbound I/O.
     pub io: Option<tokio::runtime::Handle>,
     pub http: reqwest::Client,
+    /// The server's connections, which receivers' grants may name; `None` where none are
+    /// used (`faultline test`), and grants are not checked against them.
+    pub connections: Option<&'a Connections>,
 }
 
 /// A loaded rules directory.
@@ -121,6 +126,8 @@ pub struct RuleSet {
     pub route: Option<(PathBuf, RouteConfig)>,
     /// The validated routing tree.
     pub tree: Option<crate::route::Route>,
+    /// Localization rules, in file order.
+    pub localizers: Vec<Arc<LocalizerRule>>,
 }
 
 impl RuleSet {
@@ -128,6 +135,7 @@ impl RuleSet {
     pub fn max_range(&self) -> Duration {
         self.rules()
             .filter_map(|r| r.range)
+            .chain(self.localizers.iter().map(|l| l.range))
             .max()
             .unwrap_or_default()
     }
@@ -184,7 +192,30 @@ pub struct Receiver {
     pub file: PathBuf,
     pub plugin: Arc<Plugin>,
     pub max_attempts: u32,
+    /// How long an action is retried before it is dead-lettered.
+    pub max_age: Duration,
+    pub send_resolved: bool,
+    pub rails: RailsConfig,
     pub instance: Mutex<Instance>,
+}
+
+/// A validated localization rule and its plugin instance.
+pub struct LocalizerRule {
+    pub name: String,
+    pub file: PathBuf,
+    pub matchers: Vec<crate::rules::selector::Matcher>,
+    pub select: Option<Selector>,
+    pub logs: Option<LogSelector>,
+    pub range: Duration,
+    pub plugin: Arc<Plugin>,
+    pub exec: Mutex<RuleExec>,
+}
+
+impl LocalizerRule {
+    /// Whether the rule applies to an incident with these alerts' labels.
+    pub fn applies<'a>(&self, mut alerts: impl Iterator<Item = &'a Labels>) -> bool {
+        self.matchers.is_empty() || alerts.any(|l| crate::matchers::matches_all(&self.matchers, l))
+    }
 }
 
 /// Whether a file in the rules directory is a rule unit test (`*_test.toml`) rather than a
@@ -308,6 +339,25 @@ pub fn load_files(
             }));
         }
     }
+    let mut localizers: Vec<Arc<LocalizerRule>> = Vec::new();
+    for (path, text, file) in &parsed {
+        for lc in &file.localizers {
+            if localizers.iter().any(|l| l.name == lc.name) {
+                loader.error(
+                    path,
+                    text,
+                    &lc.name,
+                    "localizer",
+                    Some("name"),
+                    "is defined twice".into(),
+                );
+                continue;
+            }
+            if let Some(l) = loader.localizer(path, text, lc) {
+                localizers.push(Arc::new(l));
+            }
+        }
+    }
     let mut inhibit_rules = Vec::new();
     let mut inhibit = Vec::new();
     let mut route: Option<(PathBuf, RouteConfig)> = None;
@@ -355,6 +405,7 @@ pub fn load_files(
             inhibitor: crate::inhibit::Inhibitor::new(inhibit),
             route,
             tree,
+            localizers,
         })
     } else {
         Err(LoadErrors(loader.errors))
@@ -473,7 +524,7 @@ impl Loader<'_> {
         grants: Grants,
         defaults: &Limits,
         (timeout, memory): (Option<duration::PromDuration>, Option<ByteSize>),
-        params: &toml::Table,
+        params: &serde_json::Value,
     ) -> Result<Instance, crate::runtime::PluginError> {
         let limits = Limits {
             timeout: timeout.map_or(defaults.timeout, |d| d.0),
@@ -487,9 +538,9 @@ impl Loader<'_> {
             grants,
             io: self.cx.io.clone(),
             http: self.cx.http.clone(),
+            connections: self.cx.connections.cloned().unwrap_or_default(),
         };
-        let params = serde_json::to_string(params).unwrap_or_else(|_| "{}".into());
-        Instance::new(plugin.clone(), ctx, limits, params)
+        Instance::new(plugin.clone(), ctx, limits, params.to_string())
     }
 
     fn rule(
@@ -577,7 +628,7 @@ impl Loader<'_> {
             Grants::default(),
             &self.cx.defaults.rule_limits,
             (rc.timeout, rc.memory),
-            &rc.params,
+            &json_params(&rc.params),
         ) {
             Ok(i) => i,
             Err(e) => {
@@ -611,46 +662,65 @@ impl Loader<'_> {
         let err = |s: &mut Self, field: &str, msg: String| {
             s.error(path, text, &rc.name, "receiver", Some(field), msg)
         };
-        let secret = match &rc.grants.secret {
+        let secret = match rc.grants.secret.as_ref().map(|r| r.read(self.dir)) {
             None => None,
-            Some(SecretRef::Env(var)) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some(v.into_bytes()),
-                _ => {
-                    err(
-                        self,
-                        "grants.secret",
-                        format!("environment variable {var} is not set"),
-                    );
-                    None
-                }
-            },
-            Some(SecretRef::File(f)) => {
-                let f = if f.is_relative() {
-                    self.dir.join(f)
-                } else {
-                    f.clone()
-                };
-                match std::fs::read_to_string(&f) {
-                    Ok(v) if !v.trim().is_empty() => Some(v.trim().as_bytes().to_vec()),
-                    Ok(_) => {
-                        err(
-                            self,
-                            "grants.secret",
-                            format!("secret file {} is empty", f.display()),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        err(
-                            self,
-                            "grants.secret",
-                            format!("cannot read secret file {}: {e}", f.display()),
-                        );
-                        None
-                    }
-                }
+            Some(Ok(s)) => Some(s),
+            Some(Err(m)) => {
+                err(self, "grants.secret", m);
+                None
             }
         };
+        let connections = self.cx.connections;
+        for (name, connections) in rc
+            .grants
+            .connections
+            .iter()
+            .filter_map(|n| Some((n, connections?)))
+        {
+            if connections.get(name).is_none() {
+                let known: Vec<&str> = connections.names().collect();
+                err(
+                    self,
+                    "grants.connections",
+                    format!(
+                        "no connection named {name:?} in the server configuration (known: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+        }
+        let kafka_connections = rc
+            .grants
+            .connections
+            .iter()
+            .filter(|n| {
+                connections
+                    .and_then(|c| c.get(n))
+                    .is_some_and(|c| matches!(**c, Connection::Kafka(_)))
+            })
+            .count();
+        if kafka_connections > 1 {
+            err(
+                self,
+                "grants.connections",
+                "grants more than one Kafka connection: Kafka produce would not know which to use"
+                    .into(),
+            );
+        }
+        for l in &rc.rails.target {
+            if !valid_label_name(l) {
+                err(self, "rails.target", format!("invalid label name {l:?}"));
+            }
+        }
+        if let Some(m) = rc.rails.min_score
+            && !m.is_finite()
+        {
+            err(self, "rails.min_score", "must be a finite number".into());
+        }
         let plugin = match self.plugin(&rc.plugin, World::Recovery) {
             Ok(p) => Some(p),
             Err(m) => {
@@ -673,10 +743,11 @@ impl Loader<'_> {
                 http: rc.grants.http.clone(),
                 kafka: rc.grants.kafka.clone(),
                 secret,
+                connections: rc.grants.connections.clone(),
             },
             &self.cx.defaults.receiver_limits,
             (rc.timeout, rc.memory),
-            &rc.params,
+            &json_params(&rc.params),
         );
         match instance {
             Ok(instance) => Some(Receiver {
@@ -687,6 +758,9 @@ impl Loader<'_> {
                     .max_attempts
                     .unwrap_or(self.cx.defaults.max_attempts)
                     .max(1),
+                max_age: rc.max_age.map_or(DEFAULT_MAX_AGE, |d| d.0),
+                send_resolved: rc.send_resolved.unwrap_or(true),
+                rails: rc.rails.clone(),
                 instance: Mutex::new(instance),
             }),
             Err(e) => {
@@ -694,6 +768,108 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+}
+
+/// How long a recovery action is retried unless its receiver says otherwise.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// How far back a localizer's data goes unless it says otherwise.
+pub const DEFAULT_LOCALIZER_RANGE: Duration = Duration::from_secs(3600);
+
+/// A rule file's `params` as the JSON handed to plugins.
+fn json_params(params: &toml::Table) -> serde_json::Value {
+    serde_json::to_value(params).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+impl Loader<'_> {
+    fn localizer(
+        &mut self,
+        path: &Path,
+        text: &str,
+        lc: &LocalizerConfig,
+    ) -> Option<LocalizerRule> {
+        let before = self.errors.len();
+        let err = |s: &mut Self, field: &str, msg: String| {
+            s.error(path, text, &lc.name, "localizer", Some(field), msg)
+        };
+        if lc.name.is_empty() {
+            err(self, "name", "must not be empty".into());
+        }
+        let mut matchers = Vec::new();
+        for m in &lc.matchers {
+            match parse_matchers(m) {
+                Ok(ms) => matchers.extend(ms),
+                Err(e) => err(self, "match", e),
+            }
+        }
+        if lc.range.is_some_and(|r| r.0.is_zero()) {
+            err(self, "range", "must be more than 0s".into());
+        }
+        let mut params = json_params(&lc.params);
+        for (key, file) in &lc.files {
+            let f = if file.is_relative() {
+                self.dir.join(file)
+            } else {
+                file.clone()
+            };
+            let value = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))
+                .and_then(|t| {
+                    serde_json::from_str::<serde_json::Value>(&t)
+                        .map_err(|e| format!("{} is not valid JSON: {e}", f.display()))
+                });
+            match value {
+                Ok(v) => {
+                    params[key.as_str()] = v;
+                }
+                Err(m) => err(self, "files", format!("{key}: {m}")),
+            }
+        }
+        let plugin = match self.plugin(&lc.plugin, World::Localizer) {
+            Ok(p) => Some(p),
+            Err(m) => {
+                err(self, "plugin", m);
+                None
+            }
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let plugin = plugin?;
+        let id = format!("localizer {}", lc.name);
+        let instance = match self.instance(
+            &plugin,
+            Identity {
+                rule: id,
+                plugin: lc.plugin.clone(),
+            },
+            format!("localizer:{}", lc.name),
+            Grants::default(),
+            &self.cx.defaults.rule_limits,
+            (lc.timeout, lc.memory),
+            &params,
+        ) {
+            Ok(i) => i,
+            Err(e) => {
+                err(self, "params", e.failure.to_string());
+                return None;
+            }
+        };
+        Some(LocalizerRule {
+            name: lc.name.clone(),
+            file: path.to_path_buf(),
+            matchers,
+            select: lc.select.clone(),
+            logs: lc.logs.clone(),
+            range: lc.range.map_or(DEFAULT_LOCALIZER_RANGE, |r| r.0),
+            plugin,
+            exec: Mutex::new(RuleExec {
+                instance,
+                cache: MatchCache::default(),
+                selection: Selection::default(),
+            }),
+        })
     }
 }
 

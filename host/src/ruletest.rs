@@ -168,6 +168,7 @@ pub fn run_file(path: &Path, plugin_dirs: &[PathBuf], runtime: &Runtime) -> Resu
                 defaults: &defaults,
                 io: None,
                 http: reqwest::Client::new(),
+                connections: None,
             },
         )
         .map_err(|e| format!("{}: the rules do not load:\n{e}", path.display()))?;

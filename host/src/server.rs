@@ -16,6 +16,7 @@ use crate::service::Service;
 
 pub mod alertmanager;
 mod ingestion;
+mod recovery;
 
 /// An error answered to a client: a status and a message naming what is wrong.
 #[derive(Debug)]
@@ -61,6 +62,7 @@ pub fn app(svc: Shared) -> Router {
         .route("/api/v1/alerts", get(alerts_list))
         .merge(ingestion::routes())
         .merge(alertmanager::routes())
+        .merge(recovery::routes())
         .with_state(svc)
 }
 

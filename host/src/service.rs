@@ -2,7 +2,7 @@
 //! the dispatcher, shared by the HTTP API.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -13,13 +13,15 @@ use serde::Serialize;
 
 use crate::alerts::{Observation, RuleAlerts, Status, persist};
 use crate::config::Config;
+use crate::connections::Connections;
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::model::Labels;
-use crate::notify::{Dispatcher, Routed};
+use crate::notify::{Dispatcher, IncidentView, Routed};
+use crate::outbox::Outbox;
 use crate::rules::template::TemplateContext;
 use crate::rules::{Defaults, LoadContext, LoadErrors, Rule, RuleSet};
-use crate::runtime::{Limits, PluginError, Runtime, RuntimeConfig, RuntimeError, Selection};
+use crate::runtime::{Limits, PluginError, Runtime, RuntimeConfig, RuntimeError, Selection, types};
 use crate::store::{Store, StoreLimits};
 
 /// Why the service could not start.
@@ -36,6 +38,8 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
     #[error("invalid rules:\n{0}")]
     Rules(#[from] LoadErrors),
+    #[error("invalid configuration: {0}")]
+    Config(String),
 }
 
 /// Consecutive failures after which a rule is quarantined.
@@ -68,10 +72,14 @@ pub struct Service {
     /// Alerts received from other programs (Alertmanager API, webhooks).
     pub external: crate::external::ExternalAlerts,
     pub silences: crate::silences::Silences,
+    /// The configuration's connections, granted to recovery actions by name.
+    pub connections: Connections,
     rules: RwLock<Arc<RuleSet>>,
     alerts: Mutex<HashMap<String, RuleAlerts>>,
     health: Mutex<HashMap<String, Health>>,
     dispatcher: Dispatcher,
+    /// Recovery actions: written before they are attempted.
+    pub outbox: Arc<Outbox>,
     /// Wakes the dispatcher when alerts changed.
     wake: Notify,
     /// Bumped by each successful reload: evaluation loops of older generations stop.
@@ -121,7 +129,12 @@ pub fn runtime(data_dir: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
 }
 
 /// Loads the configured rules directory.
-fn load_rules(config: &Config, runtime: &Runtime, db: &Db) -> Result<RuleSet, LoadErrors> {
+fn load_rules(
+    config: &Config,
+    runtime: &Runtime,
+    db: &Db,
+    connections: &Connections,
+) -> Result<RuleSet, LoadErrors> {
     crate::rules::load_dir(
         &config.rules_dir,
         &LoadContext {
@@ -131,21 +144,29 @@ fn load_rules(config: &Config, runtime: &Runtime, db: &Db) -> Result<RuleSet, Lo
             defaults: &defaults(config),
             io: tokio::runtime::Handle::try_current().ok(),
             http: reqwest::Client::new(),
+            connections: Some(connections),
         },
     )
 }
 
+/// The configuration's connections.
+pub fn connections(config: &Config) -> Result<Connections, String> {
+    Connections::build(&config.connection, Path::new("."))
+}
+
 /// Loads a rules directory as `serve` would, for `faultline check`.
 pub fn check_rules(config: &Config, runtime: &Runtime) -> Result<RuleSet, LoadErrors> {
-    let db = Db::in_memory().map_err(|e| {
+    let error = |message: String| {
         LoadErrors(vec![crate::rules::RuleError {
             file: config.rules_dir.clone(),
             line: None,
             item: None,
             field: None,
-            message: e.to_string(),
+            message,
         }])
-    })?;
+    };
+    let db = Db::in_memory().map_err(|e| error(e.to_string()))?;
+    let connections = connections(config).map_err(error)?;
     crate::rules::load_dir(
         &config.rules_dir,
         &LoadContext {
@@ -155,6 +176,7 @@ pub fn check_rules(config: &Config, runtime: &Runtime) -> Result<RuleSet, LoadEr
             defaults: &defaults(config),
             io: None,
             http: reqwest::Client::new(),
+            connections: Some(&connections),
         },
     )
 }
@@ -169,7 +191,8 @@ impl Service {
         })?;
         let db = Db::open(&config.data_dir.join("faultline.db"))?;
         let runtime = runtime(Some(config.data_dir.clone()))?;
-        let rules = load_rules(&config, &runtime, &db)?;
+        let connections = connections(&config).map_err(StartError::Config)?;
+        let rules = load_rules(&config, &runtime, &db, &connections)?;
         let mut alerts = persist::load(&db).map_err(DbError::from)?;
         let hold_until = crate::now_ms() + config.restore_grace.0.as_millis() as i64;
         for a in alerts.values_mut() {
@@ -184,7 +207,8 @@ impl Service {
         let metrics = Arc::new(Metrics::default());
         metrics.set("faultline_rules_loaded", &[], rules.rules().count() as f64);
         metrics.set("faultline_config_last_reload_successful", &[], 1.0);
-        let dispatcher = Dispatcher::new(db.clone(), metrics.clone(), config.external_url());
+        let outbox = Arc::new(Outbox::new(db.clone(), metrics.clone()));
+        let dispatcher = Dispatcher::new(db.clone(), outbox.clone());
         let now = crate::now_ms();
         let external = crate::external::ExternalAlerts::open(&db, now)?;
         let silences = crate::silences::Silences::open(&db)?;
@@ -196,10 +220,12 @@ impl Service {
             metrics,
             external,
             silences,
+            connections,
             rules: RwLock::new(Arc::new(rules)),
             alerts: Mutex::new(alerts),
             health: Mutex::new(HashMap::new()),
             dispatcher,
+            outbox,
             wake: Notify::new(),
             generation: watch::channel(0).0,
             reload_status: Mutex::new(ReloadStatus {
@@ -257,6 +283,12 @@ impl Service {
                 );
             }
         });
+        let svc = self.clone();
+        tokio::spawn(crate::outbox::run(
+            self.outbox.clone(),
+            move || svc.rules(),
+            self.config.external_url(),
+        ));
         crate::reload::watch(self.clone());
         self.ready.store(true, Ordering::Relaxed);
     }
@@ -298,18 +330,19 @@ impl Service {
         let _one_at_a_time = self.reloading.lock().await;
         let started = Instant::now();
         let svc = self.clone();
-        let loaded =
-            tokio::task::spawn_blocking(move || load_rules(&svc.config, &svc.runtime, &svc.db))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(LoadErrors(vec![crate::rules::RuleError {
-                        file: self.config.rules_dir.clone(),
-                        line: None,
-                        item: None,
-                        field: None,
-                        message: format!("reload task failed: {e}"),
-                    }]))
-                });
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_rules(&svc.config, &svc.runtime, &svc.db, &svc.connections)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(LoadErrors(vec![crate::rules::RuleError {
+                file: self.config.rules_dir.clone(),
+                line: None,
+                item: None,
+                field: None,
+                message: format!("reload task failed: {e}"),
+            }]))
+        });
         let now = crate::now_ms();
         let mut status = self.reload_status.lock().unwrap_or_else(|e| e.into_inner());
         status.last_attempt = Some(now);
@@ -322,7 +355,6 @@ impl Service {
                     .set("faultline_rules_loaded", &[], ids.len() as f64);
                 *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
                 self.generation.send_modify(|g| *g += 1);
-                self.dispatcher.receivers_reloaded();
                 self.spawn_groups();
                 // Alerts of rules that are gone resolve, so their receivers hear of it.
                 let mut all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
@@ -403,7 +435,62 @@ impl Service {
             &|a| muter.is_muted(&a.labels),
             rules.tree.as_ref(),
             &rules.receivers,
+            &|incident, members| self.localize(&rules, incident, members, now),
         );
+    }
+
+    /// The incidents notified lately, with their suspects, newest first.
+    pub fn incidents(&self) -> Vec<IncidentView> {
+        self.dispatcher.incidents()
+    }
+
+    /// Runs every localization rule that applies to an incident on the data it selects,
+    /// and merges their rankings. A failing localizer is logged and counted; the others
+    /// still count.
+    fn localize(
+        &self,
+        rules: &RuleSet,
+        incident: &types::Incident,
+        alerts: &[&crate::alerts::Alert],
+        now: i64,
+    ) -> Vec<types::Suspect> {
+        let mut lists = Vec::new();
+        for l in &rules.localizers {
+            if !l.applies(alerts.iter().map(|a| &a.labels)) {
+                continue;
+            }
+            let mut exec = l.exec.lock().unwrap_or_else(|e| e.into_inner());
+            let exec = &mut *exec;
+            self.store.select(
+                l.select.as_ref(),
+                Some(l.range),
+                l.logs.as_ref().map(|s| (s, l.range)),
+                now,
+                &mut exec.cache,
+                &mut exec.selection,
+            );
+            self.metrics.inc(
+                "faultline_plugin_calls_total",
+                &[("plugin", &l.plugin.name), ("world", "localizer")],
+            );
+            match exec
+                .instance
+                .localize(now, incident.clone(), &mut exec.selection)
+            {
+                Ok(suspects) => {
+                    tracing::info!(localizer = %l.name, incident = %incident.id, suspects = suspects.len(), "localized");
+                    lists.push((l.name.clone(), suspects));
+                }
+                Err(e) => {
+                    tracing::warn!(localizer = %l.name, incident = %incident.id, "localization failed: {e}");
+                    self.metrics.inc(
+                        "faultline_localization_failures_total",
+                        &[("localizer", &l.name), ("reason", e.failure.reason())],
+                    );
+                }
+            }
+        }
+        crate::outbox::merge_suspects(lists)
     }
 
     /// Evaluates one rule at `now`: selection, the plugin call, the alert lifecycle and

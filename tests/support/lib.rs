@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub mod alertmanager;
+pub mod k8s;
+pub mod kafka;
 pub mod programs;
 
 /// How long any condition is waited for before a test fails.
@@ -255,6 +257,11 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start() -> Receiver {
+        Self::start_on("127.0.0.1:0".parse().unwrap())
+    }
+
+    /// A receiver on a given address: one that was down comes back where it was.
+    pub fn start_on(addr: SocketAddr) -> Receiver {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -263,9 +270,7 @@ impl Receiver {
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
         let st = status.clone();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
         let addr = listener.local_addr().unwrap();
         let tx = Arc::new(Mutex::new(tx));
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
@@ -314,6 +319,11 @@ impl Receiver {
             .unwrap()
             .recv_timeout(DEADLINE)
             .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Every request received so far, without waiting.
+    pub fn drain(&self) -> Vec<Received> {
+        self.rx.lock().unwrap().try_iter().collect()
     }
 
     /// The next request whose JSON body satisfies `f`, skipping others.

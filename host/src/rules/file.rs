@@ -47,6 +47,41 @@ pub struct RuleFile {
     pub inhibit_rules: Vec<InhibitRuleConfig>,
     /// The routing tree (at most one file of the directory may define it).
     pub route: Option<RouteConfig>,
+    /// Localization rules: which incidents they apply to, the data they need, the plugin.
+    #[serde(default, rename = "localizer")]
+    pub localizers: Vec<LocalizerConfig>,
+}
+
+/// A localization rule: ranks suspects for the incidents it matches.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalizerConfig {
+    /// Unique across the rules directory.
+    pub name: String,
+    /// The localizer plugin.
+    pub plugin: String,
+    /// Alertmanager matchers on the incident's alerts, e.g. `['alertname="HighErrorRate"']`:
+    /// the rule applies to an incident when one of its alerts matches them all. Empty: every
+    /// incident.
+    #[serde(default, rename = "match")]
+    pub matchers: Vec<String>,
+    /// Series handed to the plugin (every sample in `range`).
+    pub select: Option<Selector>,
+    /// Log records handed to the plugin (those in `range`).
+    pub logs: Option<LogSelector>,
+    /// How far back from the incident's notification the data goes (default 1h).
+    pub range: Option<PromDuration>,
+    /// Parameters handed to the plugin (as JSON).
+    #[serde(default)]
+    pub params: toml::Table,
+    /// JSON files of the rules directory added to `params` under the given keys, e.g.
+    /// `{ graph = "topology.json" }`. A change to the file reloads the rules.
+    #[serde(default)]
+    pub files: BTreeMap<String, PathBuf>,
+    /// CPU time one call may take (default: the server's rule timeout).
+    pub timeout: Option<PromDuration>,
+    /// Memory cap of the plugin instance.
+    pub memory: Option<ByteSize>,
 }
 
 /// One inhibition rule.
@@ -158,8 +193,68 @@ pub struct ReceiverConfig {
     pub timeout: Option<PromDuration>,
     /// Memory cap of the plugin instance.
     pub memory: Option<ByteSize>,
-    /// Attempts before an action is given up (default 10).
+    /// Attempts before an action is given up and moved to the dead-letter list (default 10).
     pub max_attempts: Option<u32>,
+    /// How long an action is retried before it moves to the dead-letter list (default 1h).
+    pub max_age: Option<PromDuration>,
+    /// Whether resolved incidents are sent too (default true, as Alertmanager's webhook).
+    /// Actions that change systems (restart, scale, cordon) set it to false.
+    pub send_resolved: Option<bool>,
+    /// Safety rails: how often, on what and whether the action may run.
+    #[serde(default)]
+    pub rails: RailsConfig,
+}
+
+/// Safety rails of a recovery action. The *target* of an action is the best suspect of the
+/// incident (projected on `target` labels when given); without suspects it is the incident.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RailsConfig {
+    /// Labels naming what the action acts on, e.g. `["instance"]`: the target is the best
+    /// suspect that has them. Without a suspect that has them the action is skipped.
+    #[serde(default)]
+    pub target: Vec<String>,
+    /// Suspects scoring below this are not acted on (skipped, and recorded).
+    pub min_score: Option<f64>,
+    /// At most N actions per target per period, written `"3/1h"`.
+    pub rate_limit: Option<RateLimit>,
+    /// After an action on a target, no other action on it for this long.
+    pub cooldown: Option<PromDuration>,
+    /// Record and log what would be done; do nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// At most `count` actions per `per`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: std::time::Duration,
+}
+
+impl std::str::FromStr for RateLimit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("invalid rate limit {s:?}: expected a count and a period such as \"3/1h\"");
+        let (n, per) = s.split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let per: PromDuration = per.trim().parse().map_err(|_| bad())?;
+        if count == 0 || per.0.is_zero() {
+            return Err(format!(
+                "invalid rate limit {s:?}: the count and the period must be more than 0"
+            ));
+        }
+        Ok(RateLimit { count, per: per.0 })
+    }
+}
+
+impl<'de> Deserialize<'de> for RateLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// What a recovery plugin may reach.
@@ -174,10 +269,14 @@ pub struct GrantsConfig {
     pub kafka: Vec<String>,
     /// Secret for signing request bodies (HMAC-SHA256); the plugin never sees it.
     pub secret: Option<SecretRef>,
+    /// Connections of the server configuration the plugin may name (their URL, token and
+    /// TLS settings, or Kafka brokers, are added by the host).
+    #[serde(default)]
+    pub connections: Vec<String>,
 }
 
 /// Where a secret comes from: never inline in a rule file.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
 pub enum SecretRef {
     /// An environment variable of the server.
@@ -185,6 +284,31 @@ pub enum SecretRef {
     /// A file (relative paths are relative to the rules directory); surrounding white space
     /// is trimmed.
     File(PathBuf),
+}
+
+impl SecretRef {
+    /// Reads the secret; relative files are relative to `dir`. Errors say where it was
+    /// looked for, never what it is.
+    pub fn read(&self, dir: &std::path::Path) -> Result<Vec<u8>, String> {
+        match self {
+            SecretRef::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(v.into_bytes()),
+                _ => Err(format!("environment variable {var} is not set")),
+            },
+            SecretRef::File(f) => {
+                let f = if f.is_relative() {
+                    dir.join(f)
+                } else {
+                    f.clone()
+                };
+                match std::fs::read_to_string(&f) {
+                    Ok(v) if !v.trim().is_empty() => Ok(v.trim().as_bytes().to_vec()),
+                    Ok(_) => Err(format!("secret file {} is empty", f.display())),
+                    Err(e) => Err(format!("cannot read secret file {}: {e}", f.display())),
+                }
+            }
+        }
+    }
 }
 
 /// A size in bytes, written `64MiB`, `512KiB`, `1GiB` or a plain number of bytes.

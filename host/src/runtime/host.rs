@@ -11,6 +11,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, http, kafka, log, state, types};
+use crate::connections::{Connection, Connections};
 use crate::db::Db;
 
 /// Outbound capabilities granted to a recovery action by its rule file.
@@ -22,6 +23,8 @@ pub struct Grants {
     pub kafka: Vec<String>,
     /// The secret used to sign request bodies (HMAC-SHA256), never shown to the plugin.
     pub secret: Option<Vec<u8>>,
+    /// Connections of the server configuration the plugin may name.
+    pub connections: Vec<String>,
 }
 
 impl Grants {
@@ -58,6 +61,8 @@ pub struct HostContext {
     /// Runtime to drive outbound I/O from a blocking plugin call.
     pub io: Option<tokio::runtime::Handle>,
     pub http: reqwest::Client,
+    /// The server's connections; a plugin may use those its grants name.
+    pub connections: Connections,
 }
 
 /// The data of one plugin instance's store.
@@ -184,31 +189,52 @@ impl HostState {
     fn send_http(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
         use http::ErrorKind::{Denied, Invalid, Transport};
         let rule = self.ctx.identity.rule.clone();
-        if let Some(conn) = &req.connection {
-            tracing::warn!(rule, connection = %conn, "plugin asked for a connection it was not granted");
-            return Err(http_error(
-                Denied,
-                format!("connection {conn:?} is not granted to rule {rule:?}"),
-            ));
-        }
-        let url = reqwest::Url::parse(&req.url)
-            .map_err(|e| http_error(Invalid, format!("invalid url {:?}: {e}", req.url)))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(http_error(
-                Invalid,
-                format!("unsupported scheme {:?}", url.scheme()),
-            ));
-        }
-        if !self.ctx.grants.allows_url(&url) {
-            tracing::warn!(rule, host = ?url.host_str(), "plugin tried an HTTP host it was not granted");
-            return Err(http_error(
-                Denied,
-                format!(
-                    "host {:?} is not granted to rule {rule:?}",
-                    url.host_str().unwrap_or("")
-                ),
-            ));
-        }
+        let mut authorization = None;
+        let (client, url) = if let Some(name) = &req.connection {
+            let conn = self
+                .granted_connection(name)
+                .map_err(|m| http_error(Denied, m))?;
+            let Connection::Http(conn) = &*conn else {
+                return Err(http_error(
+                    Invalid,
+                    format!(
+                        "connection {name:?} is a {} connection, not HTTP",
+                        conn.kind()
+                    ),
+                ));
+            };
+            authorization = conn.authorization().map_err(|m| {
+                tracing::error!(rule, connection = %name, "{m}");
+                http_error(
+                    Transport,
+                    format!("connection {name:?}: its token cannot be read"),
+                )
+            })?;
+            (
+                conn.client.clone(),
+                conn.url(&req.url).map_err(|m| http_error(Invalid, m))?,
+            )
+        } else {
+            let url = reqwest::Url::parse(&req.url)
+                .map_err(|e| http_error(Invalid, format!("invalid url {:?}: {e}", req.url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(http_error(
+                    Invalid,
+                    format!("unsupported scheme {:?}", url.scheme()),
+                ));
+            }
+            if !self.ctx.grants.allows_url(&url) {
+                tracing::warn!(rule, host = ?url.host_str(), "plugin tried an HTTP host it was not granted");
+                return Err(http_error(
+                    Denied,
+                    format!(
+                        "host {:?} is not granted to rule {rule:?}",
+                        url.host_str().unwrap_or("")
+                    ),
+                ));
+            }
+            (self.ctx.http.clone(), url)
+        };
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| http_error(Invalid, format!("invalid method {:?}", req.method)))?;
         let timeout = req
@@ -217,14 +243,19 @@ impl HostState {
                 Duration::from_millis(ms.into())
             })
             .min(MAX_HTTP_TIMEOUT);
-        let mut builder = self
-            .ctx
-            .http
+        let mut builder = client
             .request(method, url)
             .timeout(timeout)
             .body(req.body.clone());
         for (name, value) in &req.headers {
+            // The connection's credentials are the host's to add.
+            if authorization.is_some() && name.eq_ignore_ascii_case("authorization") {
+                continue;
+            }
             builder = builder.header(name, value);
+        }
+        if let Some(auth) = authorization {
+            builder = builder.header("Authorization", auth);
         }
         if let (Some(header), Some(secret)) = (&req.sign_header, &self.ctx.grants.secret) {
             builder = builder.header(header, sign(secret, &req.body));
@@ -235,7 +266,7 @@ impl HostState {
         io.block_on(async move {
             let resp = builder.send().await.map_err(|e| {
                 let kind = if e.is_builder() { Invalid } else { Transport };
-                http_error(kind, e.to_string())
+                http_error(kind, error_chain(&e))
             })?;
             let status = resp.status().as_u16();
             let headers = resp
@@ -256,6 +287,72 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// A connection this plugin's grants name; refused (and logged) otherwise.
+    fn granted_connection(&self, name: &str) -> Result<std::sync::Arc<Connection>, String> {
+        let rule = &self.ctx.identity.rule;
+        if !self.ctx.grants.connections.iter().any(|c| c == name) {
+            tracing::warn!(rule, connection = %name, "plugin asked for a connection it was not granted");
+            return Err(format!("connection {name:?} is not granted to {rule}"));
+        }
+        self.ctx
+            .connections
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("connection {name:?} is not in the server configuration"))
+    }
+
+    fn produce_kafka(&mut self, msg: kafka::Message) -> Result<(), String> {
+        let rule = self.ctx.identity.rule.clone();
+        if !self.ctx.grants.kafka.contains(&msg.topic) {
+            tracing::warn!(rule, topic = %msg.topic, "plugin tried a Kafka topic it was not granted");
+            return Err(format!("topic {:?} is not granted to {rule}", msg.topic));
+        }
+        let conn = self
+            .ctx
+            .grants
+            .connections
+            .iter()
+            .filter_map(|n| self.ctx.connections.get(n))
+            .find(|c| matches!(***c, Connection::Kafka(_)))
+            .cloned();
+        let Some(conn) = conn else {
+            return Err(format!(
+                "no Kafka connection is granted to {rule}: add one to grants.connections"
+            ));
+        };
+        let Connection::Kafka(conn) = &*conn else {
+            return Err("not a Kafka connection".into());
+        };
+        let Some(io) = self.ctx.io.clone() else {
+            return Err("no I/O runtime available".into());
+        };
+        let producer = {
+            let _guard = io.enter();
+            conn.producer()?
+        };
+        let (partition, offset) =
+            io.block_on(producer.send(&msg.topic, msg.key.as_deref(), &msg.value, &msg.headers))?;
+        tracing::debug!(rule, topic = %msg.topic, partition, offset, "produced");
+        Ok(())
+    }
+}
+
+/// An error with its causes: reqwest's own message leaves out why (refused, TLS...).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// The signature header's value: `sha256=` and the hex HMAC-SHA256 of the body.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any size");
@@ -271,15 +368,7 @@ impl http::Host for HostState {
 
 impl kafka::Host for HostState {
     fn produce(&mut self, msg: kafka::Message) -> Result<(), String> {
-        let rule = &self.ctx.identity.rule;
-        if !self.ctx.grants.kafka.contains(&msg.topic) {
-            tracing::warn!(rule, topic = %msg.topic, "plugin tried a Kafka topic it was not granted");
-            return Err(format!(
-                "topic {:?} is not granted to rule {rule:?}",
-                msg.topic
-            ));
-        }
-        Err("no Kafka connection is configured on this server".into())
+        self.timed(|s| s.produce_kafka(msg))
     }
 }
 

@@ -12,12 +12,39 @@
 //! The request carries `Idempotency-Key` (stable across retries of one notification) and,
 //! when the rule grants a secret, an HMAC-SHA256 of the body under `signature_header`, added
 //! by the host. 2xx is done; 5xx, 429 and transport errors are retried; anything else fails.
+//!
+//! # Another JSON shape
+//!
+//! For a receiver that expects something else (Slack, a chat bot, a ticketing API), give a
+//! `body_template`: a JSON value (a TOML table in the rule file) whose strings may hold
+//! `{{ path }}` placeholders:
+//!
+//! ```toml
+//! [params.body_template]
+//! text = "{{ commonAnnotations.summary }} on {{ suspects.0.labels.instance }}"
+//! incident = "{{ groupKey }}"
+//! alerts = "{{ alerts }}"
+//! ```
+//!
+//! It is rendered against the Alertmanager payload above, plus `suspects` (each with
+//! `labels`, `score` and `reason`, best first) and `idempotencyKey`. A path is keys and array
+//! indices joined by dots (`alerts.0.labels.instance`). A string that is exactly one
+//! placeholder becomes the value at its path with its JSON type (`alerts` above stays an
+//! array); placeholders inside longer text become the value's text, strings unquoted and
+//! anything else as compact JSON. A path that leads nowhere renders as the empty string.
+//! Keys and non-string values are sent as written. An unbalanced `{{` or `}}`, or an empty
+//! path, refuses the rule. The body is still sent as `application/json`. Without a
+//! template the body is exactly Alertmanager's (no `suspects`, no `idempotencyKey`).
 
 mod payload;
+mod template;
 
 use faultline_sdk::http::{ErrorKind, Request};
 use faultline_sdk::recovery::*;
 use serde::Deserialize;
+use serde_json::Value;
+
+use crate::template::Template;
 
 /// The action's `params`.
 #[derive(Debug, Deserialize)]
@@ -33,6 +60,9 @@ pub struct Params {
     pub timeout: u32,
     /// A connection of the server config, whose URL, token and TLS settings the host adds.
     pub connection: Option<String>,
+    /// The body's shape, when not Alertmanager's: JSON with `{{ path }}` placeholders
+    /// (see the crate's documentation).
+    pub body_template: Option<Value>,
 }
 
 fn default_signature_header() -> String {
@@ -47,12 +77,13 @@ fn default_timeout() -> u32 {
 #[derive(Debug)]
 pub struct Webhook {
     p: Params,
+    template: Option<Template>,
 }
 
 impl Recovery for Webhook {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(mut p: Params) -> Result<Self, String> {
         if p.url.is_empty() {
             return Err("params: `url` is empty".to_string());
         }
@@ -62,11 +93,17 @@ impl Recovery for Webhook {
         if p.timeout == 0 {
             return Err("params: `timeout` must be at least 1 (milliseconds)".to_string());
         }
-        Ok(Self { p })
+        let template = p.body_template.take().map(Template::new).transpose()?;
+        Ok(Self { p, template })
     }
 
     fn recover(&mut self, input: &RecoverInput) -> Outcome {
-        let body = match payload::body(input) {
+        let body = match &self.template {
+            None => payload::body(input),
+            Some(template) => payload::context(input)
+                .and_then(|context| serde_json::to_vec(&template.render(&context))),
+        };
+        let body = match body {
             Ok(body) => body,
             Err(e) => return Outcome::Failed(format!("encoding the notification: {e}")),
         };
@@ -129,7 +166,7 @@ mod tests {
     use super::*;
     use faultline_sdk::http::{HttpError, Response};
     use faultline_sdk::testing;
-    use serde_json::Value;
+    use serde_json::json;
 
     const FIRING: &str =
         include_str!("../../../tests/fixtures/alertmanager-0.25/webhook-firing.json");
@@ -289,6 +326,155 @@ mod tests {
             outcome(Err(HttpError::new(ErrorKind::Invalid, "bad url"))),
             Outcome::Failed(_)
         ));
+    }
+
+    /// `captured(false)` with two suspects.
+    fn with_suspects() -> RecoverInput {
+        let mut input = captured(false);
+        input.suspects = vec![
+            Suspect::new()
+                .label("instance", "node4")
+                .score(0.95)
+                .reason("latency z=+56.3"),
+            Suspect::new().label("instance", "node2").score(0.6),
+        ];
+        input
+    }
+
+    /// The body sent for `input` by a webhook with `params`.
+    fn sent_body(params: Value, input: &RecoverInput) -> Value {
+        testing::http_respond(Ok(Response::new(200)));
+        Webhook::configure(&params.to_string())
+            .unwrap()
+            .recover(input);
+        let sent = testing::http_requests().pop().unwrap();
+        assert_eq!(sent.header_value("content-type"), Some("application/json"));
+        serde_json::from_slice(&sent.body).unwrap()
+    }
+
+    #[test]
+    fn template_makes_a_slack_message() {
+        let params = json!({
+            "url": "https://hooks.slack.com/services/T/B/X",
+            "body_template": {
+                "text": "{{ commonAnnotations.summary }} on {{ suspects.0.labels.instance }}",
+                "incident": "{{ groupKey }}",
+                "alerts": "{{ alerts }}",
+                "username": "faultline",
+                "unfurl_links": false,
+            }
+        });
+        let body = sent_body(params, &with_suspects());
+        let alerts = expected(FIRING)["alerts"].clone();
+        assert_eq!(
+            body,
+            json!({
+                "text": "node exporter 127.0.0.1:19100 is up on node4",
+                "incident": r#"{}:{alertname="NodeExporterUp"}"#,
+                "alerts": alerts,
+                "username": "faultline",
+                "unfurl_links": false,
+            })
+        );
+    }
+
+    #[test]
+    fn template_keeps_whole_placeholders_typed() {
+        let params = json!({
+            "url": "http://h/",
+            "body_template": {
+                "score": "{{ suspects.0.score }}",
+                "suspect": "{{ suspects.1 }}",
+                "labels": "{{ groupLabels }}",
+                "truncated": "{{ truncatedAlerts }}",
+                "key": "{{ idempotencyKey }}",
+                "as_text": "score {{ suspects.0.score }}, labels {{ groupLabels }}",
+                "{{ status }}": "keys are not templated",
+                "copied": [1, true, null, 2.5],
+            }
+        });
+        assert_eq!(
+            sent_body(params, &with_suspects()),
+            json!({
+                "score": 0.95,
+                "suspect": {"labels": {"instance": "node2"}, "score": 0.6, "reason": ""},
+                "labels": {"alertname": "NodeExporterUp"},
+                "truncated": 0,
+                "key": "idem-42",
+                "as_text": r#"score 0.95, labels {"alertname":"NodeExporterUp"}"#,
+                "{{ status }}": "keys are not templated",
+                "copied": [1, true, null, 2.5],
+            })
+        );
+    }
+
+    #[test]
+    fn template_missing_paths_render_empty() {
+        let params = json!({
+            "url": "http://h/",
+            "body_template": {
+                "whole": "{{ suspects.0.reason }}",
+                "text": "[{{ commonAnnotations.runbook }}] {{ alerts.3.labels.instance }}!",
+                "through_a_string": "{{ receiver.name }}",
+            }
+        });
+        // No suspects at all: `suspects` is an empty list.
+        assert_eq!(
+            sent_body(params, &captured(false)),
+            json!({"whole": "", "text": "[] !", "through_a_string": ""})
+        );
+    }
+
+    #[test]
+    fn template_nests_arrays_and_indexes_into_them() {
+        let params = json!({
+            "url": "http://h/",
+            "body_template": {
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn",
+                        "text": "*{{ status }}*: {{ alerts.0.labels.alertname }}"}},
+                    {"type": "context", "elements": [
+                        ["{{ suspects.0.labels.instance }}", "{{ suspects.1.labels.instance }}"],
+                        "{{ alerts.0.labels }}",
+                    ]},
+                ]
+            }
+        });
+        let labels = expected(FIRING)["alerts"][0]["labels"].clone();
+        assert_eq!(
+            sent_body(params, &with_suspects()),
+            json!({
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn",
+                        "text": "*firing*: NodeExporterUp"}},
+                    {"type": "context", "elements": [["node4", "node2"], labels]},
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        let refused = |template: Value| {
+            Webhook::configure(&json!({"url": "http://h/", "body_template": template}).to_string())
+                .unwrap_err()
+        };
+        assert_eq!(
+            refused(json!({"text": "{{ groupKey"})),
+            r#"params: `body_template.text`: `{{` without `}}` in "{{ groupKey""#
+        );
+        assert_eq!(
+            refused(json!({"a": [{"b": "{{}}"}]})),
+            r#"params: `body_template.a.0.b`: empty placeholder `{{ }}` in "{{}}""#
+        );
+        assert!(refused(json!("status }}")).starts_with("params: `body_template`: `}}`"));
+    }
+
+    #[test]
+    fn default_body_has_no_template_extras() {
+        // Suspects and the idempotency key are in the template context only.
+        let body = sent_body(json!({"url": "http://h/"}), &with_suspects());
+        assert_eq!(body, expected(FIRING));
     }
 
     #[test]

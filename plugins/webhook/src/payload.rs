@@ -3,6 +3,7 @@
 
 use faultline_sdk::recovery::{Alert, Labels, RecoverInput};
 use serde::Serialize;
+use serde_json::Value;
 
 /// What Alertmanager 0.25 POSTs (`notify/webhook.Message`), fields in its order.
 #[derive(Serialize)]
@@ -34,14 +35,50 @@ struct AlertPayload<'a> {
     fingerprint: String,
 }
 
+/// A suspect in the template context: the SDK's type, as JSON.
+#[derive(Serialize)]
+struct SuspectPayload<'a> {
+    labels: &'a Labels,
+    score: f64,
+    reason: &'a str,
+}
+
 /// Go's zero `time.Time`, which Alertmanager sends as `endsAt` of a firing alert.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// The JSON body notifying `input`'s incident.
 pub(crate) fn body(input: &RecoverInput) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&notification(input))
+}
+
+/// What a `body_template` is rendered against: the notification, plus `suspects` (labels,
+/// score, reason; best first) and `idempotencyKey`. Those two stay out of [`body`], which
+/// is exactly Alertmanager's.
+pub(crate) fn context(input: &RecoverInput) -> Result<Value, serde_json::Error> {
+    let mut context = serde_json::to_value(notification(input))?;
+    let suspects: Vec<_> = input
+        .suspects
+        .iter()
+        .map(|s| SuspectPayload {
+            labels: &s.labels,
+            score: s.score,
+            reason: &s.reason,
+        })
+        .collect();
+    if let Value::Object(map) = &mut context {
+        map.insert("suspects".to_string(), serde_json::to_value(suspects)?);
+        map.insert(
+            "idempotencyKey".to_string(),
+            Value::from(input.idempotency_key.as_str()),
+        );
+    }
+    Ok(context)
+}
+
+fn notification(input: &RecoverInput) -> Notification<'_> {
     let incident = &input.incident;
     let alerts = &incident.alerts;
-    let notification = Notification {
+    Notification {
         receiver: &input.receiver,
         status: &incident.status,
         alerts: alerts.iter().map(|a| alert(a, input)).collect(),
@@ -57,8 +94,7 @@ pub(crate) fn body(input: &RecoverInput) -> Result<Vec<u8>, serde_json::Error> {
             incident.group_key.clone()
         },
         truncated_alerts: 0,
-    };
-    serde_json::to_vec(&notification)
+    }
 }
 
 fn alert<'a>(alert: &'a Alert, input: &'a RecoverInput) -> AlertPayload<'a> {

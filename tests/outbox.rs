@@ -1,0 +1,345 @@
+//! Recovery actions keep their promises under faults: an action written to the outbox
+//! survives SIGKILL and is delivered once, with the same idempotency key, after a restart;
+//! a receiver that is down gets the action when it is back; one that never comes back ends
+//! in the dead-letter list, from which it can be retried. The safety rails hold: a flapping
+//! alert triggers no more actions than the rate limit, dry-run does nothing and records
+//! everything. A plugin reaching for a host, topic or connection it was not granted is
+//! refused.
+
+use std::net::SocketAddr;
+
+use faultline_system_tests::programs::free_port;
+use faultline_system_tests::{Receiver, RulesDir, Server, wait_for};
+use serde_json::Value;
+
+fn data(v: &Value) -> Vec<Value> {
+    v["data"].as_array().expect("a data array").clone()
+}
+
+fn down_addr() -> SocketAddr {
+    format!("127.0.0.1:{}", free_port()).parse().unwrap()
+}
+
+/// A rule `name` firing while `metric` is above 2, routed to `receiver`.
+fn rule(name: &str, metric: &str, receiver: &str) -> String {
+    format!(
+        r#"
+[[group.rule]]
+name = "{name}"
+plugin = "threshold"
+select = "{metric}"
+params = {{ above = 2 }}
+recovery = "{receiver}"
+"#
+    )
+}
+
+/// A webhook receiver posting to `addr`, granted that host, with extra TOML lines.
+fn webhook(name: &str, addr: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[[receiver]]
+name = "{name}"
+plugin = "webhook"
+params = {{ url = "http://{addr}/" }}
+grants = {{ http = ["{addr}"] }}
+{extra}
+"#
+    )
+}
+
+const GROUP: &str = "[[group]]\nname = \"g\"\ninterval = \"200ms\"\n";
+
+fn actions(server: &Server, receiver: &str, state: &str) -> Vec<Value> {
+    data(&server.get_json(&format!("/api/v1/outbox?state={state}")))
+        .into_iter()
+        .filter(|a| a["receiver"] == receiver)
+        .collect()
+}
+
+fn decisions(server: &Server, receiver: &str) -> Vec<Value> {
+    data(&server.get_json(&format!("/api/v1/decisions?receiver={receiver}")))
+}
+
+#[test]
+fn an_action_written_before_a_crash_is_delivered_once_after_restart() {
+    let addr = down_addr();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "r.toml",
+        &format!(
+            "{GROUP}{}{}",
+            rule("High", "load", "hook"),
+            webhook("hook", addr, "max_age = \"10m\"")
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+    server.push("node/instance/a", "load 5\n");
+    // Written, attempted, not delivered: the receiver is down.
+    let pending = wait_for("a pending action that was attempted", || {
+        actions(&server, "hook", "pending")
+            .into_iter()
+            .find(|a| a["attempts"].as_u64() >= Some(1))
+    });
+    let key = pending["idempotencyKey"].as_str().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-KILL", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    drop(server);
+
+    let hook = Receiver::start_on(addr);
+    let server = Server::start(&dir, &[]);
+    let got = hook.next("the action, after the restart");
+    assert_eq!(got.header("Idempotency-Key"), Some(&*key));
+    assert_eq!(got.json()["status"], "firing");
+    wait_for("the action to be done", || {
+        actions(&server, "hook", "done").first().cloned()
+    });
+    let all = data(&server.get_json("/api/v1/outbox"));
+    assert_eq!(all.len(), 1, "planned once, across the restart: {all:#?}");
+    assert_eq!(all[0]["idempotencyKey"], key);
+    // Delivered once: a later dispatcher pass does not send it again.
+    server.push("node/instance/b", "other 1\n");
+    wait_for("another dispatcher pass", || {
+        (server.metric("faultline_outbox_actions{state=\"done\"}")? >= 1.0).then_some(())
+    });
+    assert!(
+        hook.drain()
+            .iter()
+            .all(|r| r.header("Idempotency-Key") != Some(&*key)),
+        "delivered twice"
+    );
+}
+
+#[test]
+fn a_receiver_back_after_a_while_gets_the_action_and_one_never_back_is_dead_lettered() {
+    let late_addr = down_addr();
+    let gone_addr = down_addr();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "r.toml",
+        &format!(
+            "{GROUP}{}{}{}{}",
+            rule("Late", "late", "late"),
+            rule("Gone", "gone", "gone"),
+            webhook("late", late_addr, "max_age = \"10m\""),
+            webhook("gone", gone_addr, "max_age = \"2s\"")
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+    server.push("node/instance/a", "late 5\ngone 5\n");
+
+    let retried = wait_for("the late action to be retried", || {
+        actions(&server, "late", "pending")
+            .into_iter()
+            .find(|a| a["attempts"].as_u64() >= Some(2))
+    });
+    let hook = Receiver::start_on(late_addr);
+    let got = hook.next("the late action");
+    assert_eq!(
+        got.header("Idempotency-Key"),
+        retried["idempotencyKey"].as_str(),
+        "the key is stable across attempts"
+    );
+    let done = wait_for("the late action to be done", || {
+        actions(&server, "late", "done").first().cloned()
+    });
+    assert!(done["attempts"].as_u64().unwrap() >= 3, "{done:#}");
+
+    let dead = wait_for("the gone action to be dead-lettered", || {
+        actions(&server, "gone", "dead").first().cloned()
+    });
+    assert!(
+        dead["lastError"].as_str().unwrap().contains("gave up"),
+        "{dead:#}"
+    );
+    let kinds: Vec<String> = decisions(&server, "gone")
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        kinds.contains(&"retry".into()) && kinds.contains(&"dead".into()),
+        "{kinds:?}"
+    );
+
+    // Retried from the dead-letter list once the receiver is there.
+    let back = Receiver::start_on(gone_addr);
+    let id = dead["id"].as_i64().unwrap();
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .post(server.url(&format!("/api/v1/outbox/{id}/retry")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    let got = back.next("the retried action");
+    assert_eq!(
+        got.header("Idempotency-Key"),
+        dead["idempotencyKey"].as_str()
+    );
+    wait_for("the retried action to be done", || {
+        actions(&server, "gone", "done").first().cloned()
+    });
+    let r = client
+        .post(server.url(&format!("/api/v1/outbox/{id}/retry")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 409, "only dead actions can be retried");
+    let r = client
+        .post(server.url("/api/v1/outbox/999999/retry"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = client
+        .get(server.url("/api/v1/outbox?state=lost"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("unknown state"));
+}
+
+#[test]
+fn a_flapping_alert_is_held_to_the_rate_limit_and_dry_run_does_nothing() {
+    let hook = Receiver::start();
+    let rehearsal = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write(
+        "r.toml",
+        &format!(
+            "{GROUP}{}{}{}{}",
+            rule("Flap", "flap", "limited"),
+            rule("Quiet", "quiet", "rehearsal"),
+            webhook(
+                "limited",
+                hook.addr,
+                "send_resolved = false\nrails = { rate_limit = \"2/1h\" }"
+            ),
+            webhook("rehearsal", rehearsal.addr, "rails = { dry_run = true }")
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+
+    // Four episodes of the same alert: fire, resolve, fire again...
+    for episode in 1..=4 {
+        server.push("node/instance/a", "flap 5\n");
+        wait_for("the episode to be decided on", || {
+            (decisions(&server, "limited").len() >= 2 * episode - 1).then_some(())
+        });
+        server.push("node/instance/a", "flap 0\n");
+        wait_for("the resolution to be decided on", || {
+            (decisions(&server, "limited").len() >= 2 * episode).then_some(())
+        });
+    }
+    let all = decisions(&server, "limited");
+    let limited: Vec<&Value> = all
+        .iter()
+        .filter(|d| d["reason"].as_str().unwrap().starts_with("rate limit"))
+        .collect();
+    assert_eq!(limited.len(), 2, "{all:#?}");
+    assert!(limited.iter().all(|d| d["decision"] == "skipped"));
+    let queued = all.iter().filter(|d| d["decision"] == "queued").count();
+    assert_eq!(queued, 2, "{all:#?}");
+    let done = wait_for("both allowed actions to be done", || {
+        let d = actions(&server, "limited", "done");
+        (d.len() == 2).then_some(d)
+    });
+    assert_eq!(done.len(), 2);
+    let mut got = vec![
+        hook.next("the first action"),
+        hook.next("the second action"),
+    ];
+    got.extend(hook.drain());
+    assert_eq!(
+        got.len(),
+        2,
+        "the receiver got more than the rate limit allows"
+    );
+
+    // Dry-run: recorded, logged, not performed.
+    server.push("node/instance/a", "quiet 5\n");
+    let d = wait_for("the dry-run decision", || {
+        decisions(&server, "rehearsal")
+            .into_iter()
+            .find(|d| d["decision"] == "dry-run")
+    });
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("would run rehearsal"),
+        "{d:#}"
+    );
+    let rows = actions(&server, "rehearsal", "dry-run");
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!(rows[0]["attempts"], 0);
+    assert!(server.log().contains("dry-run: would run rehearsal"));
+    assert!(rehearsal.drain().is_empty(), "dry-run sent a request");
+    assert!(actions(&server, "rehearsal", "pending").is_empty());
+}
+
+#[test]
+fn hosts_topics_and_connections_that_were_not_granted_are_refused() {
+    let hook = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook", "kafka", "kubernetes", "topology"]);
+    // The Kubernetes action needs a suspect to act on.
+    dir.write("graph.json", r#"{"svc": []}"#);
+    dir.write(
+        "r.toml",
+        &format!(
+            r#"{GROUP}{}{}{}
+[[receiver]]
+name = "sneaky-hook"
+plugin = "webhook"
+params = {{ url = "http://{addr}/" }}
+grants = {{ http = ["127.0.0.1:1"] }}
+
+[[receiver]]
+name = "sneaky-topic"
+plugin = "kafka"
+params = {{ topic = "payments" }}
+grants = {{ kafka = ["incidents"] }}
+
+[[receiver]]
+name = "sneaky-connection"
+plugin = "kubernetes"
+params = {{ action = "cordon", node = "{{{{ instance }}}}" }}
+
+[[localizer]]
+name = "services"
+plugin = "topology"
+files = {{ graph = "graph.json" }}
+params = {{ carry = ["instance"] }}
+"#,
+            rule("A", "a", "sneaky-hook"),
+            rule("B", "b", "sneaky-topic"),
+            rule("C", "c", "sneaky-connection"),
+            addr = hook.addr,
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+    server.push("node/instance/n1", "a 5\nb 5\nc{service=\"svc\"} 5\n");
+    for (receiver, refusal) in [
+        ("sneaky-hook", format!("host \"127.0.0.1\" is not granted")),
+        (
+            "sneaky-topic",
+            "topic \"payments\" is not granted".to_string(),
+        ),
+        (
+            "sneaky-connection",
+            "connection \"kubernetes\" is not granted".to_string(),
+        ),
+    ] {
+        let dead = wait_for(&format!("{receiver} to be refused"), || {
+            actions(&server, receiver, "dead").first().cloned()
+        });
+        assert!(
+            dead["lastError"].as_str().unwrap().contains(&refusal),
+            "{receiver}: {dead:#}"
+        );
+    }
+    let log = server.log();
+    assert!(log.contains("plugin tried an HTTP host it was not granted"));
+    assert!(log.contains("plugin tried a Kafka topic it was not granted"));
+    assert!(log.contains("plugin asked for a connection it was not granted"));
+    assert!(hook.drain().is_empty(), "a refused request went out");
+}
