@@ -16,10 +16,12 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         print(json.dumps({"path": self.path, "auth": self.headers.get("Authorization"),
                           "type": self.headers.get("Content-Type"), "body": body.decode()}), flush=True)
+        answer = b'{"kind": "Node", "apiVersion": "v1"}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(b'{"kind": "Node", "apiVersion": "v1"}')
+        self.wfile.write(answer)
     def log_message(self, *args):
         pass
 srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)

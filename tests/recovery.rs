@@ -157,10 +157,11 @@ fn data(v: &Value) -> &Vec<Value> {
 fn one_incident_is_localized_to_the_faulty_node_and_recovered_once() {
     let tansu = Tansu::start();
     tansu.create_topic("incidents");
-    let api = ApiServer::start(TOKEN);
-    for (node, _) in NODES {
-        api.with_node(node);
-    }
+    let api = NODES
+        .iter()
+        .fold(ApiServer::start(TOKEN), |api, (node, _)| {
+            api.with_node(node)
+        });
     let dir = RulesDir::new(&[
         "threshold",
         "topology",
@@ -261,7 +262,7 @@ fn one_incident_is_localized_to_the_faulty_node_and_recovered_once() {
     );
     assert_eq!(
         call.body,
-        serde_json::json!({"spec": {"unschedulable": true}})
+        Some(serde_json::json!({"spec": {"unschedulable": true}}))
     );
     assert!(api.node_unschedulable("node4"));
     assert!(!api.node_unschedulable("node1"));

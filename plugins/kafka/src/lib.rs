@@ -5,8 +5,15 @@
 //! name = "events"
 //! plugin = "kafka"
 //! params = { topic = "incidents", event_type = "faultline.incident" }  # event_type: default
-//! # The topic, and the server config's Kafka connection that names the brokers.
+//! # The topic, and the Kafka connection of the server config that names the brokers.
 //! grants = { kafka = ["incidents"], connections = ["events"] }
+//! ```
+//!
+//! with, in the server config (`faultline serve --config`):
+//!
+//! ```toml
+//! [connection.events]
+//! brokers = "kafka-1:9092,kafka-2:9092"
 //! ```
 //!
 //! One message per attempt: the key is the incident's id (so one incident's events stay in

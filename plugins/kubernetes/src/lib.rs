@@ -26,9 +26,10 @@
 //!   (`"{{ instance }}"` yielding `node3:9100` is refused, not trimmed);
 //! - `replicas`: for scale only, required, 0 or more;
 //! - `namespace`: default `"default"`; a node has none, so cordon ignores it;
-//! - `connection`: default `"kubernetes"`, the connection of the server config whose API
-//!   URL, bearer token and CA the host adds: the plugin sends only paths and never sees
-//!   them. The rule must grant it;
+//! - `connection`: default `"kubernetes"`, the connection of the server config
+//!   (`[connection.kubernetes]` with `url`, `token` and `ca`) whose API URL, bearer token
+//!   and CA the host adds: the plugin sends only paths and never sees them. The receiver's
+//!   grants must name it;
 //! - `timeout`: milliseconds, default 10000.
 //!
 //! Every request carries `Accept: application/json` and `Idempotency-Key` (the attempt's
