@@ -326,21 +326,18 @@ params = {{ carry = ["instance"] }}
     let server = Server::start(&dir, &[]);
     server.push("node/instance/n1", "a 5\nb 5\nc{service=\"svc\"} 5\n");
     for (receiver, refusal) in [
-        ("sneaky-hook", format!("host \"127.0.0.1\" is not granted")),
-        (
-            "sneaky-topic",
-            "topic \"payments\" is not granted".to_string(),
-        ),
+        ("sneaky-hook", "host \"127.0.0.1\" is not granted"),
+        ("sneaky-topic", "topic \"payments\" is not granted"),
         (
             "sneaky-connection",
-            "connection \"kubernetes\" is not granted".to_string(),
+            "connection \"kubernetes\" is not granted",
         ),
     ] {
         let dead = wait_for(&format!("{receiver} to be refused"), || {
             actions(&server, receiver, "dead").first().cloned()
         });
         assert!(
-            dead["lastError"].as_str().unwrap().contains(&refusal),
+            dead["lastError"].as_str().unwrap().contains(refusal),
             "{receiver}: {dead:#}"
         );
     }

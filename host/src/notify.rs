@@ -157,7 +157,7 @@ impl Dispatcher {
     /// The incidents notified lately, newest first.
     pub fn incidents(&self) -> Vec<IncidentView> {
         let mut out: Vec<IncidentView> = self.lock().incidents.values().cloned().collect();
-        out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        out.sort_by_key(|v| std::cmp::Reverse(v.updated_at));
         out
     }
 

@@ -227,8 +227,14 @@ pub struct Outbox {
     metrics: Arc<Metrics>,
     /// Wakes the delivery loop when an action is queued or finishes.
     wake: Notify,
-    /// Actions being attempted, and the (receiver, target) pairs they hold.
-    in_flight: Mutex<(HashSet<i64>, HashSet<(String, String)>)>,
+    in_flight: Mutex<InFlight>,
+}
+
+/// Actions being attempted, and the (receiver, target) pairs they hold.
+#[derive(Default)]
+struct InFlight {
+    actions: HashSet<i64>,
+    targets: HashSet<(String, String)>,
 }
 
 /// What the dispatcher hands [`Outbox::plan`].
@@ -268,7 +274,7 @@ impl Outbox {
             db,
             metrics,
             wake: Notify::new(),
-            in_flight: Mutex::new((HashSet::new(), HashSet::new())),
+            in_flight: Mutex::new(InFlight::default()),
         }
     }
 
@@ -723,11 +729,11 @@ pub async fn run(
             {
                 let mut f = outbox.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 // At most one action in flight per target: the others wait their turn.
-                if f.0.contains(&a.id) || f.1.contains(&slot) {
+                if f.actions.contains(&a.id) || f.targets.contains(&slot) {
                     continue;
                 }
-                f.0.insert(a.id);
-                f.1.insert(slot.clone());
+                f.actions.insert(a.id);
+                f.targets.insert(slot.clone());
             }
             let receiver = current.receivers.get(&a.receiver).cloned();
             let ob = outbox.clone();
@@ -735,8 +741,8 @@ pub async fn run(
             tokio::spawn(async move {
                 attempt(&ob, a.clone(), receiver, url).await;
                 let mut f = ob.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-                f.0.remove(&a.id);
-                f.1.remove(&slot);
+                f.actions.remove(&a.id);
+                f.targets.remove(&slot);
                 drop(f);
                 ob.wake.notify_one();
             });
