@@ -206,14 +206,22 @@ fn a_flapping_alert_is_held_to_the_rate_limit_and_dry_run_does_nothing() {
     dir.write(
         "r.toml",
         &format!(
-            "{GROUP}{}{}{}{}",
+            "{GROUP}{}{}{}{}{}{}{}{}",
             rule("Flap", "flap", "limited"),
+            rule("FlapToo", "flap", "cool"),
+            rule("FlapAgain", "flap", "picky"),
             rule("Quiet", "quiet", "rehearsal"),
             webhook(
                 "limited",
                 hook.addr,
                 "send_resolved = false\nrails = { rate_limit = \"2/1h\" }"
             ),
+            webhook(
+                "cool",
+                hook.addr,
+                "send_resolved = false\nrails = { cooldown = \"1h\" }"
+            ),
+            webhook("picky", hook.addr, "rails = { min_score = 0.5 }"),
             webhook("rehearsal", rehearsal.addr, "rails = { dry_run = true }")
         ),
     );
@@ -251,15 +259,46 @@ fn a_flapping_alert_is_held_to_the_rate_limit_and_dry_run_does_nothing() {
         (d.len() == 2).then_some(d)
     });
     assert_eq!(done.len(), 2);
+    // The cooldown lets the first episode through and holds the others back.
+    let cool = wait_for("every episode to be decided on for the cooldown", || {
+        let d = decisions(&server, "cool");
+        let skipped = d
+            .iter()
+            .filter(|d| d["reason"].as_str().unwrap().starts_with("cooldown"))
+            .count();
+        (skipped == 3).then_some(d)
+    });
+    assert_eq!(
+        cool.iter().filter(|d| d["decision"] == "queued").count(),
+        1,
+        "{cool:#?}"
+    );
+    // Without suspects, nothing scores the minimum: never acted on, always said why.
+    let picky = wait_for("the minimum score to hold the action back", || {
+        let d = decisions(&server, "picky");
+        (!d.is_empty()).then_some(d)
+    });
+    assert!(
+        picky.iter().all(|d| d["decision"] == "skipped"
+            && d["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no suspect scoring at least 0.5")),
+        "{picky:#?}"
+    );
+    wait_for("the cooldown's action to be done", || {
+        actions(&server, "cool", "done").first().cloned()
+    });
     let mut got = vec![
         hook.next("the first action"),
         hook.next("the second action"),
+        hook.next("the third action"),
     ];
     got.extend(hook.drain());
     assert_eq!(
         got.len(),
-        2,
-        "the receiver got more than the rate limit allows"
+        3,
+        "the receiver got more than the rate limit and the cooldown allow"
     );
 
     // Dry-run: recorded, logged, not performed.
@@ -346,4 +385,61 @@ params = {{ carry = ["instance"] }}
     assert!(log.contains("plugin tried a Kafka topic it was not granted"));
     assert!(log.contains("plugin asked for a connection it was not granted"));
     assert!(hook.drain().is_empty(), "a refused request went out");
+}
+
+#[test]
+fn actions_on_one_target_run_one_at_a_time() {
+    let hook = Receiver::start();
+    hook.set_status(503);
+    let dir = RulesDir::new(&["threshold", "webhook", "topology"]);
+    dir.write("graph.json", r#"{"svc": []}"#);
+    dir.write(
+        "r.toml",
+        &format!(
+            r#"{GROUP}{}{}{}
+[[localizer]]
+name = "services"
+plugin = "topology"
+files = {{ graph = "graph.json" }}
+params = {{ carry = ["instance"] }}
+"#,
+            rule("A", "a", "serial"),
+            rule("B", "b", "serial"),
+            webhook("serial", hook.addr, "rails = { target = [\"instance\"] }"),
+        ),
+    );
+    let server = Server::start(&dir, &[]);
+    // Two incidents (alerts A and B), one target: node n1.
+    server.push(
+        "node/instance/n1",
+        "a{service=\"svc\"} 5\nb{service=\"svc\"} 5\n",
+    );
+    let (first, waiting) = wait_for("one action retrying while the other waits", || {
+        let pending = actions(&server, "serial", "pending");
+        let retrying = pending
+            .iter()
+            .find(|a| a["attempts"].as_u64() >= Some(2))?
+            .clone();
+        let waiting = pending.iter().find(|a| a["id"] != retrying["id"])?.clone();
+        Some((retrying, waiting))
+    });
+    assert_eq!(first["target"], r#"{instance="n1"}"#);
+    assert_eq!(waiting["target"], first["target"]);
+    assert_eq!(waiting["attempts"], 0, "{waiting:#}");
+    hook.set_status(200);
+    wait_for("both actions to be done", || {
+        (actions(&server, "serial", "done").len() == 2).then_some(())
+    });
+    // Every attempt of the first came before the first attempt of the second.
+    let keys: Vec<String> = hook
+        .drain()
+        .iter()
+        .map(|r| r.header("Idempotency-Key").unwrap().to_string())
+        .collect();
+    let first_key = first["idempotencyKey"].as_str().unwrap();
+    let second_key = waiting["idempotencyKey"].as_str().unwrap();
+    let last_first = keys.iter().rposition(|k| k == first_key).unwrap();
+    let first_second = keys.iter().position(|k| k == second_key).unwrap();
+    assert!(last_first < first_second, "{keys:#?}");
+    assert!(keys[..first_second].iter().all(|k| k == first_key));
 }

@@ -262,7 +262,11 @@ impl Dispatcher {
             let suspects = localized
                 .entry(incident.id.clone())
                 .or_insert_with(|| localize(&incident, &members));
-            let alerts_key = crate::outbox::alerts_key(&members);
+            // The action's idempotency key covers the alerts and the previous notification:
+            // a repeat after `repeat_interval` is a new action, while the same notification
+            // planned again (after a crash before the log below was written) is not.
+            let mut alerts_key = crate::outbox::alerts_key(&members);
+            alerts_key.extend(notified_at.to_be_bytes());
             self.outbox.plan(
                 Planned {
                     receiver,

@@ -3,8 +3,8 @@
 //! When the dispatcher decides an incident goes to a receiver, [`Outbox::plan`] applies the
 //! receiver's rails (target, minimum suspect score, cooldown, rate limit, dry-run) and, if
 //! the action may run, writes it to the database *before* anything is attempted. The
-//! delivery loop ([`run`]) attempts due actions, at most one in flight per (receiver,
-//! target), retries transient failures with exponential backoff and jitter until the
+//! delivery loop ([`run`]) attempts due actions, one at a time per (receiver, target): a
+//! later action on a target waits until the earlier one is done or dead. It retries transient failures with exponential backoff and jitter until the
 //! receiver's `max_attempts` or `max_age`, and then moves the action to the dead-letter
 //! list, from which an operator can retry it. A crash between the write and the delivery
 //! loses nothing: on restart the action is attempted again with the same idempotency key.
@@ -627,8 +627,13 @@ impl Outbox {
     fn due(&self, now: i64) -> Vec<Action> {
         self.db
             .with(|c| {
+                // Only the oldest unfinished action of a (receiver, target) is due: a later
+                // one waits until it is done or dead, retries included.
                 let mut st = c.prepare(&format!(
-                    "SELECT {ACTION_COLUMNS} FROM outbox WHERE state = 'pending' AND next_at <= ?1
+                    "SELECT {ACTION_COLUMNS} FROM outbox o WHERE state = 'pending'
+                     AND next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox e
+                         WHERE e.receiver = o.receiver AND e.target = o.target
+                         AND e.state = 'pending' AND e.id < o.id)
                      ORDER BY id LIMIT 1000"
                 ))?;
                 st.query_map([now], action_row)?
@@ -750,8 +755,12 @@ pub async fn run(
         let next = outbox
             .db
             .with(|c| {
+                // Waiting actions become due when the one before them finishes, which
+                // wakes this loop: only the first of each target counts here.
                 c.query_row(
-                    "SELECT MIN(next_at) FROM outbox WHERE state = 'pending'",
+                    "SELECT MIN(next_at) FROM outbox o WHERE state = 'pending'
+                     AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.receiver = o.receiver
+                         AND e.target = o.target AND e.state = 'pending' AND e.id < o.id)",
                     [],
                     |r| r.get::<_, Option<i64>>(0),
                 )

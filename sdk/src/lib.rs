@@ -23,6 +23,13 @@
 //! [`log`], [`clock`] and the per-rule [`state`] store for every world; outbound [`http`]
 //! and [`kafka`] for recovery plugins only (the host refuses other plugins that use them).
 //!
+//! # Helpers
+//!
+//! [`params::duration_ms`] reads a duration param (`"90s"`, `"1h30m"` or milliseconds);
+//! [`time`] formats timestamps as RFC 3339; [`Alert::alertmanager`] and
+//! [`Incident::alertmanager_group_key`] give an incident the shape of Alertmanager's webhook
+//! notifications, and [`Suspect`](localizer::Suspect) serializes as their consumers expect.
+//!
 //! # Testing natively
 //!
 //! On targets other than Wasm the host capabilities are served by an in-process stub
@@ -199,7 +206,6 @@ mod bindings;
 mod incident;
 mod input;
 mod labels;
-mod params;
 
 pub mod clock;
 pub mod detector;
@@ -207,12 +213,14 @@ pub mod http;
 pub mod kafka;
 pub mod localizer;
 pub mod log;
+pub mod params;
 pub mod recovery;
 pub mod state;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod time;
 
-pub use incident::{Alert, Incident};
+pub use incident::{Alert, AlertmanagerAlert, Incident};
 pub use input::{Input, InputBuilder, LogRecord, Sample, Series};
 pub use labels::Labels;
 

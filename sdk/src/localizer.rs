@@ -4,6 +4,7 @@
 
 use std::mem;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::wit;
@@ -80,7 +81,10 @@ impl LocalizeInput {
 ///     .reason("error rate 40x its peers'");
 /// assert_eq!(suspect.labels.to_string(), r#"{instance="node3"}"#);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// It serializes as the JSON object `{"labels": {...}, "score": 0.8, "reason": "..."}`, the
+/// shape recovery plugins send it in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Suspect {
     /// Where: `{instance="node3"}`, `{service="db"}`...
     pub labels: Labels,
@@ -269,5 +273,17 @@ mod tests {
         assert_eq!(suspects[0].labels[0].value, "db1");
         assert_eq!(suspects[0].score, 0.7);
         assert_eq!(suspects[0].reason, "inc-1");
+    }
+
+    #[test]
+    fn suspect_serializes_as_labels_score_reason() {
+        let suspect = Suspect::new()
+            .label("instance", "web1")
+            .score(0.8)
+            .reason("top");
+        assert_eq!(
+            serde_json::to_string(&suspect).unwrap(),
+            r#"{"labels":{"instance":"web1"},"score":0.8,"reason":"top"}"#
+        );
     }
 }

@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::bindings::wit;
-pub use crate::incident::{Alert, Incident};
+pub use crate::incident::{Alert, AlertmanagerAlert, Incident};
 pub use crate::labels::Labels;
 pub use crate::localizer::Suspect;
 pub use crate::{clock, export_recovery, http, kafka, log, state};

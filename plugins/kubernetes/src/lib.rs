@@ -43,11 +43,11 @@
 //! not granted. A suspect without the label a template needs, or a name Kubernetes would
 //! refuse, fails without a request.
 
-mod rfc3339;
 mod template;
 
 use faultline_sdk::http::{ErrorKind, Request, Response};
 use faultline_sdk::recovery::*;
+use faultline_sdk::time::rfc3339_seconds;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -304,7 +304,7 @@ impl Operation {
     fn call(&self, name: &str) -> Call {
         match self {
             Operation::Restart { namespace, .. } => {
-                let restarted_at = rfc3339::format_ms(clock::now_ms());
+                let restarted_at = rfc3339_seconds(clock::now_ms());
                 let body = json!({"spec": {"template": {"metadata": {"annotations": {
                     "kubectl.kubernetes.io/restartedAt": restarted_at
                 }}}}});

@@ -29,6 +29,7 @@
 use std::collections::BTreeMap;
 
 use faultline_sdk::localizer::*;
+use faultline_sdk::params::duration_ms;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -296,49 +297,6 @@ fn percent(share: f64) -> String {
     } else {
         format!("{p:.0}%")
     }
-}
-
-/// Parameter `param`, a duration: milliseconds, or a string of numbers with units (`ms`,
-/// `s`, `m`, `h`, `d`) such as `"90s"` or `"1h30m"`.
-fn duration_ms(param: &str, value: &Value) -> Result<i64, String> {
-    let ms = match value {
-        Value::Number(n) => n.as_i64().filter(|&ms| ms >= 0),
-        Value::String(s) => parse_duration(s),
-        _ => None,
-    };
-    ms.ok_or_else(|| {
-        format!(
-            "params: `{param}` must be milliseconds or a duration such as \"90s\", \"5m\" or \
-             \"1h\", not {value}"
-        )
-    })
-}
-
-fn parse_duration(text: &str) -> Option<i64> {
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut total = 0i64;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_end] {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        rest = &rest[unit_end..];
-    }
-    Some(total)
 }
 
 export_localizer!(LogHotspot);

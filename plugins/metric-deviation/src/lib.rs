@@ -41,6 +41,7 @@
 use std::collections::BTreeMap;
 
 use faultline_sdk::localizer::*;
+use faultline_sdk::params::duration_ms;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -334,61 +335,6 @@ fn number(value: f64) -> String {
         text.truncate(trimmed);
     }
     text
-}
-
-/// A duration param in milliseconds: an integer of milliseconds or a string of numbers
-/// with units, such as `"90s"`, `"5m"` or `"1h30m"`.
-fn duration_ms(param: &str, value: &Value) -> Result<i64, String> {
-    let invalid = |why: &str| {
-        Err(format!(
-            "params: `{param}` must be milliseconds or a duration such as \"90s\", \"5m\", \
-             \"1h\"; {value} {why}"
-        ))
-    };
-    let text = match value {
-        Value::Number(n) => {
-            return match n.as_i64() {
-                Some(ms) if ms >= 0 => Ok(ms),
-                _ => invalid("is not a whole number of milliseconds, 0 or more"),
-            };
-        }
-        Value::String(text) => text,
-        _ => return invalid("is neither"),
-    };
-    if text.is_empty() {
-        return invalid("is empty");
-    }
-    let mut total: i64 = 0;
-    let mut rest = text.as_str();
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let units = rest[digits..]
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .map_or(rest.len(), |n| digits + n);
-        let (number, unit) = (&rest[..digits], &rest[digits..units]);
-        rest = &rest[units..];
-        let unit_ms = match unit {
-            "ms" => 1,
-            "s" => 1_000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 604_800_000,
-            _ => return invalid("has a number without one of the units ms, s, m, h, d, w"),
-        };
-        let Some(ms) = number
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(unit_ms))
-            .and_then(|ms| ms.checked_add(total))
-        else {
-            return invalid("is not a number followed by a unit, or is too long");
-        };
-        total = ms;
-    }
-    Ok(total)
 }
 
 export_localizer!(MetricDeviation);
