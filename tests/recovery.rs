@@ -214,14 +214,7 @@ fn one_incident_is_localized_to_the_faulty_node_and_recovered_once() {
     assert_eq!(incident["alerts"].as_array().unwrap().len(), 4);
     let suspects = incident["suspects"].as_array().unwrap();
     let top = &suspects[0];
-    let label = |s: &Value, name: &str| {
-        s["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| l["name"] == name)
-            .map(|l| l["value"].as_str().unwrap().to_string())
-    };
+    let label = |s: &Value, name: &str| s["labels"][name].as_str().map(str::to_string);
     assert_eq!(
         label(top, "instance").as_deref(),
         Some("node4"),

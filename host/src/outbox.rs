@@ -46,6 +46,34 @@ pub struct Pair {
     pub value: String,
 }
 
+/// Label lists as JSON objects (`{"instance": "node4"}`), as Alertmanager shows labels;
+/// the order of the pairs is kept.
+mod label_map {
+    use serde::ser::SerializeMap;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Pair;
+
+    pub fn serialize<S: Serializer>(pairs: &[Pair], s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(pairs.len()))?;
+        for p in pairs {
+            m.serialize_entry(&p.name, &p.value)?;
+        }
+        m.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Pair>, D::Error> {
+        let map = serde_json::Map::deserialize(d)?;
+        Ok(map
+            .into_iter()
+            .map(|(name, v)| Pair {
+                name,
+                value: v.as_str().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+}
+
 fn pairs(labels: &[types::Label]) -> Vec<Pair> {
     labels
         .iter()
@@ -69,7 +97,9 @@ fn wit_pairs(p: &[Pair]) -> Vec<types::Label> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertRecord {
+    #[serde(with = "label_map")]
     pub labels: Vec<Pair>,
+    #[serde(with = "label_map")]
     pub annotations: Vec<Pair>,
     pub value: Option<f64>,
     pub state: String,
@@ -84,6 +114,7 @@ pub struct AlertRecord {
 pub struct IncidentRecord {
     pub id: String,
     pub group_key: String,
+    #[serde(with = "label_map")]
     pub group_labels: Vec<Pair>,
     pub status: String,
     pub alerts: Vec<AlertRecord>,
@@ -92,6 +123,7 @@ pub struct IncidentRecord {
 /// A suspect, as stored and served.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SuspectRecord {
+    #[serde(with = "label_map")]
     pub labels: Vec<Pair>,
     pub score: f64,
     pub reason: String,
@@ -949,6 +981,33 @@ mod tests {
         assert!((merged[0].score - 0.75).abs() < 1e-9);
         assert_eq!(merged[0].reason, "topology: r; logs: r");
         assert!((merged[1].score - 0.6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn payloads_round_trip_with_labels_as_objects() {
+        let incident = types::Incident {
+            id: "i".into(),
+            group_key: "{}:{}".into(),
+            group_labels: to_wit_labels(&Labels::from_pairs([("alertname", "A")])),
+            status: "firing".into(),
+            alerts: Vec::new(),
+        };
+        let p = Payload {
+            incident: IncidentRecord::from_wit(&incident),
+            suspects: vec![SuspectRecord::from_wit(&suspect(
+                &[("instance", "n4")],
+                0.9,
+            ))],
+        };
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(
+            text.contains(r#""groupLabels":{"alertname":"A"}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""labels":{"instance":"n4"}"#), "{text}");
+        let back: Payload = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.incident.group_labels, p.incident.group_labels);
+        assert_eq!(back.suspects, p.suspects);
     }
 
     #[test]
