@@ -606,13 +606,10 @@ impl Loader<'_> {
                 ),
             );
         }
-        let plugin = match self.plugin(&rc.plugin, World::Detector) {
-            Ok(p) => Some(p),
-            Err(m) => {
-                err(self, "plugin", m);
-                None
-            }
-        };
+        let plugin = self
+            .plugin(&rc.plugin, World::Detector)
+            .map_err(|m| err(self, "plugin", m))
+            .ok();
         if self.errors.len() > before {
             return None;
         }
@@ -721,13 +718,10 @@ impl Loader<'_> {
         {
             err(self, "rails.min_score", "must be a finite number".into());
         }
-        let plugin = match self.plugin(&rc.plugin, World::Recovery) {
-            Ok(p) => Some(p),
-            Err(m) => {
-                err(self, "plugin", m);
-                None
-            }
-        };
+        let plugin = self
+            .plugin(&rc.plugin, World::Recovery)
+            .map_err(|m| err(self, "plugin", m))
+            .ok();
         if self.errors.len() > before {
             return None;
         }
@@ -826,13 +820,10 @@ impl Loader<'_> {
                 Err(m) => err(self, "files", format!("{key}: {m}")),
             }
         }
-        let plugin = match self.plugin(&lc.plugin, World::Localizer) {
-            Ok(p) => Some(p),
-            Err(m) => {
-                err(self, "plugin", m);
-                None
-            }
-        };
+        let plugin = self
+            .plugin(&lc.plugin, World::Localizer)
+            .map_err(|m| err(self, "plugin", m))
+            .ok();
         if self.errors.len() > before {
             return None;
         }
