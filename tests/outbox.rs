@@ -227,22 +227,24 @@ fn a_flapping_alert_is_held_to_the_rate_limit_and_dry_run_does_nothing() {
     );
     let server = Server::start(&dir, &[]);
 
-    // Four episodes of the same alert: fire, resolve, fire again... Each firing and each
-    // resolution is one planning decision (queued, or skipped and why).
+    // Four episodes of the same alert: fire, resolve, fire again... For each of the three
+    // receivers, each firing and each resolution is one planning decision (queued, or
+    // skipped and why); every one is waited for before the alert changes again.
     let planned = |server: &Server| {
-        decisions(server, "limited")
-            .into_iter()
+        ["limited", "cool", "picky"]
+            .iter()
+            .flat_map(|r| decisions(server, r))
             .filter(|d| d["decision"] == "queued" || d["decision"] == "skipped")
             .count()
     };
     for episode in 1..=4 {
         server.push("node/instance/a", "flap 5\n");
         wait_for("the episode to be decided on", || {
-            (planned(&server) >= 2 * episode - 1).then_some(())
+            (planned(&server) >= 6 * episode - 3).then_some(())
         });
         server.push("node/instance/a", "flap 0\n");
         wait_for("the resolution to be decided on", || {
-            (planned(&server) >= 2 * episode).then_some(())
+            (planned(&server) >= 6 * episode).then_some(())
         });
     }
     let all = decisions(&server, "limited");
