@@ -677,6 +677,21 @@ impl Outbox {
             })
     }
 
+    /// Whether the action is still as it was read: pending, with the same attempt count.
+    /// The delivery loop reads due actions before the attempts it started have finished,
+    /// so a row it read may already be done; only a row still as read is attempted.
+    fn claim(&self, a: &Action) -> bool {
+        self.db
+            .with(|c| {
+                c.execute(
+                    "UPDATE outbox SET updated_at = ?3
+                     WHERE id = ?1 AND state = 'pending' AND attempts = ?2",
+                    params![a.id, a.attempts, crate::now_ms()],
+                )
+            })
+            .is_ok_and(|n| n == 1)
+    }
+
     /// Records an attempt's result.
     fn finish(&self, a: &Action, st: &str, next_at: i64, decision: &str, reason: &str) {
         let now = crate::now_ms();
@@ -815,6 +830,9 @@ async fn attempt(
     receiver: Option<Arc<Receiver>>,
     external_url: String,
 ) {
+    if !outbox.claim(&a) {
+        return;
+    }
     let Some(receiver) = receiver else {
         let reason = format!(
             "receiver {:?} no longer exists in the rules: dead-lettered",
