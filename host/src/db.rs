@@ -72,6 +72,13 @@ impl Db {
                  last_seen INTEGER NOT NULL,
                  PRIMARY KEY (rule, labels)
              );
+             CREATE TABLE IF NOT EXISTS nflog (
+                 receiver TEXT NOT NULL,
+                 group_key TEXT NOT NULL,
+                 firing TEXT NOT NULL,
+                 notified_at INTEGER NOT NULL,
+                 PRIMARY KEY (receiver, group_key)
+             );
              CREATE TABLE IF NOT EXISTS outbox (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
                  receiver TEXT NOT NULL,

@@ -47,15 +47,6 @@ impl Nflog {
     fn open(db: Db) -> Nflog {
         let entries = db
             .with(|c| {
-                c.execute_batch(
-                    "CREATE TABLE IF NOT EXISTS nflog (
-                         receiver TEXT NOT NULL,
-                         group_key TEXT NOT NULL,
-                         firing TEXT NOT NULL,
-                         notified_at INTEGER NOT NULL,
-                         PRIMARY KEY (receiver, group_key)
-                     );",
-                )?;
                 let mut st =
                     c.prepare("SELECT receiver, group_key, firing, notified_at FROM nflog")?;
                 let rows = st.query_map([], |r| {
@@ -278,24 +269,23 @@ impl Dispatcher {
             );
             // Written with the action: the outbox now owns its delivery.
             state.nflog.record(&receiver_name, &key, firing, now);
-            let view = state
-                .incidents
-                .entry(incident.id.clone())
-                .or_insert_with(|| IncidentView {
+            // Receivers of the same pass accumulate; a later pass starts the list afresh.
+            let mut sent_to = match state.incidents.remove(&incident.id) {
+                Some(v) if v.updated_at == now => v.receivers,
+                _ => Vec::new(),
+            };
+            if !sent_to.contains(&receiver_name) {
+                sent_to.push(receiver_name.clone());
+            }
+            state.incidents.insert(
+                incident.id.clone(),
+                IncidentView {
                     incident: IncidentRecord::from_wit(&incident),
-                    suspects: Vec::new(),
-                    receivers: Vec::new(),
+                    suspects: suspects.iter().map(SuspectRecord::from_wit).collect(),
+                    receivers: sent_to,
                     updated_at: now,
-                });
-            view.incident = IncidentRecord::from_wit(&incident);
-            view.suspects = suspects.iter().map(SuspectRecord::from_wit).collect();
-            if view.updated_at != now {
-                view.receivers.clear();
-            }
-            if !view.receivers.contains(&receiver_name) {
-                view.receivers.push(receiver_name.clone());
-            }
-            view.updated_at = now;
+                },
+            );
         }
         if state.incidents.len() > MAX_INCIDENTS {
             let mut by_age: Vec<(i64, String)> = state

@@ -724,8 +724,8 @@ impl Outbox {
         }
     }
 
-    /// Counts of actions by state, for `/metrics`.
-    fn publish_counts(&self) {
+    /// Sets the `faultline_outbox_actions` gauges from the table (when `/metrics` is read).
+    pub fn export_metrics(&self) {
         let counts: BTreeMap<String, i64> = self
             .db
             .with(|c| {
@@ -774,7 +774,6 @@ pub async fn run(
     let rules = Arc::new(rules);
     loop {
         let now = crate::now_ms();
-        outbox.publish_counts();
         let current = rules();
         for a in outbox.due(now) {
             let slot = (a.receiver.clone(), a.target.clone());

@@ -592,18 +592,11 @@ impl Loader<'_> {
         if let Some(r) = &rc.recovery
             && !receivers.contains_key(r)
         {
-            let known: Vec<&str> = receivers.keys().map(String::as_str).collect();
+            let known = known(receivers.keys().map(String::as_str));
             err(
                 self,
                 "recovery",
-                format!(
-                    "no receiver named {r:?} (known: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
+                format!("no receiver named {r:?} (known: {known})"),
             );
         }
         let plugin = self
@@ -667,25 +660,17 @@ impl Loader<'_> {
                 None
             }
         };
-        let connections = self.cx.connections;
-        for (name, connections) in rc
-            .grants
-            .connections
-            .iter()
-            .filter_map(|n| Some((n, connections?)))
-        {
-            if connections.get(name).is_none() {
-                let known: Vec<&str> = connections.names().collect();
+        if let Some(connections) = self.cx.connections {
+            for name in rc.grants.connections.iter() {
+                if connections.get(name).is_some() {
+                    continue;
+                }
+                let known = known(connections.names());
                 err(
                     self,
                     "grants.connections",
                     format!(
-                        "no connection named {name:?} in the server configuration (known: {})",
-                        if known.is_empty() {
-                            "none".into()
-                        } else {
-                            known.join(", ")
-                        }
+                        "no connection named {name:?} in the server configuration (known: {known})"
                     ),
                 );
             }
@@ -695,7 +680,8 @@ impl Loader<'_> {
             .connections
             .iter()
             .filter(|n| {
-                connections
+                self.cx
+                    .connections
                     .and_then(|c| c.get(n))
                     .is_some_and(|c| matches!(**c, Connection::Kafka(_)))
             })
@@ -762,6 +748,16 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+}
+
+/// Names for an error message: `a, b` or `none`.
+fn known<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
     }
 }
 

@@ -308,21 +308,17 @@ impl HostState {
             tracing::warn!(rule, topic = %msg.topic, "plugin tried a Kafka topic it was not granted");
             return Err(format!("topic {:?} is not granted to {rule}", msg.topic));
         }
-        let conn = self
-            .ctx
-            .grants
-            .connections
-            .iter()
+        let granted = self.ctx.grants.connections.iter();
+        let kafka = granted
             .filter_map(|n| self.ctx.connections.get(n))
-            .find(|c| matches!(***c, Connection::Kafka(_)))
-            .cloned();
-        let Some(conn) = conn else {
+            .find_map(|c| match &**c {
+                Connection::Kafka(k) => Some(k),
+                Connection::Http(_) => None,
+            });
+        let Some(conn) = kafka else {
             return Err(format!(
                 "no Kafka connection is granted to {rule}: add one to grants.connections"
             ));
-        };
-        let Connection::Kafka(conn) = &*conn else {
-            return Err("not a Kafka connection".into());
         };
         let Some(io) = self.ctx.io.clone() else {
             return Err("no I/O runtime available".into());
