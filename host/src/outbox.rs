@@ -37,6 +37,8 @@ pub mod state {
     pub const DEAD: &str = "dead";
     /// Recorded, not performed (the receiver is in dry-run).
     pub const DRY_RUN: &str = "dry-run";
+    /// Every state.
+    pub const ALL: [&str; 4] = [PENDING, DONE, DEAD, DRY_RUN];
 }
 
 /// A label pair, as stored and served.
@@ -734,7 +736,7 @@ impl Outbox {
                     .collect::<rusqlite::Result<BTreeMap<_, _>>>()
             })
             .unwrap_or_default();
-        for st in [state::PENDING, state::DONE, state::DEAD, state::DRY_RUN] {
+        for st in state::ALL {
             self.metrics.set(
                 "faultline_outbox_actions",
                 &[("state", st)],

@@ -44,11 +44,10 @@ async fn outbox(
     Query(q): Query<OutboxQuery>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(s) = &q.state {
-        let known = [state::PENDING, state::DONE, state::DEAD, state::DRY_RUN];
-        if !known.contains(&s.as_str()) {
+        if !state::ALL.contains(&s.as_str()) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
-                format!("unknown state {s:?}: use one of {}", known.join(", ")),
+                format!("unknown state {s:?}: use one of {}", state::ALL.join(", ")),
             ));
         }
     }
