@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use faultline_system_tests::alertmanager::{Alertmanager, amtool};
 use faultline_system_tests::programs::{free_port, require, start_prometheus};
-use faultline_system_tests::{RulesDir, Server, wait_for};
+use faultline_system_tests::{RulesDir, Server, serve, wait_for};
 use serde_json::{Value, json};
 
 /// `GET /api/v2/alerts`, the alerts named `alertname`.
@@ -28,15 +28,6 @@ struct FlagTarget {
 
 impl FlagTarget {
     fn start() -> FlagTarget {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let flag = Arc::new(AtomicU8::new(0));
         let f = flag.clone();
         let app = axum::Router::new().route(
@@ -48,7 +39,7 @@ impl FlagTarget {
                 }
             }),
         );
-        rt.spawn(async move { axum::serve(listener, app).await.ok() });
+        let (addr, rt) = serve("127.0.0.1:0".parse().unwrap(), app);
         FlagTarget {
             addr,
             flag,

@@ -5,16 +5,12 @@
 use std::process::Command;
 
 use faultline_system_tests::alertmanager::{Alertmanager, amtool};
-use faultline_system_tests::{RulesDir, Server, binary, wait_for};
+use faultline_system_tests::{Receiver, RulesDir, Server, binary, wait_for, webhook};
 use serde_json::{Value, json};
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::new()
-}
 
 /// Sends a request and returns the status and the body as JSON (`null` when empty).
 fn send(method: &str, url: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut req = client().request(method.parse().unwrap(), url);
+    let mut req = reqwest::blocking::Client::new().request(method.parse().unwrap(), url);
     if let Some(b) = body {
         req = req
             .header("Content-Type", "application/json")
@@ -522,7 +518,7 @@ fn answers_the_same_requests_as_alertmanager() {
 
 #[test]
 fn rule_alerts_are_listed_and_inhibited_by_external_ones() {
-    let hook = faultline_system_tests::Receiver::start();
+    let hook = Receiver::start();
     let dir = RulesDir::new(&["threshold", "webhook"]);
     dir.write(
         "node.toml",
@@ -540,14 +536,8 @@ params = {{ above = 2.0 }}
 labels = {{ severity = "warning" }}
 annotations = {{ summary = "load on {{{{ $labels.instance }}}}" }}
 recovery = "hook"
-
-[[receiver]]
-name = "hook"
-plugin = "webhook"
-params = {{ url = "http://{hook}/hook" }}
-grants = {{ http = ["{hook}"] }}
-{INHIBIT}"#,
-            hook = hook.addr
+{}{INHIBIT}"#,
+            webhook("hook", hook.addr, "")
         ),
     );
     let server = Server::start(&dir, &[]);

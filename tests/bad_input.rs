@@ -107,15 +107,7 @@ fn serve_refuses_to_start_on_a_bad_rule() {
         "bad.toml",
         &GOOD_RULE.replace("{ below = 1 }", "{ abvoe = 3 }"),
     );
-    let out = Command::new(binary())
-        .arg("serve")
-        .arg("--rules")
-        .arg(dir.rules())
-        .arg("--data")
-        .arg(dir.data())
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+    let out = Server::command(&dir).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -130,9 +122,8 @@ fn serve_refuses_to_start_on_a_bad_rule() {
 fn bad_pushes_get_a_clear_error_and_the_server_keeps_working() {
     let dir = RulesDir::new(&["threshold"]);
     dir.write("good.toml", GOOD_RULE);
-    let cfg = dir.tmp.path().join("faultline.toml");
-    std::fs::write(&cfg, "max_body = \"64KiB\"\n").unwrap();
-    let server = Server::start(&dir, &["--config", cfg.to_str().unwrap()]);
+    let cfg = dir.config("max_body = \"64KiB\"\n");
+    let server = Server::start(&dir, &["--config", &cfg]);
     let client = reqwest::blocking::Client::new();
     let post = |body: Vec<u8>| {
         client

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use faultline_system_tests::{binary, root};
+use faultline_system_tests::{binary, root, target_dir};
 
 fn run(cmd: &mut Command) -> (bool, String) {
     let out = cmd.output().unwrap();
@@ -16,10 +16,6 @@ fn run(cmd: &mut Command) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-fn target_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), Into::into)
 }
 
 #[test]

@@ -126,11 +126,8 @@ fn the_host_adds_url_token_and_ca_and_an_unknown_ca_is_refused() {
     });
 
     std::fs::write(tmp.join("token"), "tls-t0ken\n").unwrap();
-    let cfg = tmp.join("faultline.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
+    let cfg = dir.config(&format!(
+        r#"
 [connection.trusted]
 url = "https://127.0.0.1:{port}"
 token = {{ file = "token" }}
@@ -140,9 +137,7 @@ ca = "ca.pem"
 url = "https://127.0.0.1:{port}"
 token = {{ file = "token" }}
 "#
-        ),
-    )
-    .unwrap();
+    ));
     dir.write("graph.json", r#"{"svc": []}"#);
     dir.write(
         "r.toml",
@@ -185,7 +180,7 @@ grants = { connections = ["untrusted"] }
 max_age = "2s"
 "#,
     );
-    let server = Server::start(&dir, &["--config", cfg.to_str().unwrap()]);
+    let server = Server::start(&dir, &["--config", &cfg]);
     server.push("node/instance/n1", "a{service=\"svc\"} 5\n");
     let line = wait_for("the PATCH over HTTPS", || {
         api.output()

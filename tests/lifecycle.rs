@@ -4,23 +4,47 @@
 
 use std::time::{Duration, Instant};
 
-use faultline_system_tests::{Receiver, RulesDir, Server, wait_for};
+use faultline_system_tests::{Receiver, RulesDir, Server, wait_for, webhook};
 
 fn config(dir: &RulesDir) -> String {
-    let cfg = dir.tmp.path().join("faultline.toml");
-    std::fs::write(&cfg, "restore_grace = \"3s\"\n").unwrap();
-    cfg.to_str().unwrap().to_string()
+    dir.config("restore_grace = \"3s\"\n")
 }
 
-fn active_at(server: &Server, instance: &str) -> String {
+/// Rule `High` (load above 2) in group `g`, routed to webhook `hook` at `hook` with no group
+/// wait; `route` adds lines to the route.
+fn high_routed_to_hook(hook: std::net::SocketAddr, route: &str) -> String {
+    format!(
+        r#"
+[[group]]
+name = "g"
+interval = "200ms"
+
+[[group.rule]]
+name = "High"
+plugin = "threshold"
+select = "load"
+params = {{ above = 2 }}
+
+[route]
+receiver = "hook"
+group_wait = "0s"
+group_interval = "200ms"
+{route}
+{}"#,
+        webhook("hook", hook, "")
+    )
+}
+
+/// The alert of rule `alertname` (one instance in the test using it).
+fn alert(server: &Server, alertname: &str) -> serde_json::Value {
     let v = server.get_json("/api/v1/alerts");
     v["data"]["alerts"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["labels"]["instance"] == instance)
-        .map(|a| a["activeAt"].as_str().unwrap().to_string())
-        .unwrap()
+        .find(|a| a["labels"]["alertname"] == alertname)
+        .unwrap_or_else(|| panic!("no {alertname} alert: {v}"))
+        .clone()
 }
 
 #[test]
@@ -49,14 +73,8 @@ plugin = "threshold"
 select = "load"
 for = "1h"
 params = {{ above = 2 }}
-
-[[receiver]]
-name = "hook"
-plugin = "webhook"
-params = {{ url = "http://{0}/" }}
-grants = {{ http = ["{0}"] }}
-"#,
-            hook.addr
+{}"#,
+            webhook("hook", hook.addr, "")
         ),
     );
     let cfg = config(&dir);
@@ -71,17 +89,9 @@ grants = {{ http = ["{0}"] }}
         (server.metric(r#"faultline_notifications_total{receiver="hook",outcome="done"}"#)? >= 1.0)
             .then_some(())
     });
-    let fired_active_at = active_at(&server, "a");
-    let pending_active_at = {
-        let v = server.get_json("/api/v1/alerts");
-        v["data"]["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["labels"]["alertname"] == "Slow")
-            .map(|a| a["activeAt"].clone())
-            .unwrap()
-    };
+    let fired_active_at = alert(&server, "High")["activeAt"].clone();
+    assert!(fired_active_at.is_string(), "{fired_active_at}");
+    let pending_active_at = alert(&server, "Slow")["activeAt"].clone();
     drop(server);
 
     // Restarted with the same data directory, and the data comes back.
@@ -96,18 +106,11 @@ grants = {{ http = ["{0}"] }}
         (server.metric(r#"faultline_rule_evaluations_total{rule="g/High"}"#)? >= 5.0).then_some(())
     });
     assert_eq!(
-        active_at(&server, "a"),
+        alert(&server, "High")["activeAt"],
         fired_active_at,
         "the alert kept its active time"
     );
-    let v = server.get_json("/api/v1/alerts");
-    let slow = v["data"]["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["labels"]["alertname"] == "Slow")
-        .unwrap()
-        .clone();
+    let slow = alert(&server, "Slow");
     assert_eq!(slow["state"], "pending");
     assert_eq!(
         slow["activeAt"], pending_active_at,
@@ -157,20 +160,9 @@ group_interval = "1s"
 receiver = "pager"
 matchers = ['severity="page"']
 group_by = ["..."]
-
-[[receiver]]
-name = "general"
-plugin = "webhook"
-params = {{ url = "http://{0}/" }}
-grants = {{ http = ["{0}"] }}
-
-[[receiver]]
-name = "pager"
-plugin = "webhook"
-params = {{ url = "http://{1}/" }}
-grants = {{ http = ["{1}"] }}
-"#,
-            general.addr, pager.addr
+{}{}"#,
+            webhook("general", general.addr, ""),
+            webhook("pager", pager.addr, "")
         ),
     );
     let server = Server::start(&dir, &[]);
@@ -228,32 +220,7 @@ fn repeat_interval_holds_across_a_restart() {
     let dir = RulesDir::new(&["threshold", "webhook"]);
     dir.write(
         "r.toml",
-        &format!(
-            r#"
-[[group]]
-name = "g"
-interval = "200ms"
-
-[[group.rule]]
-name = "High"
-plugin = "threshold"
-select = "load"
-params = {{ above = 2 }}
-
-[route]
-receiver = "hook"
-group_wait = "0s"
-group_interval = "200ms"
-repeat_interval = "6s"
-
-[[receiver]]
-name = "hook"
-plugin = "webhook"
-params = {{ url = "http://{0}/" }}
-grants = {{ http = ["{0}"] }}
-"#,
-            hook.addr
-        ),
+        &high_routed_to_hook(hook.addr, "repeat_interval = \"6s\""),
     );
     let cfg = config(&dir);
     let server = Server::start(&dir, &["--config", &cfg]);
@@ -285,32 +252,7 @@ fn silenced_alerts_are_not_notified() {
     let dir = RulesDir::new(&["threshold", "webhook"]);
     dir.write(
         "r.toml",
-        &format!(
-            r#"
-[[group]]
-name = "g"
-interval = "200ms"
-
-[[group.rule]]
-name = "High"
-plugin = "threshold"
-select = "load"
-params = {{ above = 2 }}
-
-[route]
-receiver = "hook"
-group_by = ["instance"]
-group_wait = "0s"
-group_interval = "200ms"
-
-[[receiver]]
-name = "hook"
-plugin = "webhook"
-params = {{ url = "http://{0}/" }}
-grants = {{ http = ["{0}"] }}
-"#,
-            hook.addr
-        ),
+        &high_routed_to_hook(hook.addr, "group_by = [\"instance\"]"),
     );
     let server = Server::start(&dir, &[]);
     let now = chrono_like_now();

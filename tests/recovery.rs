@@ -129,11 +129,8 @@ fn logs(now_ms: i64) -> String {
 fn config(dir: &RulesDir, api: &ApiServer, brokers: &str) -> String {
     let token = dir.tmp.path().join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    let cfg = dir.tmp.path().join("faultline.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
+    dir.config(&format!(
+        r#"
 [connection.kubernetes]
 url = "{}"
 token = {{ file = "{}" }}
@@ -141,12 +138,9 @@ token = {{ file = "{}" }}
 [connection.events]
 brokers = "{brokers}"
 "#,
-            api.url(),
-            token.display()
-        ),
-    )
-    .unwrap();
-    cfg.to_str().unwrap().to_string()
+        api.url(),
+        token.display()
+    ))
 }
 
 fn data(v: &Value) -> &Vec<Value> {

@@ -182,4 +182,8 @@ fn reload_endpoint_and_sighup() {
     wait_for("version 5 after SIGHUP", || {
         annotation(&server, "a").filter(|(v, _, _)| v == "5")
     });
+    // The watcher sees the same write: the log shows that the signal itself reloaded.
+    wait_for("the SIGHUP reload to be logged", || {
+        server.log().contains("SIGHUP: reloading").then_some(())
+    });
 }

@@ -59,11 +59,8 @@ fn a_killed_node_exporter_fires_up_below_1_and_resolves_when_it_returns() {
 
     let dir = RulesDir::new(&["threshold"]);
     dir.write("node.toml", RULES);
-    let config = dir.tmp.path().join("faultline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+    let config = dir.config(&format!(
+        r#"
 [[scrape]]
 job = "node"
 targets = ["{address}"]
@@ -71,10 +68,8 @@ interval = "500ms"
 timeout = "500ms"
 labels = {{ env = "test" }}
 "#
-        ),
-    )
-    .unwrap();
-    let server = Server::start(&dir, &["--config", config.to_str().unwrap()]);
+    ));
+    let server = Server::start(&dir, &["--config", &config]);
 
     // Scraped series carry the target's labels; the scrape's own series say it is up.
     let labels = wait_for("the exporter's series to be scraped", || {

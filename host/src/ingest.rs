@@ -216,6 +216,17 @@ pub(crate) fn utf8(body: &[u8]) -> Result<&str, IngestError> {
     })
 }
 
+/// A JSON body within `max_body_bytes`, as UTF-8, decoded; a syntax or shape error refuses
+/// the body as a whole.
+pub(crate) fn json_body<'a, T: Deserialize<'a>>(
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<T, IngestError> {
+    check_body_size(body, limits)?;
+    serde_json::from_str(utf8(body)?)
+        .map_err(|e| IngestError::malformed(Location::Body, format!("JSON: {e}")))
+}
+
 /// The media type of a Content-Type header, lowercased, without parameters.
 pub(crate) fn media_type(content_type: Option<&str>) -> String {
     content_type
@@ -467,6 +478,35 @@ pub(crate) mod testing {
     /// Snappy block-compresses a body.
     pub fn snappy(raw: &[u8]) -> Vec<u8> {
         snap::raw::Encoder::new().compress_vec(raw).unwrap()
+    }
+
+    /// A series of a test request: label pairs and (value, timestamp) samples.
+    pub type TestSeries<'a> = (&'a [(&'a str, &'a str)], &'a [(f64, i64)]);
+
+    /// A snappy-compressed remote_write request of these series.
+    pub fn remote_write_request(series: &[TestSeries]) -> Vec<u8> {
+        use super::remote_write::proto;
+        use prost::Message;
+        let req = proto::WriteRequest {
+            timeseries: series
+                .iter()
+                .map(|(labels, samples)| proto::TimeSeries {
+                    labels: labels
+                        .iter()
+                        .map(|(n, v)| proto::Label {
+                            name: n.to_string(),
+                            value: v.to_string(),
+                        })
+                        .collect(),
+                    samples: samples
+                        .iter()
+                        .map(|&(value, timestamp)| proto::Sample { value, timestamp })
+                        .collect(),
+                })
+                .collect(),
+            metadata: vec![],
+        };
+        snappy(&req.encode_to_vec())
     }
 
     /// A snappy body whose header claims `len` bytes but which holds almost nothing.

@@ -18,11 +18,12 @@
 //! A pass costs O(alerts × candidate rules) to build and as much to query, independent of
 //! how many sources a rule has.
 
+use std::hash::Hasher;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::alerts::{Alert, Status};
-use crate::matchers::{FnvMap, MatcherIndex, matches_all, parse_matchers};
+use crate::matchers::{Fnv, FnvMap, MatcherIndex, matches_all, parse_matchers};
 use crate::model::Labels;
 use crate::rules::selector::Matcher;
 use crate::rules::{InhibitRuleConfig, RuleError};
@@ -59,7 +60,7 @@ impl InhibitRule {
         let source = side("source_matchers", &config.source_matchers)?;
         let target = side("target_matchers", &config.target_matchers)?;
         for (i, name) in config.equal.iter().enumerate() {
-            if !crate::rules::valid_label_name(name) {
+            if !crate::ingest::is_label_name(name) {
                 return Err(InhibitRuleError {
                     field: format!("equal[{i}]"),
                     message: format!("invalid label name {name:?}"),
@@ -75,15 +76,12 @@ impl InhibitRule {
 
     /// A hash of an alert's values of the `equal` labels.
     fn equal_key(&self, labels: &Labels) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut h = Fnv::default();
         for name in &self.equal {
-            let v = labels.get(name).unwrap_or("");
-            for b in v.bytes().chain([0xff]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
+            h.write(labels.get(name).unwrap_or("").as_bytes());
+            h.write_u8(0xff);
         }
-        h
+        h.finish()
     }
 
     fn equal_values(&self, a: &Labels, b: &Labels) -> bool {

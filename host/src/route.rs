@@ -106,7 +106,7 @@ impl Route {
                 GroupBy::All
             }
             Some(names) => {
-                if let Some(bad) = names.iter().find(|n| !crate::rules::valid_label_name(n)) {
+                if let Some(bad) = names.iter().find(|n| !crate::ingest::is_label_name(n)) {
                     return Err(format!("group_by: invalid label name {bad:?}"));
                 }
                 GroupBy::Labels(names.clone())

@@ -577,7 +577,7 @@ impl Loader<'_> {
         }
         let mut labels = Labels::default();
         for (k, v) in &rc.labels {
-            if !valid_label_name(k) {
+            if !crate::ingest::is_label_name(k) {
                 err(self, "labels", format!("invalid label name {k:?}"));
             }
             labels.set(k, v);
@@ -695,7 +695,7 @@ impl Loader<'_> {
             );
         }
         for l in &rc.rails.target {
-            if !valid_label_name(l) {
+            if !crate::ingest::is_label_name(l) {
                 err(self, "rails.target", format!("invalid label name {l:?}"));
             }
         }
@@ -858,12 +858,4 @@ impl Loader<'_> {
             }),
         })
     }
-}
-
-/// Whether a label name is valid in Prometheus (`[a-zA-Z_][a-zA-Z0-9_]*`).
-pub fn valid_label_name(n: &str) -> bool {
-    let mut c = n.chars();
-    c.next()
-        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }

@@ -281,11 +281,18 @@ fn run_case(
 
 fn compare(test: &AlertTest, got: &[crate::alerts::Alert]) -> Result<Option<String>, String> {
     let mut unmatched: Vec<&crate::alerts::Alert> = got.iter().collect();
-    let mut missing = Vec::new();
-    for exp in &test.exp_alerts {
-        let mut labels =
-            Labels::from_pairs(exp.exp_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        labels.set("alertname", &test.alertname);
+    let mut all_found = true;
+    let expected: Vec<Labels> = test
+        .exp_alerts
+        .iter()
+        .map(|exp| {
+            let mut labels =
+                Labels::from_pairs(exp.exp_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            labels.set("alertname", &test.alertname);
+            labels
+        })
+        .collect();
+    for (exp, labels) in test.exp_alerts.iter().zip(&expected) {
         let mut regexes = Vec::new();
         for (k, re) in &exp.exp_annotations_match {
             let r = regex::Regex::new(&format!("^(?s:{re})$"))
@@ -293,7 +300,7 @@ fn compare(test: &AlertTest, got: &[crate::alerts::Alert]) -> Result<Option<Stri
             regexes.push((k.as_str(), r));
         }
         let pos = unmatched.iter().position(|a| {
-            a.labels == labels
+            a.labels == *labels
                 && exp
                     .exp_annotations
                     .iter()
@@ -306,10 +313,10 @@ fn compare(test: &AlertTest, got: &[crate::alerts::Alert]) -> Result<Option<Stri
             Some(i) => {
                 unmatched.remove(i);
             }
-            None => missing.push((labels, exp)),
+            None => all_found = false,
         }
     }
-    if missing.is_empty() && unmatched.is_empty() {
+    if all_found && unmatched.is_empty() {
         return Ok(None);
     }
     let mut msg = format!(
@@ -321,10 +328,7 @@ fn compare(test: &AlertTest, got: &[crate::alerts::Alert]) -> Result<Option<Stri
     if test.exp_alerts.is_empty() {
         msg.push_str("    (no firing alerts)\n");
     }
-    for exp in &test.exp_alerts {
-        let mut labels =
-            Labels::from_pairs(exp.exp_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        labels.set("alertname", &test.alertname);
+    for (exp, labels) in test.exp_alerts.iter().zip(&expected) {
         let _ = write!(msg, "    {labels}");
         if !exp.exp_annotations.is_empty() {
             let _ = write!(msg, " annotations {:?}", exp.exp_annotations);

@@ -47,15 +47,16 @@ impl SilenceState {
     }
 }
 
-/// One matcher of a silence as the API gives it: not yet validated.
+/// One matcher of a silence as the API gives it: not yet validated. Serialized as the API
+/// shows it (fields in Alertmanager's order) and as the database keeps it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatcherSpec {
-    pub name: String,
-    pub value: String,
-    #[serde(rename = "isRegex")]
-    pub is_regex: bool,
     #[serde(rename = "isEqual")]
     pub is_equal: bool,
+    #[serde(rename = "isRegex")]
+    pub is_regex: bool,
+    pub name: String,
+    pub value: String,
 }
 
 impl MatcherSpec {
@@ -440,7 +441,7 @@ fn compile(specs: &[MatcherSpec]) -> Result<Vec<Matcher>, String> {
     }
     let mut out = Vec::with_capacity(specs.len());
     for (i, m) in specs.iter().enumerate() {
-        if !crate::rules::valid_label_name(&m.name) {
+        if !crate::ingest::is_label_name(&m.name) {
             return Err(format!(
                 "invalid label matcher {i}: invalid label name {:?}",
                 m.name

@@ -72,6 +72,18 @@ impl Incident {
         }
     }
 
+    /// When the incident started: the earliest `active_at` of its firing alerts, or of all
+    /// its alerts when none fires any more. `None` without alerts.
+    ///
+    /// Localizers that compare the incident with what came before it split their data here.
+    pub fn start(&self) -> Option<i64> {
+        let firing = self.alerts.iter().filter(|a| a.state == "firing");
+        firing
+            .map(|a| a.active_at)
+            .min()
+            .or_else(|| self.alerts.iter().map(|a| a.active_at).min())
+    }
+
     pub(crate) fn from_wit(incident: wit::Incident) -> Self {
         Self {
             id: incident.id,
@@ -205,6 +217,28 @@ mod tests {
             .map(|k| text.find(&format!("\"{k}\":")).unwrap())
             .collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+
+    #[test]
+    fn the_incident_starts_with_its_earliest_firing_alert() {
+        let alert = |state: &str, active_at| Alert {
+            state: state.into(),
+            active_at,
+            ..Default::default()
+        };
+        let incident = |alerts| Incident {
+            alerts,
+            ..Default::default()
+        };
+        let firing = incident(vec![
+            alert("pending", 100),
+            alert("firing", 500),
+            alert("firing", 300),
+        ]);
+        assert_eq!(firing.start(), Some(300));
+        let pending = incident(vec![alert("resolved", 700), alert("pending", 400)]);
+        assert_eq!(pending.start(), Some(400));
+        assert_eq!(incident(vec![]).start(), None);
     }
 
     #[test]

@@ -210,6 +210,11 @@ mod tests {
         assert_ne!(labels.fingerprint(), before);
         labels.insert("a", "1");
         assert_eq!(labels.fingerprint(), before);
+        labels.insert("b", "1");
+        let with_b = labels.fingerprint();
+        assert_ne!(with_b, before);
+        assert_eq!(labels.remove("b").as_deref(), Some("1"));
+        assert_eq!(labels.fingerprint(), before);
     }
 
     #[test]
@@ -217,6 +222,18 @@ mod tests {
         let labels: Labels = [("b", "1"), ("a", "2"), ("b", "3")].into_iter().collect();
         assert_eq!(labels.iter().collect::<Vec<_>>(), [("a", "2"), ("b", "3")]);
         assert_eq!(Labels::from_wit(labels.clone().into_wit()), labels);
+    }
+
+    #[test]
+    fn labels_from_the_host_are_sorted_whatever_its_order() {
+        let label = |name: &str, value: &str| wit::Label {
+            name: name.into(),
+            value: value.into(),
+        };
+        let labels = Labels::from_wit(vec![label("job", "node"), label("env", "prod")]);
+        assert_eq!(labels.get("env"), Some("prod"));
+        assert_eq!(labels.get("job"), Some("node"));
+        assert_eq!(labels, Labels::from([("env", "prod"), ("job", "node")]));
     }
 
     #[test]

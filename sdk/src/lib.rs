@@ -28,7 +28,9 @@
 //! [`params::duration_ms`] reads a duration param (`"90s"`, `"1h30m"` or milliseconds);
 //! [`time`] formats timestamps as RFC 3339; [`Alert::alertmanager`] and
 //! [`Incident::alertmanager_group_key`] give an incident the shape of Alertmanager's webhook
-//! notifications, and [`Suspect`](localizer::Suspect) serializes as their consumers expect.
+//! notifications, and [`Suspect`](localizer::Suspect) serializes as their consumers expect;
+//! [`Incident::start`] is when an incident began, where localizers split before from during;
+//! [`template::pieces`] finds the `{{ ... }}` placeholders of a templated param.
 //!
 //! # Testing natively
 //!
@@ -216,6 +218,7 @@ pub mod log;
 pub mod params;
 pub mod recovery;
 pub mod state;
+pub mod template;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 pub mod time;

@@ -42,15 +42,6 @@ pub struct ApiServer {
 impl ApiServer {
     /// Starts a stand-in that accepts `Authorization: Bearer <token>` and holds no object.
     pub fn start(token: &str) -> ApiServer {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let cluster = Arc::new(Mutex::new(Cluster {
             token: token.to_string(),
             objects: BTreeMap::new(),
@@ -60,7 +51,7 @@ impl ApiServer {
         let app = axum::Router::new()
             .fallback(api_call)
             .with_state(cluster.clone());
-        rt.spawn(async move { axum::serve(listener, app).await.ok() });
+        let (addr, rt) = crate::serve("127.0.0.1:0".parse().unwrap(), app);
         ApiServer {
             addr,
             cluster,

@@ -25,7 +25,8 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn target_dir() -> PathBuf {
+/// Cargo's target directory: `CARGO_TARGET_DIR`, or `target` in the workspace root.
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
 }
 
@@ -84,6 +85,29 @@ impl RulesDir {
     pub fn write(&self, name: &str, text: &str) {
         std::fs::write(self.rules().join(name), text).unwrap();
     }
+
+    /// Writes the server configuration `faultline.toml` beside the rules directory (relative
+    /// paths in it are resolved from there) and returns its path, for `--config`.
+    pub fn config(&self, text: &str) -> String {
+        let path = self.tmp.path().join("faultline.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+}
+
+/// A `[[receiver]]` named `name` that posts to `http://ADDR/` with the `webhook` plugin,
+/// granted that host, with `extra` TOML lines (rails, `max_age`...).
+pub fn webhook(name: &str, addr: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[[receiver]]
+name = "{name}"
+plugin = "webhook"
+params = {{ url = "http://{addr}/" }}
+grants = {{ http = ["{addr}"] }}
+{extra}
+"#
+    )
 }
 
 /// A running `faultline serve`, killed when dropped.
@@ -94,16 +118,22 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `faultline serve` on an ephemeral port with these extra arguments and waits
-    /// until it listens.
-    pub fn start(dir: &RulesDir, extra: &[&str]) -> Server {
-        let mut child = Command::new(binary())
-            .arg("serve")
+    /// `faultline serve` on `dir` and an ephemeral port, not started.
+    pub fn command(dir: &RulesDir) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
             .arg("--rules")
             .arg(dir.rules())
             .arg("--data")
             .arg(dir.data())
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0"]);
+        cmd
+    }
+
+    /// Starts `faultline serve` on an ephemeral port with these extra arguments and waits
+    /// until it listens.
+    pub fn start(dir: &RulesDir, extra: &[&str]) -> Server {
+        let mut child = Self::command(dir)
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -225,6 +255,21 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Serves `app` on `addr` (port 0 for an ephemeral one) from a runtime of its own, for a test
+/// that is not async; the server stops when the returned runtime is dropped. Returns the
+/// address bound.
+pub fn serve(addr: SocketAddr, app: axum::Router) -> (SocketAddr, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await.ok() });
+    (addr, rt)
+}
+
 /// One request received by a [`Receiver`].
 #[derive(Clone, Debug)]
 pub struct Received {
@@ -262,16 +307,9 @@ impl Receiver {
 
     /// A receiver on a given address: one that was down comes back where it was.
     pub fn start_on(addr: SocketAddr) -> Receiver {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let (tx, rx) = mpsc::channel();
         let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
         let st = status.clone();
-        let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).unwrap();
-        let addr = listener.local_addr().unwrap();
         let tx = Arc::new(Mutex::new(tx));
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
             let tx = tx.clone();
@@ -299,7 +337,7 @@ impl Receiver {
                     .unwrap()
             }
         });
-        rt.spawn(async move { axum::serve(listener, app).await.ok() });
+        let (addr, rt) = serve(addr, app);
         Receiver {
             addr,
             rx: Mutex::new(rx),

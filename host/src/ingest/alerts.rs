@@ -49,17 +49,8 @@ pub struct PostedAlerts {
 /// `{labels, annotations, startsAt, endsAt, generatorURL}`. Errors for the body as a whole
 /// (bad JSON, a time that is not RFC 3339, an alert without `labels`) refuse all of it.
 pub fn parse_postable(body: &[u8], limits: &Limits) -> Result<PostedAlerts, IngestError> {
-    super::check_body_size(body, limits)?;
-    let raw: Vec<RawAlert> = serde_json::from_str(super::utf8(body)?)
-        .map_err(|e| IngestError::malformed(Location::Body, format!("JSON: {e}")))?;
-    let mut valid = Vec::with_capacity(raw.len());
-    let mut invalid = Vec::new();
-    for (i, alert) in raw.into_iter().enumerate() {
-        match convert(alert, i, limits)? {
-            Ok(a) => valid.push(a),
-            Err(msg) => invalid.push(msg),
-        }
-    }
+    let raw: Vec<RawAlert> = super::json_body(body, limits)?;
+    let (valid, invalid) = convert_all(raw, limits)?;
     Ok(PostedAlerts {
         valid,
         invalid: (!invalid.is_empty()).then_some(IngestError::InvalidAlerts(invalid)),
@@ -70,9 +61,7 @@ pub fn parse_postable(body: &[u8], limits: &Limits) -> Result<PostedAlerts, Inge
 /// resolved alert keeps its `endsAt`, a firing one has `ends_at: None`. Any invalid alert
 /// refuses the whole notification.
 pub fn parse_webhook(body: &[u8], limits: &Limits) -> Result<Vec<PostableAlert>, IngestError> {
-    super::check_body_size(body, limits)?;
-    let msg: WebhookMessage = serde_json::from_str(super::utf8(body)?)
-        .map_err(|e| IngestError::malformed(Location::Body, format!("JSON: {e}")))?;
+    let msg: WebhookMessage = super::json_body(body, limits)?;
     if msg.version != "4" {
         return Err(IngestError::malformed(
             Location::Body,
@@ -82,18 +71,11 @@ pub fn parse_webhook(body: &[u8], limits: &Limits) -> Result<Vec<PostableAlert>,
             ),
         ));
     }
-    let mut out = Vec::with_capacity(msg.alerts.len());
-    let mut invalid = Vec::new();
-    for (i, alert) in msg.alerts.into_iter().enumerate() {
-        match convert(alert, i, limits)? {
-            Ok(a) => out.push(a),
-            Err(msg) => invalid.push(msg),
-        }
-    }
+    let (valid, invalid) = convert_all(msg.alerts, limits)?;
     if !invalid.is_empty() {
         return Err(IngestError::InvalidAlerts(invalid));
     }
-    Ok(out)
+    Ok(valid)
 }
 
 #[derive(Deserialize)]
@@ -114,6 +96,22 @@ struct RawAlert {
 struct WebhookMessage {
     version: String,
     alerts: Vec<RawAlert>,
+}
+
+/// Converts every alert: the valid ones, and the validation messages of the invalid ones.
+fn convert_all(
+    raw: Vec<RawAlert>,
+    limits: &Limits,
+) -> Result<(Vec<PostableAlert>, Vec<String>), IngestError> {
+    let mut valid = Vec::with_capacity(raw.len());
+    let mut invalid = Vec::new();
+    for (i, alert) in raw.into_iter().enumerate() {
+        match convert(alert, i, limits)? {
+            Ok(a) => valid.push(a),
+            Err(msg) => invalid.push(msg),
+        }
+    }
+    Ok((valid, invalid))
 }
 
 /// Converts one alert. The outer error refuses the whole body; the inner one is the

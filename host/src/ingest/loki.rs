@@ -99,10 +99,7 @@ pub fn decode(
 
 /// Decodes a JSON push body.
 pub fn decode_json(body: &[u8], limits: &Limits) -> Result<Vec<LogRecord>, IngestError> {
-    super::check_body_size(body, limits)?;
-    let text = super::utf8(body)?;
-    let push: JsonPush = serde_json::from_str(text)
-        .map_err(|e| IngestError::malformed(Location::Body, format!("JSON: {e}")))?;
+    let push: JsonPush = super::json_body(body, limits)?;
     let mut out = Vec::new();
     for (si, stream) in push.streams.into_iter().enumerate() {
         let labels = stream_labels(stream.stream.0, si + 1, limits)?;

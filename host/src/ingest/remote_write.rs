@@ -136,39 +136,13 @@ pub fn decode_body(body: &[u8], limits: &Limits) -> Result<Vec<SeriesSamples>, I
 mod tests {
     use super::proto::*;
     use super::*;
-    use crate::ingest::testing::{fixture, headers, snappy, snappy_bomb};
+    use crate::ingest::testing::{fixture, headers, remote_write_request, snappy, snappy_bomb};
     use crate::model::STALE_NAN_BITS;
     use proptest::prelude::*;
     use prost::Message;
 
     const CT: Option<&str> = Some("application/x-protobuf");
     const SNAPPY: Option<&str> = Some("snappy");
-
-    /// A test series: label pairs and (value, timestamp) samples.
-    type TestSeries<'a> = (&'a [(&'a str, &'a str)], &'a [(f64, i64)]);
-
-    fn request(series: &[TestSeries]) -> Vec<u8> {
-        let req = WriteRequest {
-            timeseries: series
-                .iter()
-                .map(|(labels, samples)| TimeSeries {
-                    labels: labels
-                        .iter()
-                        .map(|(n, v)| Label {
-                            name: n.to_string(),
-                            value: v.to_string(),
-                        })
-                        .collect(),
-                    samples: samples
-                        .iter()
-                        .map(|&(value, timestamp)| proto::Sample { value, timestamp })
-                        .collect(),
-                })
-                .collect(),
-            metadata: vec![],
-        };
-        snappy(&req.encode_to_vec())
-    }
 
     fn decode_err(body: &[u8]) -> (u16, String) {
         let e = decode(CT, SNAPPY, body, &Limits::default()).unwrap_err();
@@ -239,7 +213,7 @@ mod tests {
     #[test]
     fn stale_markers_are_kept_bit_exact() {
         let stale = f64::from_bits(STALE_NAN_BITS);
-        let body = request(&[(&[("__name__", "up")], &[(1.0, 1000), (stale, 2000)])]);
+        let body = remote_write_request(&[(&[("__name__", "up")], &[(1.0, 1000), (stale, 2000)])]);
         let out = decode(CT, SNAPPY, &body, &Limits::default()).unwrap();
         assert_eq!(out[0].samples[1].value.to_bits(), STALE_NAN_BITS);
         assert!(out[0].samples[1].is_stale_marker());
@@ -248,7 +222,7 @@ mod tests {
 
     #[test]
     fn series_without_samples_are_left_out() {
-        let body = request(&[
+        let body = remote_write_request(&[
             (&[("__name__", "a")], &[]),
             (&[("__name__", "b")], &[(1.0, 1)]),
         ]);
@@ -278,7 +252,7 @@ mod tests {
             (&[("a", "")], "series 2: series has no labels"),
         ];
         for (labels, want) in cases {
-            let (status, msg) = decode_err(&request(&[(ok, s), (labels, s)]));
+            let (status, msg) = decode_err(&remote_write_request(&[(ok, s), (labels, s)]));
             assert_eq!((status, msg.as_str()), (400, want));
         }
     }
@@ -322,7 +296,7 @@ mod tests {
 
     #[test]
     fn headers_are_checked() {
-        let body = request(&[(&[("__name__", "a")], &[(1.0, 1)])]);
+        let body = remote_write_request(&[(&[("__name__", "a")], &[(1.0, 1)])]);
         let l = Limits::default();
         assert_eq!(decode(None, None, &body, &l).unwrap().len(), 1);
         let v1 = Some("application/x-protobuf;proto=prometheus.WriteRequest");

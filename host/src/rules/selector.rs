@@ -12,6 +12,7 @@ use regex::Regex;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::ingest::{is_label_name, is_metric_name};
 use crate::model::Labels;
 
 const METRIC_NAME: &str = "__name__";
@@ -66,7 +67,8 @@ impl MatchOp {
         matches!(self, MatchOp::Regex | MatchOp::NotRegex)
     }
 
-    fn is_negative(self) -> bool {
+    /// Whether the operator accepts what does not match (`!=`, `!~`).
+    pub fn is_negative(self) -> bool {
         matches!(self, MatchOp::NotEqual | MatchOp::NotRegex)
     }
 }
@@ -708,14 +710,6 @@ fn is_label_start(c: char) -> bool {
 
 fn is_label_char(c: char) -> bool {
     is_label_start(c) || c.is_ascii_digit()
-}
-
-fn is_metric_name(s: &str) -> bool {
-    s.starts_with(is_metric_start) && s.chars().all(is_metric_char)
-}
-
-fn is_label_name(s: &str) -> bool {
-    s.starts_with(is_label_start) && s.chars().all(is_label_char)
 }
 
 /// Reads the string literal that starts at byte `start` of `src` (with `"`, `'` or a backtick),

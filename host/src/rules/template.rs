@@ -776,15 +776,23 @@ fn humanize(mut v: f64) -> String {
             v /= 1000.0;
         }
     } else {
-        for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-            if v.abs() >= 1.0 {
-                break;
-            }
-            prefix = p;
-            v *= 1000.0;
-        }
+        (v, prefix) = scale_up(v);
     }
     format!("{}{prefix}", format_g(v, Some(4)))
+}
+
+/// A value below 1 scaled by thousands until it is at least 1 (or out of prefixes), and the
+/// SI prefix that says by how much.
+fn scale_up(mut v: f64) -> (f64, &'static str) {
+    let mut prefix = "";
+    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
+        if v.abs() >= 1.0 {
+            break;
+        }
+        prefix = p;
+        v *= 1000.0;
+    }
+    (v, prefix)
 }
 
 /// Prometheus's `humanize1024`: binary prefixes, 4 significant digits.
@@ -828,14 +836,7 @@ fn humanize_duration(mut v: f64) -> String {
             format!("{sign}{}s", format_g(v, Some(4)))
         };
     }
-    let mut prefix = "";
-    for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
-        if v.abs() >= 1.0 {
-            break;
-        }
-        prefix = p;
-        v *= 1000.0;
-    }
+    let (v, prefix) = scale_up(v);
     format!("{}{prefix}s", format_g(v, Some(4)))
 }
 

@@ -273,27 +273,26 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, AmError> {
 /// Whether a label set (or a silence's matchers, by name and value) passes `filter`
 /// matchers, as Alertmanager filters: a matcher on the empty value also accepts a missing
 /// name (`a=""`) or any present one (`a!=""`).
-fn passes_filter(
+fn passes_filter<'a>(
     filter: &[crate::rules::selector::Matcher],
-    get: impl Fn(&str) -> Option<String>,
+    get: impl Fn(&str) -> Option<&'a str>,
 ) -> bool {
-    use crate::rules::selector::MatchOp;
     filter.iter().all(|m| {
         let value = get(m.name());
-        let negative = matches!(m.op(), MatchOp::NotEqual | MatchOp::NotRegex);
-        if m.value().is_empty() && value.is_some() == negative {
+        if m.value().is_empty() && value.is_some() == m.op().is_negative() {
             return true;
         }
-        m.matches(value.as_deref().unwrap_or(""))
+        m.matches(value.unwrap_or(""))
     })
 }
 
-/// Parses repeated `filter` parameters (each may hold several matchers).
-fn parse_filter<'a>(
-    values: impl Iterator<Item = &'a str>,
+/// Parses the repeated `filter` parameters among the query's (each may hold several
+/// matchers).
+fn parse_filter(
+    pairs: &[(String, String)],
 ) -> Result<Vec<crate::rules::selector::Matcher>, AmError> {
     let mut out = Vec::new();
-    for v in values {
+    for (_, v) in pairs.iter().filter(|(k, _)| k == "filter") {
         out.extend(
             crate::matchers::parse_matchers(v)
                 .map_err(|e| AmError::Message(StatusCode::BAD_REQUEST, e))?,
@@ -388,8 +387,8 @@ mod tests {
     #[test]
     fn filters_treat_empty_values_as_alertmanager_does() {
         let labels = Labels::from_pairs([("a", "1")]);
-        let get = |n: &str| labels.get(n).map(str::to_string);
-        let f = |s: &str| parse_filter(std::iter::once(s)).unwrap();
+        let get = |n: &str| labels.get(n);
+        let f = |s: &str| parse_filter(&[("filter".to_string(), s.to_string())]).unwrap();
         assert!(passes_filter(&f("a=1"), get));
         assert!(!passes_filter(&f("a=2"), get));
         assert!(passes_filter(&f(r#"b="""#), get));

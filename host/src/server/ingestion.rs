@@ -155,13 +155,11 @@ fn append_logs(svc: &Service, source: &str, records: Vec<crate::model::LogRecord
 mod tests {
     use axum::body::Body;
     use axum::http::Request;
-    use prost::Message;
     use tower::ServiceExt;
 
     use super::*;
     use crate::config::Config;
-    use crate::ingest::remote_write::proto;
-    use crate::ingest::testing::{fixture, headers, snappy, snappy_bomb};
+    use crate::ingest::testing::{fixture, headers, remote_write_request, snappy, snappy_bomb};
     use crate::model::STALE_NAN_BITS;
     use crate::rules::selector::LogSelector;
     use crate::runtime::Selection;
@@ -245,23 +243,7 @@ mod tests {
 
     /// A remote_write request of one series `{__name__="m", job="j"}` with these samples.
     fn write_request(samples: &[(f64, i64)]) -> Vec<u8> {
-        let req = proto::WriteRequest {
-            timeseries: vec![proto::TimeSeries {
-                labels: [("__name__", "m"), ("job", "j")]
-                    .iter()
-                    .map(|(n, v)| proto::Label {
-                        name: n.to_string(),
-                        value: v.to_string(),
-                    })
-                    .collect(),
-                samples: samples
-                    .iter()
-                    .map(|&(value, timestamp)| proto::Sample { value, timestamp })
-                    .collect(),
-            }],
-            metadata: vec![],
-        };
-        snappy(&req.encode_to_vec())
+        remote_write_request(&[(&[("__name__", "m"), ("job", "j")], samples)])
     }
 
     #[tokio::test]
@@ -403,32 +385,8 @@ mod tests {
         assert!(text.contains("UTF-8"), "{text}");
 
         let long = "x".repeat(2049);
-        let req = proto::WriteRequest {
-            timeseries: vec![proto::TimeSeries {
-                labels: vec![
-                    proto::Label {
-                        name: "__name__".into(),
-                        value: "m".into(),
-                    },
-                    proto::Label {
-                        name: "path".into(),
-                        value: long,
-                    },
-                ],
-                samples: vec![proto::Sample {
-                    value: 1.0,
-                    timestamp: 1,
-                }],
-            }],
-            metadata: vec![],
-        };
-        let (status, text) = post(
-            &svc,
-            "/api/v1/write",
-            &REMOTE_WRITE,
-            snappy(&req.encode_to_vec()),
-        )
-        .await;
+        let body = remote_write_request(&[(&[("__name__", "m"), ("path", &long)], &[(1.0, 1)])]);
+        let (status, text) = post(&svc, "/api/v1/write", &REMOTE_WRITE, body).await;
         assert_eq!(
             (status, text.as_str()),
             (

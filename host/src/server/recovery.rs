@@ -43,13 +43,13 @@ async fn outbox(
     State(svc): State<Shared>,
     Query(q): Query<OutboxQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(s) = &q.state {
-        if !state::ALL.contains(&s.as_str()) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown state {s:?}: use one of {}", state::ALL.join(", ")),
-            ));
-        }
+    if let Some(s) = &q.state
+        && !state::ALL.contains(&s.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown state {s:?}: use one of {}", state::ALL.join(", ")),
+        ));
     }
     let actions = svc
         .outbox

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use faultline_sdk::Labels;
+use faultline_sdk::template::{Piece, Unclosed, pieces};
 
 /// A parsed template: literal text and `{{ label }}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,28 +28,19 @@ impl Template {
         if source.is_empty() {
             return Err("is empty".to_string());
         }
-        let mut parts = Vec::new();
-        let mut rest = source;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Text(rest[..start].to_string()));
-            }
-            let Some(len) = rest[start..].find("}}") else {
-                return Err(format!("{source:?}: `{{{{` is not closed by `}}}}`"));
-            };
-            let name = rest[start + 2..start + len].trim();
-            if !is_label_name(name) {
-                return Err(format!(
+        let parts = pieces(source)
+            .map(|piece| match piece {
+                Ok(Piece::Text(text)) => Ok(Part::Text(text.to_string())),
+                Ok(Piece::Placeholder(name)) if is_label_name(name) => {
+                    Ok(Part::Label(name.to_string()))
+                }
+                Ok(Piece::Placeholder(name)) => Err(format!(
                     "{source:?}: {name:?} is not a label name (letters, digits and '_', \
                      not starting with a digit)"
-                ));
-            }
-            parts.push(Part::Label(name.to_string()));
-            rest = &rest[start + len + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
+                )),
+                Err(Unclosed) => Err(format!("{source:?}: `{{{{` is not closed by `}}}}`")),
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Template {
             source: source.to_string(),
             parts,

@@ -142,7 +142,7 @@ impl Localizer for LogHotspot {
     }
 
     fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {
-        let start = incident_start(input.incident()).unwrap_or(input.now());
+        let start = input.incident().start().unwrap_or(input.now());
         let window_start = start.saturating_sub(self.lead_ms);
 
         let mut nodes = BTreeMap::<&str, Counts>::new();
@@ -252,17 +252,6 @@ fn json_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         };
         (!value.is_empty()).then_some(value)
     })
-}
-
-/// When the incident started: the earliest `active_at` of its firing alerts, or of all its
-/// alerts if none fires. `None` without alerts.
-fn incident_start(incident: &Incident) -> Option<i64> {
-    let alerts = &incident.alerts;
-    let firing = alerts.iter().filter(|a| a.state == "firing");
-    firing
-        .map(|a| a.active_at)
-        .min()
-        .or_else(|| alerts.iter().map(|a| a.active_at).min())
 }
 
 /// "node4: 48% of its 120 log records in the incident window are errors (503×50, 500×8),
@@ -448,28 +437,6 @@ mod tests {
         b = records(b, "a", (START - 240_000, START), 10, &[("500", 5)]);
         let suspects = localize(&mut rule, incident_at(START), b);
         assert!((suspects[0].score - 0.5).abs() < 1e-9);
-    }
-
-    #[test]
-    fn the_incident_starts_with_its_earliest_firing_alert() {
-        let alert = |state: &str, active_at| Alert {
-            state: state.into(),
-            active_at,
-            ..Default::default()
-        };
-        let incident = |alerts| Incident {
-            alerts,
-            ..Default::default()
-        };
-        let firing = incident(vec![
-            alert("pending", 100),
-            alert("firing", 500),
-            alert("firing", 300),
-        ]);
-        assert_eq!(incident_start(&firing), Some(300));
-        let pending = incident(vec![alert("resolved", 700), alert("pending", 400)]);
-        assert_eq!(incident_start(&pending), Some(400));
-        assert_eq!(incident_start(&incident(vec![])), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! text: strings unquoted, anything else as compact JSON. A path that leads nowhere renders
 //! as the empty string. Keys and non-string values are copied as they are.
 
+use faultline_sdk::template::{Piece, Unclosed, pieces};
 use serde_json::{Map, Value};
 
 /// A template checked when the action is built, ready to render.
@@ -80,30 +81,16 @@ fn compile(value: Value, at: &str) -> Result<Node, String> {
 
 /// Splits `text` into literal text and placeholders.
 fn parse(text: &str) -> Result<Vec<Part>, String> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(open) = rest.find("{{") {
-        let literal = &rest[..open];
-        if literal.contains("}}") {
-            return Err("`}}` without `{{`".to_string());
-        }
-        if !literal.is_empty() {
-            parts.push(Part::Text(literal.to_string()));
-        }
-        let inside = &rest[open + 2..];
-        let Some(close) = inside.find("}}") else {
-            return Err("`{{` without `}}`".to_string());
-        };
-        parts.push(Part::Placeholder(path(inside[..close].trim())?));
-        rest = &inside[close + 2..];
-    }
-    if rest.contains("}}") {
-        return Err("`}}` without `{{`".to_string());
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Text(rest.to_string()));
-    }
-    Ok(parts)
+    pieces(text)
+        .map(|piece| match piece {
+            Ok(Piece::Text(literal)) if literal.contains("}}") => {
+                Err("`}}` without `{{`".to_string())
+            }
+            Ok(Piece::Text(literal)) => Ok(Part::Text(literal.to_string())),
+            Ok(Piece::Placeholder(inside)) => path(inside).map(Part::Placeholder),
+            Err(Unclosed) => Err("`{{` without `}}`".to_string()),
+        })
+        .collect()
 }
 
 fn path(text: &str) -> Result<Path, String> {

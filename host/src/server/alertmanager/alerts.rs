@@ -145,12 +145,7 @@ impl AlertsQuery {
     pub fn parse(query: Option<&str>) -> Result<AlertsQuery, AmError> {
         let pairs = query_pairs(query);
         let mut q = AlertsQuery {
-            filter: parse_filter(
-                pairs
-                    .iter()
-                    .filter(|(k, _)| k == "filter")
-                    .map(|(_, v)| v.as_str()),
-            )?,
+            filter: parse_filter(&pairs)?,
             ..AlertsQuery::default()
         };
         for (k, v) in &pairs {
@@ -312,7 +307,7 @@ fn select<'a>(listed: &'a [Listed], muter: &Muter<'_>, q: &AlertsQuery) -> Vec<S
                 .as_ref()
                 .is_none_or(|re| l.receivers.iter().any(|r| re.is_match(r)))
         })
-        .filter(|l| passes_filter(&q.filter, |n| l.labels().get(n).map(str::to_string)))
+        .filter(|l| passes_filter(&q.filter, |n| l.labels().get(n)))
         .filter_map(|l| {
             let suppression = muter.suppression(l.labels());
             let keep = (q.active || suppression.is_suppressed())

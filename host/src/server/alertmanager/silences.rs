@@ -117,12 +117,7 @@ fn parse_postable(bytes: &[u8]) -> Result<SilenceSpec, AmError> {
 /// whose matchers pass the `filter` matchers.
 pub async fn silences_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
     let pairs = query_pairs(uri.query());
-    let filter = parse_filter(
-        pairs
-            .iter()
-            .filter(|(k, _)| k == "filter")
-            .map(|(_, v)| v.as_str()),
-    )?;
+    let filter = parse_filter(&pairs)?;
     let now = crate::now_ms();
     let silences = svc.silences.list(now);
     let out: Vec<Gettable> = silences
@@ -133,7 +128,7 @@ pub async fn silences_list(State(svc): State<Shared>, uri: Uri) -> Result<Respon
                     .iter()
                     .rev()
                     .find(|m| m.name == name)
-                    .map(|m| m.value.clone())
+                    .map(|m| m.value.as_str())
             })
         })
         .map(|s| Gettable::new(s, now))
@@ -194,7 +189,7 @@ struct Gettable<'a> {
     created_by: &'a str,
     #[serde(rename = "endsAt")]
     ends_at: Rfc3339,
-    matchers: Vec<MatcherJson<'a>>,
+    matchers: &'a [MatcherSpec],
     #[serde(rename = "startsAt")]
     starts_at: Rfc3339,
 }
@@ -202,16 +197,6 @@ struct Gettable<'a> {
 #[derive(Serialize)]
 struct SilenceStatus {
     state: &'static str,
-}
-
-#[derive(Serialize)]
-struct MatcherJson<'a> {
-    #[serde(rename = "isEqual")]
-    is_equal: bool,
-    #[serde(rename = "isRegex")]
-    is_regex: bool,
-    name: &'a str,
-    value: &'a str,
 }
 
 impl<'a> Gettable<'a> {
@@ -225,16 +210,7 @@ impl<'a> Gettable<'a> {
             comment: &s.comment,
             created_by: &s.created_by,
             ends_at: Rfc3339(s.ends_at),
-            matchers: s
-                .specs
-                .iter()
-                .map(|m| MatcherJson {
-                    is_equal: m.is_equal,
-                    is_regex: m.is_regex,
-                    name: &m.name,
-                    value: &m.value,
-                })
-                .collect(),
+            matchers: &s.specs,
             starts_at: Rfc3339(s.starts_at),
         }
     }
