@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use faultline::db::Db;
+use faultline::runtime::instance::{Instance, Selection};
 use faultline::runtime::{
-    Failure, Grants, HostContext, Identity, Instance, Limits, Runtime, RuntimeConfig, Selection,
-    World,
+    Failure, Grants, HostContext, Identity, Limits, Runtime, RuntimeConfig, World,
 };
 use faultline_system_tests::{RulesDir, Server, plugin, wait_for};
 

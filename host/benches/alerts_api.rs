@@ -115,10 +115,10 @@ fn listing(c: &mut Criterion) {
     g.bench_function("get_api_v2_alerts_10k_alerts_100_inhibit_rules", |b| {
         b.iter(|| rt.block_on(get(app.clone())))
     });
-    let alerts = svc.external.alerts(faultline::now_ms());
+    let alerts = svc.external().alerts(faultline::model::time::now_ms());
     g.bench_function("muting_pass_10k_alerts_100_inhibit_rules", |b| {
         b.iter(|| {
-            let now = faultline::now_ms();
+            let now = faultline::model::time::now_ms();
             let muter = svc.muter(alerts.iter(), now);
             alerts.iter().filter(|a| muter.is_muted(&a.labels)).count()
         })

@@ -13,9 +13,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use faultline::db::Db;
 use faultline::model::{Labels, Sample, SeriesSamples};
 use faultline::rules::selector::Selector;
+use faultline::runtime::instance::{Instance, Selection};
 use faultline::runtime::{
-    Grants, HostContext, Identity, Instance, Limits, Plugin, Runtime, RuntimeConfig, Selection,
-    World,
+    Grants, HostContext, Identity, Limits, Plugin, Runtime, RuntimeConfig, World,
 };
 use faultline::store::{MatchCache, Store, StoreLimits};
 

@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::connections::ConnectionConfig;
-use crate::rules::duration::PromDuration;
-use crate::rules::{ByteSize, SecretRef};
+use crate::connections::{ConnectionConfig, Connections};
+use crate::model::units::PromDuration;
+use crate::model::units::{ByteSize, SecretRef};
+use crate::rules::Defaults;
+use crate::runtime::Limits;
 
 /// Where `faultline serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
@@ -50,7 +52,7 @@ pub struct Config {
     /// data that feeds their rules comes back (like Prometheus's `for` grace period).
     pub restore_grace: PromDuration,
     /// Scrape jobs (`[[scrape]]`): static targets pulled like Prometheus does.
-    pub scrape: Vec<crate::scrape::ScrapeConfig>,
+    pub scrape: Vec<crate::ingest::scrape::ScrapeConfig>,
     /// Named outbound connections (`[connection.NAME]`) that recovery actions may be
     /// granted: an HTTP API (URL, bearer token, TLS CA) or a Kafka cluster (brokers).
     pub connection: BTreeMap<String, ConnectionConfig>,
@@ -132,5 +134,28 @@ impl Config {
         self.external_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// What rules get where their files are silent, from this configuration.
+    pub fn rule_defaults(&self) -> Defaults {
+        let d = Defaults::default();
+        Defaults {
+            interval: self.evaluation_interval.0,
+            rule_limits: Limits {
+                timeout: self.rule_timeout.0,
+                memory: self.plugin_memory.0,
+                ..d.rule_limits
+            },
+            receiver_limits: Limits {
+                memory: self.plugin_memory.0,
+                ..d.receiver_limits
+            },
+            ..d
+        }
+    }
+
+    /// The configured connections, checked.
+    pub fn connections(&self) -> Result<Connections, String> {
+        Connections::build(&self.connection, Path::new("."))
     }
 }

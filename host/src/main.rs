@@ -98,13 +98,13 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(e),
             };
-            match rt.block_on(faultline::serve(cfg)) {
+            match rt.block_on(faultline::server::serve(cfg)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(e),
             }
         }
         Command::Test { files, plugins } => {
-            if faultline::ruletest::run(&files, &plugins) {
+            if faultline::cli::test::run(&files, &plugins) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -116,11 +116,11 @@ fn main() -> ExitCode {
             dir,
             sdk,
         } => {
-            let Some(sdk) = sdk.or_else(faultline::scaffold::default_sdk) else {
+            let Some(sdk) = sdk.or_else(faultline::cli::new::default_sdk) else {
                 return fail("cannot find faultline-sdk: give its folder with --sdk");
             };
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            match faultline::scaffold::create(&world, &name, &dir, &sdk) {
+            match faultline::cli::new::create(&world, &name, &dir, &sdk) {
                 Ok(files) => {
                     for f in files {
                         println!("created {}", f.display());
@@ -137,11 +137,11 @@ fn main() -> ExitCode {
                 plugin_dirs: plugins,
                 ..Config::default()
             };
-            let runtime = match faultline::service::runtime(None) {
+            let runtime = match faultline::runtime::Runtime::with_data_dir(None) {
                 Ok(r) => r,
                 Err(e) => return fail(e),
             };
-            match faultline::service::check_rules(&cfg, &runtime) {
+            match faultline::cli::check::check(&cfg, &runtime) {
                 Ok(set) => {
                     println!(
                         "{}: {} groups, {} rules, {} receivers: all valid",

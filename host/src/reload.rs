@@ -1,20 +1,31 @@
 //! Hot reload triggers: a watcher on the rules directory (debounced, so an editor's
 //! several writes make one reload) and SIGHUP. `POST /-/reload` is in the HTTP API. Each
-//! calls `Service::reload`, which swaps the new rules in only if all of them load.
+//! trigger arrives as one message on the channel [`triggers`] returns; the service answers
+//! it with a reload, which swaps the new rules in only if all of them load.
 
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::service::Service;
-
 /// Quiet time after the last change before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 
-/// Starts the watcher and the SIGHUP handler for a running service.
-pub fn watch(svc: Arc<Service>) {
+/// What asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The rules directory changed (after the debounce).
+    Changed,
+    /// The process received SIGHUP.
+    Sighup,
+}
+
+/// Starts the watcher on `rules_dir` and the SIGHUP handler; each reload they ask for
+/// arrives on the returned channel. Must run inside a Tokio runtime.
+pub fn triggers(rules_dir: &Path) -> mpsc::UnboundedReceiver<Trigger> {
+    let (out, triggers) = mpsc::unbounded_channel();
+    sighup(out.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     let mut watcher =
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -32,13 +43,12 @@ pub fn watch(svc: Arc<Service>) {
                 tracing::warn!(
                     "cannot watch the rules directory ({e}); reload with SIGHUP or POST /-/reload"
                 );
-                return sighup(svc);
+                return triggers;
             }
         };
-    if let Err(e) = watcher.watch(&svc.config.rules_dir, RecursiveMode::Recursive) {
-        tracing::warn!(dir = %svc.config.rules_dir.display(), "cannot watch the rules directory ({e}); reload with SIGHUP or POST /-/reload");
+    if let Err(e) = watcher.watch(rules_dir, RecursiveMode::Recursive) {
+        tracing::warn!(dir = %rules_dir.display(), "cannot watch the rules directory ({e}); reload with SIGHUP or POST /-/reload");
     }
-    let s = svc.clone();
     tokio::spawn(async move {
         // The watcher lives as long as this task.
         let _watcher = watcher;
@@ -46,13 +56,15 @@ pub fn watch(svc: Arc<Service>) {
             // Debounce: wait until changes stop for a moment.
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
             tracing::info!("rules directory changed: reloading");
-            s.reload().await.ok();
+            if out.send(Trigger::Changed).is_err() {
+                return;
+            }
         }
     });
-    sighup(svc);
+    triggers
 }
 
-fn sighup(svc: Arc<Service>) {
+fn sighup(out: mpsc::UnboundedSender<Trigger>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         return;
@@ -60,7 +72,9 @@ fn sighup(svc: Arc<Service>) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
-            svc.reload().await.ok();
+            if out.send(Trigger::Sighup).is_err() {
+                return;
+            }
         }
     });
 }

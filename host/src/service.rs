@@ -1,27 +1,31 @@
-//! The running service: the store, the rules and their evaluation loops, alert state and
-//! the dispatcher, shared by the HTTP API.
+//! The running service: it owns the handles (store, database, engine, rules, alert state,
+//! dispatcher, outbox), spawns the loops (one per rule group, the dispatcher, the delivery
+//! loop, scrapes, housekeeping, reload triggers) and swaps the rules in on reload. The
+//! stages themselves live in their modules; this file only wires them.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
-use serde::Serialize;
-
-use crate::alerts::{Observation, RuleAlerts, Status, persist};
+use crate::alerts::external::ExternalAlerts;
+use crate::alerts::{Alert, RuleAlerts, Status, persist};
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::db::{Db, DbError};
+use crate::detect::{Health, HealthBook, Verdict};
+use crate::dispatch::mute::Muter;
+use crate::dispatch::silences::Silences;
+use crate::dispatch::{Dispatcher, IncidentView, Routed};
 use crate::metrics::Metrics;
-use crate::model::Labels;
-use crate::notify::{Dispatcher, IncidentView, Routed};
+use crate::model::time::now_ms;
 use crate::outbox::Outbox;
-use crate::rules::template::TemplateContext;
-use crate::rules::{Defaults, LoadContext, LoadErrors, Rule, RuleSet};
-use crate::runtime::{Limits, PluginError, Runtime, RuntimeConfig, RuntimeError, Selection, types};
+use crate::rules::error::{LoadErrors, RuleError};
+use crate::rules::{LoadContext, Rule, RuleSet};
+use crate::runtime::{Runtime, RuntimeError};
 use crate::store::{Store, StoreLimits};
 
 /// Why the service could not start.
@@ -42,44 +46,24 @@ pub enum StartError {
     Config(String),
 }
 
-/// Consecutive failures after which a rule is quarantined.
-const QUARANTINE_AFTER: u32 = 3;
-/// Longest quarantine.
-const MAX_QUARANTINE: Duration = Duration::from_secs(600);
-
-/// A rule's health, as the rules API shows it.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Health {
-    /// "ok", "err", "quarantined" or "unknown" (not evaluated yet).
-    pub health: &'static str,
-    pub last_evaluation: Option<i64>,
-    pub last_duration_seconds: f64,
-    pub last_error: Option<String>,
-    pub consecutive_failures: u32,
-    pub quarantined_until: Option<i64>,
-    /// How many quarantines in a row: each doubles the next.
-    #[serde(skip)]
-    quarantines: u32,
-}
-
 /// The service.
 pub struct Service {
-    pub config: Config,
-    pub store: Arc<Store>,
-    pub db: Db,
-    pub runtime: Runtime,
-    pub metrics: Arc<Metrics>,
+    config: Config,
+    store: Arc<Store>,
+    db: Db,
+    runtime: Runtime,
+    metrics: Arc<Metrics>,
     /// Alerts received from other programs (Alertmanager API, webhooks).
-    pub external: crate::external::ExternalAlerts,
-    pub silences: crate::silences::Silences,
+    external: ExternalAlerts,
+    silences: Silences,
     /// The configuration's connections, granted to recovery actions by name.
-    pub connections: Connections,
+    connections: Connections,
     rules: RwLock<Arc<RuleSet>>,
     alerts: Mutex<HashMap<String, RuleAlerts>>,
-    health: Mutex<HashMap<String, Health>>,
+    health: HealthBook,
     dispatcher: Dispatcher,
     /// Recovery actions: written before they are attempted.
-    pub outbox: Arc<Outbox>,
+    outbox: Arc<Outbox>,
     /// Wakes the dispatcher when alerts changed.
     wake: Notify,
     /// Bumped by each successful reload: evaluation loops of older generations stop.
@@ -102,32 +86,6 @@ pub struct ReloadStatus {
     pub errors: Vec<String>,
 }
 
-/// Everything needed to load rules, from the configuration.
-fn defaults(config: &Config) -> Defaults {
-    let d = Defaults::default();
-    Defaults {
-        interval: config.evaluation_interval.0,
-        rule_limits: Limits {
-            timeout: config.rule_timeout.0,
-            memory: config.plugin_memory.0,
-            ..d.rule_limits
-        },
-        receiver_limits: Limits {
-            memory: config.plugin_memory.0,
-            ..d.receiver_limits
-        },
-        ..d
-    }
-}
-
-/// Creates the engine, with its compile cache in `data_dir` (if given).
-pub fn runtime(data_dir: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
-    Runtime::new(&RuntimeConfig {
-        cache_dir: data_dir.map(|d| d.join("cache")),
-        ..RuntimeConfig::default()
-    })
-}
-
 /// Loads the configured rules directory.
 fn load_rules(
     config: &Config,
@@ -135,48 +93,16 @@ fn load_rules(
     db: &Db,
     connections: &Connections,
 ) -> Result<RuleSet, LoadErrors> {
-    crate::rules::load_dir(
+    crate::rules::load::load_dir(
         &config.rules_dir,
         &LoadContext {
             runtime,
             db,
             plugin_dirs: &config.plugin_dirs,
-            defaults: &defaults(config),
+            defaults: &config.rule_defaults(),
             io: tokio::runtime::Handle::try_current().ok(),
             http: reqwest::Client::new(),
             connections: Some(connections),
-        },
-    )
-}
-
-/// The configuration's connections.
-pub fn connections(config: &Config) -> Result<Connections, String> {
-    Connections::build(&config.connection, Path::new("."))
-}
-
-/// Loads a rules directory as `serve` would, for `faultline check`.
-pub fn check_rules(config: &Config, runtime: &Runtime) -> Result<RuleSet, LoadErrors> {
-    let error = |message: String| {
-        LoadErrors(vec![crate::rules::RuleError {
-            file: config.rules_dir.clone(),
-            line: None,
-            item: None,
-            field: None,
-            message,
-        }])
-    };
-    let db = Db::in_memory().map_err(|e| error(e.to_string()))?;
-    let connections = connections(config).map_err(error)?;
-    crate::rules::load_dir(
-        &config.rules_dir,
-        &LoadContext {
-            runtime,
-            db: &db,
-            plugin_dirs: &config.plugin_dirs,
-            defaults: &defaults(config),
-            io: None,
-            http: reqwest::Client::new(),
-            connections: Some(&connections),
         },
     )
 }
@@ -190,11 +116,11 @@ impl Service {
             source,
         })?;
         let db = Db::open(&config.data_dir.join("faultline.db"))?;
-        let runtime = runtime(Some(config.data_dir.clone()))?;
-        let connections = connections(&config).map_err(StartError::Config)?;
+        let runtime = Runtime::with_data_dir(Some(&config.data_dir))?;
+        let connections = config.connections().map_err(StartError::Config)?;
         let rules = load_rules(&config, &runtime, &db, &connections)?;
         let mut alerts = persist::load(&db).map_err(DbError::from)?;
-        let hold_until = crate::now_ms() + config.restore_grace.0.as_millis() as i64;
+        let hold_until = now_ms() + config.restore_grace.0.as_millis() as i64;
         for a in alerts.values_mut() {
             a.hold(hold_until);
         }
@@ -209,9 +135,9 @@ impl Service {
         metrics.set("faultline_config_last_reload_successful", &[], 1.0);
         let outbox = Arc::new(Outbox::new(db.clone(), metrics.clone()));
         let dispatcher = Dispatcher::new(db.clone(), outbox.clone());
-        let now = crate::now_ms();
-        let external = crate::external::ExternalAlerts::open(&db, now)?;
-        let silences = crate::silences::Silences::open(&db)?;
+        let now = now_ms();
+        let external = ExternalAlerts::open(&db, now)?;
+        let silences = Silences::open(&db)?;
         Ok(Arc::new(Service {
             config,
             store,
@@ -223,7 +149,7 @@ impl Service {
             connections,
             rules: RwLock::new(Arc::new(rules)),
             alerts: Mutex::new(alerts),
-            health: Mutex::new(HashMap::new()),
+            health: HealthBook::default(),
             dispatcher,
             outbox,
             wake: Notify::new(),
@@ -239,6 +165,36 @@ impl Service {
         }))
     }
 
+    /// The server configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The windows of recent data.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Faultline's own metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Alerts received from other programs.
+    pub fn external(&self) -> &ExternalAlerts {
+        &self.external
+    }
+
+    /// The silences.
+    pub fn silences(&self) -> &Silences {
+        &self.silences
+    }
+
+    /// The recovery outbox.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
     /// The loaded rules.
     pub fn rules(&self) -> Arc<RuleSet> {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -249,10 +205,16 @@ impl Service {
         self.ready.load(Ordering::Relaxed)
     }
 
-    /// Starts a loop per rule group, the dispatcher, the rules watcher and housekeeping.
+    /// Starts a loop per rule group, the dispatcher, the delivery loop, scrapes, the reload
+    /// triggers and housekeeping.
     pub fn start(self: &Arc<Self>) {
         self.spawn_groups();
-        crate::scrape::start(self);
+        crate::ingest::scrape::start(
+            &self.config.scrape,
+            self.config.max_body.0,
+            &self.store,
+            &self.metrics,
+        );
         let svc = self.clone();
         tokio::spawn(async move {
             loop {
@@ -271,9 +233,9 @@ impl Service {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
-                svc.store.gc(crate::now_ms());
-                svc.external.gc(crate::now_ms());
-                svc.silences.gc(crate::now_ms());
+                svc.store.gc(now_ms());
+                svc.external.gc(now_ms());
+                svc.silences.gc(now_ms());
                 svc.metrics
                     .set("faultline_series", &[], svc.store.series_count() as f64);
                 svc.metrics.set(
@@ -284,12 +246,18 @@ impl Service {
             }
         });
         let svc = self.clone();
-        tokio::spawn(crate::outbox::run(
+        tokio::spawn(crate::outbox::deliver::run(
             self.outbox.clone(),
             move || svc.rules(),
             self.config.external_url(),
         ));
-        crate::reload::watch(self.clone());
+        let mut triggers = crate::reload::triggers(&self.config.rules_dir);
+        let svc = self.clone();
+        tokio::spawn(async move {
+            while triggers.recv().await.is_some() {
+                svc.reload().await.ok();
+            }
+        });
         self.ready.store(true, Ordering::Relaxed);
     }
 
@@ -316,7 +284,7 @@ impl Service {
                         if *changed.borrow() != generation {
                             return;
                         }
-                        svc.evaluate(rule.clone(), crate::now_ms()).await;
+                        svc.evaluate(rule.clone(), group.interval, now_ms()).await;
                     }
                 }
             });
@@ -335,7 +303,7 @@ impl Service {
         })
         .await
         .unwrap_or_else(|e| {
-            Err(LoadErrors(vec![crate::rules::RuleError {
+            Err(LoadErrors(vec![RuleError {
                 file: self.config.rules_dir.clone(),
                 line: None,
                 item: None,
@@ -343,13 +311,12 @@ impl Service {
                 message: format!("reload task failed: {e}"),
             }]))
         });
-        let now = crate::now_ms();
+        let now = now_ms();
         let mut status = self.reload_status.lock().unwrap_or_else(|e| e.into_inner());
         status.last_attempt = Some(now);
         match loaded {
             Ok(rules) => {
-                let ids: std::collections::HashSet<String> =
-                    rules.rules().map(|r| r.id()).collect();
+                let ids: HashSet<String> = rules.rules().map(|r| r.id()).collect();
                 self.store.retain_at_least(rules.max_range());
                 self.metrics
                     .set("faultline_rules_loaded", &[], ids.len() as f64);
@@ -417,11 +384,20 @@ impl Service {
             .collect()
     }
 
-    /// One dispatcher pass over every alert.
-    /// External alerts join rule alerts here: routed alike, muted alike (silences and
-    /// inhibition).
+    /// A [`Muter`] for one pass at `now`: the silences active then, and `alerts` (every alert
+    /// of the pass, rule and external) as the sources of the loaded inhibit rules.
+    pub fn muter<'a>(&self, alerts: impl IntoIterator<Item = &'a Alert>, now: i64) -> Muter<'a> {
+        Muter::new(
+            self.silences.index(now),
+            self.rules().inhibitor.index(alerts),
+        )
+    }
+
+    /// One dispatcher pass over every alert: mute, route and group, then localize the groups
+    /// that will notify and hand them to the outbox. External alerts join rule alerts here:
+    /// routed alike, muted alike (silences and inhibition).
     pub fn dispatch_tick(&self) {
-        let now = crate::now_ms();
+        let now = now_ms();
         let rules = self.rules();
         let mut alerts = self.routed_alerts();
         alerts.extend(self.external.alerts(now).into_iter().map(|alert| Routed {
@@ -435,7 +411,16 @@ impl Service {
             &|a| muter.is_muted(&a.labels),
             rules.tree.as_ref(),
             &rules.receivers,
-            &|incident, members| self.localize(&rules, incident, members, now),
+            &|incident, members| {
+                crate::localize::localize(
+                    &rules,
+                    &self.store,
+                    &self.metrics,
+                    incident,
+                    members,
+                    now,
+                )
+            },
         );
     }
 
@@ -444,81 +429,16 @@ impl Service {
         self.dispatcher.incidents()
     }
 
-    /// Runs every localization rule that applies to an incident on the data it selects,
-    /// and merges their rankings. A failing localizer is logged and counted; the others
-    /// still count.
-    fn localize(
-        &self,
-        rules: &RuleSet,
-        incident: &types::Incident,
-        alerts: &[&crate::alerts::Alert],
-        now: i64,
-    ) -> Vec<types::Suspect> {
-        let mut lists = Vec::new();
-        for l in &rules.localizers {
-            if !l.applies(alerts.iter().map(|a| &a.labels)) {
-                continue;
-            }
-            let mut exec = l.exec.lock().unwrap_or_else(|e| e.into_inner());
-            let exec = &mut *exec;
-            self.store.select(
-                l.select.as_ref(),
-                Some(l.range),
-                l.logs.as_ref().map(|s| (s, l.range)),
-                now,
-                &mut exec.cache,
-                &mut exec.selection,
-            );
-            self.metrics.inc(
-                "faultline_plugin_calls_total",
-                &[("plugin", &l.plugin.name), ("world", "localizer")],
-            );
-            match exec
-                .instance
-                .localize(now, incident.clone(), &mut exec.selection)
-            {
-                Ok(suspects) => {
-                    tracing::info!(localizer = %l.name, incident = %incident.id, suspects = suspects.len(), "localized");
-                    lists.push((l.name.clone(), suspects));
-                }
-                Err(e) => {
-                    tracing::warn!(localizer = %l.name, incident = %incident.id, "localization failed: {e}");
-                    self.metrics.inc(
-                        "faultline_localization_failures_total",
-                        &[("localizer", &l.name), ("reason", e.failure.reason())],
-                    );
-                }
-            }
-        }
-        crate::outbox::merge_suspects(lists)
-    }
-
-    /// Evaluates one rule at `now`: selection, the plugin call, the alert lifecycle and
-    /// notifications. A failure is recorded in the rule's health; repeated failures
-    /// quarantine the rule with exponential backoff.
-    pub async fn evaluate(self: &Arc<Self>, rule: Arc<Rule>, now: i64) {
+    /// Evaluates one rule at `now` and applies its findings to the rule's alerts. A failure
+    /// is recorded in the rule's health; repeated failures quarantine the rule.
+    pub async fn evaluate(self: &Arc<Self>, rule: Arc<Rule>, interval: Duration, now: i64) {
         let id = rule.id();
-        if let Some(until) = self.health_of(&id).quarantined_until
-            && now < until
-        {
-            self.metrics
-                .inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
+        let m = &self.metrics;
+        if self.health.quarantined(&id, now).is_some() {
+            m.inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
             return;
         }
-        let started = Instant::now();
-        let store = self.store.clone();
-        let r = rule.clone();
-        let result = tokio::task::spawn_blocking(move || evaluate_blocking(&r, &store, now))
-            .await
-            .unwrap_or_else(|e| {
-                Err(PluginError {
-                    rule: rule.id(),
-                    plugin: rule.plugin.name.clone(),
-                    failure: crate::runtime::Failure::Trap(format!("evaluation task failed: {e}")),
-                })
-            });
-        let elapsed = started.elapsed();
-        let m = &self.metrics;
+        let (result, elapsed) = crate::detect::evaluate(&rule, &self.store, now).await;
         m.inc("faultline_rule_evaluations_total", &[("rule", &id)]);
         m.add(
             "faultline_rule_evaluation_duration_seconds_sum",
@@ -536,11 +456,21 @@ impl Service {
                     "faultline_rule_evaluation_failures_total",
                     &[("rule", &id), ("reason", e.failure.reason())],
                 );
-                self.record_failure(&rule, now, elapsed, &e);
+                match self.health.failed(&id, interval, now, elapsed, &e) {
+                    Verdict::Failed { failures } => {
+                        tracing::warn!(rule = %id, failures, "evaluation failed: {e}");
+                    }
+                    Verdict::Quarantined { failures, backoff } => {
+                        tracing::warn!(rule = %id, failures, "evaluation failed: {e}");
+                        tracing::error!(rule = %id, ?backoff, "rule quarantined after {failures} failures");
+                        m.set("faultline_rule_quarantined", &[("rule", &id)], 1.0);
+                    }
+                }
                 return;
             }
         };
-        self.record_success(&id, now, elapsed);
+        self.health.succeeded(&id, now, elapsed);
+        m.set("faultline_rule_quarantined", &[("rule", &id)], 0.0);
         let mut all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
         let alerts = all.entry(id.clone()).or_default();
         let changes = alerts.update(now, observations, rule.for_, rule.keep_firing_for);
@@ -571,75 +501,16 @@ impl Service {
         }
     }
 
-    fn health_of(&self, id: &str) -> Health {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn record_success(&self, id: &str, now: i64, elapsed: Duration) {
-        let mut all = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        let h = all.entry(id.to_string()).or_default();
-        *h = Health {
-            health: "ok",
-            last_evaluation: Some(now),
-            last_duration_seconds: elapsed.as_secs_f64(),
-            ..Health::default()
-        };
-        self.metrics
-            .set("faultline_rule_quarantined", &[("rule", id)], 0.0);
-    }
-
-    fn record_failure(&self, rule: &Rule, now: i64, elapsed: Duration, e: &PluginError) {
-        let id = rule.id();
-        let mut all = self.health.lock().unwrap_or_else(|e| e.into_inner());
-        let h = all.entry(id.clone()).or_default();
-        h.last_evaluation = Some(now);
-        h.last_duration_seconds = elapsed.as_secs_f64();
-        h.last_error = Some(e.to_string());
-        h.consecutive_failures += 1;
-        h.health = "err";
-        tracing::warn!(rule = %id, failures = h.consecutive_failures, "evaluation failed: {e}");
-        // Quarantine after repeated failures, and again after each failed retry.
-        if h.consecutive_failures >= QUARANTINE_AFTER {
-            let interval = self
-                .rules()
-                .groups
-                .iter()
-                .find(|g| g.name == rule.group)
-                .map_or(Duration::from_secs(15), |g| g.interval);
-            let backoff = interval
-                .saturating_mul(1 << h.quarantines.min(16))
-                .min(MAX_QUARANTINE);
-            h.quarantines += 1;
-            h.quarantined_until = Some(now + backoff.as_millis() as i64);
-            h.health = "quarantined";
-            tracing::error!(rule = %id, ?backoff, "rule quarantined after {} failures", h.consecutive_failures);
-            self.metrics
-                .set("faultline_rule_quarantined", &[("rule", &id)], 1.0);
-        }
-    }
-
     /// Every rule with its health.
     pub fn rule_health(&self) -> Vec<(Arc<Rule>, Health)> {
-        let all = self.health.lock().unwrap_or_else(|e| e.into_inner());
         self.rules()
             .rules()
-            .map(|r| {
-                let h = all.get(&r.id()).cloned().unwrap_or(Health {
-                    health: "unknown",
-                    ..Health::default()
-                });
-                (r.clone(), h)
-            })
+            .map(|r| (r.clone(), self.health.get(&r.id())))
             .collect()
     }
 
     /// A snapshot of every rule's alerts: (rule id, alert).
-    pub fn alerts(&self) -> Vec<(String, crate::alerts::Alert)> {
+    pub fn alerts(&self) -> Vec<(String, Alert)> {
         let all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<_> = all
             .iter()
@@ -647,64 +518,5 @@ impl Service {
             .collect();
         out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
         out
-    }
-}
-
-/// The blocking part of an evaluation: select, call the plugin, turn findings into
-/// observations.
-pub(crate) fn evaluate_blocking(
-    rule: &Rule,
-    store: &Store,
-    now: i64,
-) -> Result<Vec<Observation>, PluginError> {
-    let mut exec = rule.exec.lock().unwrap_or_else(|e| e.into_inner());
-    let exec = &mut *exec;
-    store.select(
-        rule.select.as_ref(),
-        rule.range,
-        rule.logs.as_ref().zip(rule.range),
-        now,
-        &mut exec.cache,
-        &mut exec.selection,
-    );
-    let findings = exec.instance.evaluate(now, &mut exec.selection)?;
-    Ok(findings
-        .into_iter()
-        .map(|f| observe(rule, f, &exec.selection))
-        .collect())
-}
-
-/// An alert's labels and annotations from a finding: the series' labels without the metric
-/// name, the finding's labels, the rule's labels, and `alertname`.
-fn observe(rule: &Rule, f: crate::runtime::types::Finding, sel: &Selection) -> Observation {
-    let mut labels = f
-        .series
-        .and_then(|id| sel.labels(id))
-        .map_or_else(Labels::default, |l| (**l).clone());
-    labels.remove("__name__");
-    for l in &f.labels {
-        labels.set(&l.name, &l.value);
-    }
-    for (k, v) in rule.labels.iter() {
-        labels.set(k, v);
-    }
-    labels.set("alertname", &rule.name);
-    let ctx = TemplateContext {
-        labels: &labels,
-        value: f.value,
-        external_labels: None,
-    };
-    let mut annotations = Labels::from_pairs(
-        rule.annotations
-            .iter()
-            .map(|(k, t)| (k.clone(), t.render(&ctx))),
-    );
-    for a in &f.annotations {
-        annotations.set(&a.name, &a.value);
-    }
-    Observation {
-        labels,
-        annotations,
-        value: f.value,
     }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use crate::model::{Labels, LogRecord, Sample, SeriesSamples};
 use crate::rules::selector::{LogSelector, Selector};
-use crate::runtime::{Selection, types};
+use crate::runtime::instance::Selection;
+use crate::runtime::types;
 
 /// Bounds on what the store keeps.
 #[derive(Clone, Debug)]

@@ -46,9 +46,10 @@ pub mod localizer {
     });
 }
 
-/// The WIT types and imported interfaces under one short name for the rest of the SDK.
+/// The WIT types and imported interfaces under one short name for the rest of the SDK. Only
+/// the interfaces with types of their own are here: the imported functions themselves are
+/// called by `crate::host` alone.
 pub(crate) mod wit {
     pub(crate) use super::recovery::faultline::plugin::types::*;
-    #[cfg(target_arch = "wasm32")]
-    pub(crate) use super::recovery::faultline::plugin::{clock, http, kafka, log, state};
+    pub(crate) use super::recovery::faultline::plugin::{http, kafka, log};
 }

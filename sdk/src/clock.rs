@@ -3,8 +3,5 @@
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    #[cfg(target_arch = "wasm32")]
-    return crate::bindings::wit::clock::now_ms();
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::testing::now_ms();
+    crate::host::now_ms()
 }

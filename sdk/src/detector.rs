@@ -139,7 +139,7 @@ impl<T: Detector> Instance<T> {
     }
 }
 
-/// Checks natively that the exported type is a detector (the export itself is Wasm-only).
+/// Checks, on every target, that the exported type is a detector (the export itself is Wasm-only).
 #[doc(hidden)]
 pub const fn assert_detector<T: Detector>() {}
 
@@ -176,7 +176,6 @@ macro_rules! export_detector {
             }
     $crate::__private::detector::export!(Export with_types_in $crate::__private::detector);
         };
-        #[cfg(not(target_arch = "wasm32"))]
         const _: () = $crate::__private::assert_detector::<$rule>();
     };
 }

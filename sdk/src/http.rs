@@ -18,6 +18,9 @@
 
 use std::fmt;
 
+use crate::bindings::wit::http as wit;
+use crate::host;
+
 /// An outbound request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -183,10 +186,9 @@ impl std::error::Error for HttpError {}
 
 /// Sends `request` and waits for the response.
 pub fn send(request: Request) -> Result<Response, HttpError> {
-    #[cfg(target_arch = "wasm32")]
-    return host::send(request);
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::testing::http_send(request);
+    host::http_send(&request.into_wit())
+        .map(Response::from_wit)
+        .map_err(HttpError::from_wit)
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -196,35 +198,41 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
-#[cfg(target_arch = "wasm32")]
-mod host {
-    use super::{ErrorKind, HttpError, Request, Response};
-    use crate::bindings::wit::http as wit;
+// Crossing the host boundary, which speaks the WIT types (natively too: see `crate::host`).
 
-    pub(super) fn send(r: Request) -> Result<Response, HttpError> {
-        let request = wit::Request {
-            method: r.method,
-            url: r.url,
+impl Request {
+    fn into_wit(self) -> wit::Request {
+        wit::Request {
+            method: self.method,
+            url: self.url,
+            headers: self.headers,
+            body: self.body,
+            timeout_ms: self.timeout_ms,
+            connection: self.connection,
+            sign_header: self.sign_header,
+        }
+    }
+}
+
+impl Response {
+    fn from_wit(r: wit::Response) -> Self {
+        Self {
+            status: r.status,
             headers: r.headers,
             body: r.body,
-            timeout_ms: r.timeout_ms,
-            connection: r.connection,
-            sign_header: r.sign_header,
-        };
-        match wit::send(&request) {
-            Ok(r) => Ok(Response {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            }),
-            Err(e) => Err(HttpError {
-                kind: match e.kind {
-                    wit::ErrorKind::Denied => ErrorKind::Denied,
-                    wit::ErrorKind::Transport => ErrorKind::Transport,
-                    wit::ErrorKind::Invalid => ErrorKind::Invalid,
-                },
-                message: e.message,
-            }),
+        }
+    }
+}
+
+impl HttpError {
+    fn from_wit(e: wit::Error) -> Self {
+        Self {
+            kind: match e.kind {
+                wit::ErrorKind::Denied => ErrorKind::Denied,
+                wit::ErrorKind::Transport => ErrorKind::Transport,
+                wit::ErrorKind::Invalid => ErrorKind::Invalid,
+            },
+            message: e.message,
         }
     }
 }

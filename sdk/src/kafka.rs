@@ -8,6 +8,9 @@
 //! # assert_eq!(faultline_sdk::testing::kafka_messages()[0].topic, "remediation");
 //! ```
 
+use crate::bindings::wit::kafka as wit;
+use crate::host;
+
 /// A message to produce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -47,13 +50,18 @@ impl Message {
 
 /// Produces `message`, returning once the broker acknowledged it; an error says why not.
 pub fn produce(message: Message) -> Result<(), String> {
-    #[cfg(target_arch = "wasm32")]
-    return crate::bindings::wit::kafka::produce(&crate::bindings::wit::kafka::Message {
-        topic: message.topic,
-        key: message.key,
-        value: message.value,
-        headers: message.headers,
-    });
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::testing::kafka_produce(message);
+    host::kafka_produce(&message.into_wit())
+}
+
+// Crossing the host boundary, which speaks the WIT types (natively too: see `crate::host`).
+
+impl Message {
+    fn into_wit(self) -> wit::Message {
+        wit::Message {
+            topic: self.topic,
+            key: self.key,
+            value: self.value,
+            headers: self.headers,
+        }
+    }
 }

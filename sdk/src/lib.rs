@@ -205,6 +205,7 @@
 // Generated code: its lints are wit-bindgen's business.
 #[allow(unsafe_code, missing_docs, clippy::all)]
 mod bindings;
+mod host;
 mod incident;
 mod input;
 mod labels;

@@ -176,7 +176,7 @@ impl<T: Localizer> Instance<T> {
     }
 }
 
-/// Checks natively that the exported type is a localizer (the export itself is Wasm-only).
+/// Checks, on every target, that the exported type is a localizer (the export itself is Wasm-only).
 #[doc(hidden)]
 pub const fn assert_localizer<T: Localizer>() {}
 
@@ -212,7 +212,6 @@ macro_rules! export_localizer {
             }
             $crate::__private::localizer::export!(Export with_types_in $crate::__private::localizer);
         };
-        #[cfg(not(target_arch = "wasm32"))]
         const _: () = $crate::__private::assert_localizer::<$rule>();
     };
 }

@@ -7,6 +7,9 @@
 //! log::warn(&format!("{} series without an `instance` label", 3));
 //! ```
 
+use crate::bindings::wit::log as wit;
+use crate::host;
+
 /// How severe a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -24,20 +27,14 @@ pub enum Level {
 
 /// Logs `message` at `level`.
 pub fn log(level: Level, message: &str) {
-    #[cfg(target_arch = "wasm32")]
-    {
-        use crate::bindings::wit::log::{self as host, Level as L};
-        let level = match level {
-            Level::Trace => L::Trace,
-            Level::Debug => L::Debug,
-            Level::Info => L::Info,
-            Level::Warn => L::Warn,
-            Level::Error => L::Error,
-        };
-        host::log(level, message);
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    eprintln!("plugin {level:?}: {message}");
+    let level = match level {
+        Level::Trace => wit::Level::Trace,
+        Level::Debug => wit::Level::Debug,
+        Level::Info => wit::Level::Info,
+        Level::Warn => wit::Level::Warn,
+        Level::Error => wit::Level::Error,
+    };
+    host::log(level, message);
 }
 
 /// Logs at [`Level::Trace`].

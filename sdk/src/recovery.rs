@@ -43,6 +43,10 @@ pub struct RecoverInput {
     pub incident: Incident,
     /// Where the localizers think the fault is, best first.
     pub suspects: Vec<Suspect>,
+    /// Whether the localization is ambiguous: the top suspect does not lead the next by the
+    /// receiver's margin (`rails.min_margin`, else `[localization] min_margin`). A
+    /// notification should say so; an action on a target is never attempted then.
+    pub ambiguous: bool,
     /// 1 on the first attempt.
     pub attempt: u32,
     /// Stable across attempts of the same (incident, action, target): pass it on.
@@ -59,6 +63,7 @@ impl RecoverInput {
             now: input.now,
             incident: crate::incident::Incident::from_wit(input.incident),
             suspects: input.suspects.into_iter().map(Suspect::from_wit).collect(),
+            ambiguous: input.ambiguous,
             attempt: input.attempt,
             idempotency_key: input.idempotency_key,
             receiver: input.receiver,
@@ -114,7 +119,7 @@ impl<T: Recovery> Instance<T> {
     }
 }
 
-/// Checks natively that the exported type is a recovery (the export itself is Wasm-only).
+/// Checks, on every target, that the exported type is a recovery (the export itself is Wasm-only).
 #[doc(hidden)]
 pub const fn assert_recovery<T: Recovery>() {}
 
@@ -147,7 +152,6 @@ macro_rules! export_recovery {
             }
     $crate::__private::recovery::export!(Export with_types_in $crate::__private::recovery);
         };
-        #[cfg(not(target_arch = "wasm32"))]
         const _: () = $crate::__private::assert_recovery::<$rule>();
     };
 }

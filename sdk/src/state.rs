@@ -16,28 +16,21 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::host;
+
 /// The value under `key`, if any.
 pub fn get(key: &str) -> Option<Vec<u8>> {
-    #[cfg(target_arch = "wasm32")]
-    return crate::bindings::wit::state::get(key);
-    #[cfg(not(target_arch = "wasm32"))]
-    return crate::testing::state_get(key);
+    host::state_get(key)
 }
 
 /// Stores `value` under `key`, replacing any previous value.
 pub fn set(key: &str, value: &[u8]) {
-    #[cfg(target_arch = "wasm32")]
-    crate::bindings::wit::state::set(key, value);
-    #[cfg(not(target_arch = "wasm32"))]
-    crate::testing::state_set(key, value);
+    host::state_set(key, value);
 }
 
 /// Removes `key` and its value, if any.
 pub fn delete(key: &str) {
-    #[cfg(target_arch = "wasm32")]
-    crate::bindings::wit::state::delete(key);
-    #[cfg(not(target_arch = "wasm32"))]
-    crate::testing::state_delete(key);
+    host::state_delete(key);
 }
 
 /// The JSON value under `key`. A value that does not parse as `T` (written by an older

@@ -1,5 +1,6 @@
 //! The host, stubbed in-process so plugins are unit-tested natively with `cargo test`
-//! (this module does not exist on Wasm).
+//! (this module does not exist on Wasm). The stub itself is the SDK's native host backend;
+//! this module is how a test drives it and sees what the plugin did.
 //!
 //! Each thread has its own stub, and the test harness runs each test on its own thread, so
 //! tests do not see each other's state. The stub plays:
@@ -23,107 +24,81 @@
 //! assert_eq!(testing::http_requests()[0].url, "https://hooks.example/x");
 //! ```
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::BTreeMap;
 
-use crate::http::{HttpError, Request, Response};
+use crate::bindings::wit;
+use crate::host::stub;
+use crate::http::{ErrorKind, HttpError, Request, Response};
 use crate::kafka::Message;
-
-#[derive(Default)]
-struct Stub {
-    now_ms: Option<i64>,
-    state: BTreeMap<String, Vec<u8>>,
-    http_responses: VecDeque<Result<Response, HttpError>>,
-    http_requests: Vec<Request>,
-    kafka_results: VecDeque<Result<(), String>>,
-    kafka_messages: Vec<Message>,
-}
-
-thread_local! {
-    static STUB: RefCell<Stub> = RefCell::default();
-}
-
-fn with<R>(f: impl FnOnce(&mut Stub) -> R) -> R {
-    STUB.with_borrow_mut(f)
-}
 
 /// Forgets everything: state, clock, queued responses, recorded requests and messages.
 pub fn reset() {
-    with(|s| *s = Stub::default());
+    stub::reset();
 }
 
 /// Sets what [`clock::now_ms`](crate::clock::now_ms) returns.
 pub fn set_now_ms(now_ms: i64) {
-    with(|s| s.now_ms = Some(now_ms));
+    stub::set_now_ms(now_ms);
 }
 
 /// The state store's contents.
 pub fn state() -> BTreeMap<String, Vec<u8>> {
-    with(|s| s.state.clone())
+    stub::state()
 }
 
 /// Queues the result of a future [`http::send`](crate::http::send): results are used in the
 /// order queued, one per request.
 pub fn http_respond(result: Result<Response, HttpError>) {
-    with(|s| s.http_responses.push_back(result));
+    let result = result
+        .map(|r| wit::http::Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
+        .map_err(|e| wit::http::Error {
+            kind: match e.kind {
+                ErrorKind::Denied => wit::http::ErrorKind::Denied,
+                ErrorKind::Transport => wit::http::ErrorKind::Transport,
+                ErrorKind::Invalid => wit::http::ErrorKind::Invalid,
+            },
+            message: e.message,
+        });
+    stub::queue_http_result(result);
 }
 
 /// The requests sent so far, oldest first.
 pub fn http_requests() -> Vec<Request> {
-    with(|s| s.http_requests.clone())
+    stub::http_requests()
+        .into_iter()
+        .map(|r| Request {
+            method: r.method,
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+            timeout_ms: r.timeout_ms,
+            connection: r.connection,
+            sign_header: r.sign_header,
+        })
+        .collect()
 }
 
 /// Queues the result of a future [`kafka::produce`](crate::kafka::produce); without one,
 /// produce succeeds.
 pub fn kafka_respond(result: Result<(), String>) {
-    with(|s| s.kafka_results.push_back(result));
+    stub::queue_kafka_result(result);
 }
 
 /// The messages produced so far, oldest first (failed ones included).
 pub fn kafka_messages() -> Vec<Message> {
-    with(|s| s.kafka_messages.clone())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    with(|s| s.now_ms).unwrap_or_else(|| {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
-    })
-}
-
-pub(crate) fn state_get(key: &str) -> Option<Vec<u8>> {
-    with(|s| s.state.get(key).cloned())
-}
-
-pub(crate) fn state_set(key: &str, value: &[u8]) {
-    with(|s| s.state.insert(key.to_string(), value.to_vec()));
-}
-
-pub(crate) fn state_delete(key: &str) {
-    with(|s| s.state.remove(key));
-}
-
-pub(crate) fn http_send(request: Request) -> Result<Response, HttpError> {
-    with(|s| {
-        let Some(result) = s.http_responses.pop_front() else {
-            panic!(
-                "http::send({} {}) without a response queued: call testing::http_respond first",
-                request.method, request.url
-            );
-        };
-        s.http_requests.push(request);
-        result
-    })
-}
-
-pub(crate) fn kafka_produce(message: Message) -> Result<(), String> {
-    with(|s| {
-        s.kafka_messages.push(message);
-        s.kafka_results.pop_front().unwrap_or(Ok(()))
-    })
+    stub::kafka_messages()
+        .into_iter()
+        .map(|m| Message {
+            topic: m.topic,
+            key: m.key,
+            value: m.value,
+            headers: m.headers,
+        })
+        .collect()
 }
 
 #[cfg(test)]

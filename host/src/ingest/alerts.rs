@@ -18,9 +18,8 @@ use serde::Deserialize;
 
 use super::{
     IngestError, Limit, Limits, Location, Pairs, bounded_labels, check_label, check_label_count,
-    is_label_name,
 };
-use crate::model::Labels;
+use crate::model::{Labels, is_label_name};
 
 /// One alert as posted: its identity (`labels`), extra information (`annotations`) and the
 /// known part of its activity interval, in ms since the epoch.

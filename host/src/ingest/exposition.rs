@@ -13,10 +13,9 @@
 
 use std::collections::HashSet;
 
-use super::{
-    IngestError, Limit, Limits, Location, build_labels, check_label, is_label_name, is_metric_name,
-};
+use super::{IngestError, Limit, Limits, Location, build_labels, check_label};
 use crate::model::{Sample, SeriesSamples};
+use crate::model::{is_label_name, is_metric_name};
 
 /// Parses a text exposition body. Samples without a timestamp get `default_ts` (ms).
 /// `grouping` labels override labels of the same name in the body, as the Pushgateway's do;

@@ -1,4 +1,4 @@
-//! The rule file format (TOML), as plain data. `rules.rs` builds the validated runtime
+//! The rule file format (TOML), as plain data. `load.rs` builds the validated runtime
 //! objects from it.
 //!
 //! ```toml
@@ -28,8 +28,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::duration::PromDuration;
 use super::selector::{LogSelector, Selector};
+use crate::dispatch::inhibit::InhibitRuleConfig;
+use crate::dispatch::route::RouteConfig;
+use crate::model::units::{ByteSize, PromDuration, SecretRef};
+use crate::outbox::rails::RailsConfig;
 
 /// One rule file.
 #[derive(Debug, Deserialize)]
@@ -50,6 +53,24 @@ pub struct RuleFile {
     /// Localization rules: which incidents they apply to, the data they need, the plugin.
     #[serde(default, rename = "localizer")]
     pub localizers: Vec<LocalizerConfig>,
+    /// How the localizers' suspects combine (at most one file of the directory may say).
+    pub localization: Option<LocalizationConfig>,
+}
+
+/// How suspects from several localizers combine into one ranking (`[localization]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalizationConfig {
+    /// The labels that name an entity, in order: suspects merge on the first of them they
+    /// have (`instance`, else `node`, `pod`, `service`), so `{instance="n4", service="db"}`
+    /// from one localizer and `{instance="n4"}` from another are one entity. Default
+    /// `["instance", "node", "pod", "service"]`.
+    pub entity: Option<Vec<String>>,
+    /// Suspects kept per incident, after merging (default 10).
+    pub top: Option<usize>,
+    /// The lead the top suspect needs over the next one for the localization to count as
+    /// clear (default 0.1); receivers' `rails.min_margin` may ask for more.
+    pub min_margin: Option<f64>,
 }
 
 /// A localization rule: ranks suspects for the incidents it matches.
@@ -82,46 +103,9 @@ pub struct LocalizerConfig {
     pub timeout: Option<PromDuration>,
     /// Memory cap of the plugin instance.
     pub memory: Option<ByteSize>,
-}
-
-/// One inhibition rule.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InhibitRuleConfig {
-    /// Matchers the firing source alert must satisfy, e.g. `['severity="critical"']`.
-    #[serde(default)]
-    pub source_matchers: Vec<String>,
-    /// Matchers the inhibited target alert must satisfy.
-    #[serde(default)]
-    pub target_matchers: Vec<String>,
-    /// Labels whose values must be equal in source and target.
-    #[serde(default)]
-    pub equal: Vec<String>,
-}
-
-/// A node of the routing tree, as Alertmanager's `route`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// The receiver of alerts this node matches (inherited from the parent if unset).
-    pub receiver: Option<String>,
-    /// Matchers an alert must satisfy, e.g. `['severity=~"page|critical"']`.
-    #[serde(default)]
-    pub matchers: Vec<String>,
-    /// Labels alerts are grouped by; `["..."]` groups by all labels.
-    pub group_by: Option<Vec<String>>,
-    /// Whether matching goes on to the following siblings after this node matched.
-    #[serde(default, rename = "continue")]
-    pub continue_: bool,
-    /// How long to wait before the first notification of a new group.
-    pub group_wait: Option<PromDuration>,
-    /// How long to wait before notifying a group of changes.
-    pub group_interval: Option<PromDuration>,
-    /// How long to wait before notifying an unchanged firing group again.
-    pub repeat_interval: Option<PromDuration>,
-    /// Child routes.
-    #[serde(default, rename = "routes")]
-    pub routes: Vec<RouteConfig>,
+    /// How much this localizer's score counts when suspects merge (default 1): an entity's
+    /// score is the weighted mean of the localizers' scores for it.
+    pub weight: Option<f64>,
 }
 
 /// A group of rules evaluated together, in order, on one interval.
@@ -205,58 +189,6 @@ pub struct ReceiverConfig {
     pub rails: RailsConfig,
 }
 
-/// Safety rails of a recovery action. The *target* of an action is the best suspect of the
-/// incident (projected on `target` labels when given); without suspects it is the incident.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RailsConfig {
-    /// Labels naming what the action acts on, e.g. `["instance"]`: the target is the best
-    /// suspect that has them. Without a suspect that has them the action is skipped.
-    #[serde(default)]
-    pub target: Vec<String>,
-    /// Suspects scoring below this are not acted on (skipped, and recorded).
-    pub min_score: Option<f64>,
-    /// At most N actions per target per period, written `"3/1h"`.
-    pub rate_limit: Option<RateLimit>,
-    /// After an action on a target, no other action on it for this long.
-    pub cooldown: Option<PromDuration>,
-    /// Record and log what would be done; do nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// At most `count` actions per `per`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    pub count: u32,
-    pub per: std::time::Duration,
-}
-
-impl std::str::FromStr for RateLimit {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad =
-            || format!("invalid rate limit {s:?}: expected a count and a period such as \"3/1h\"");
-        let (n, per) = s.split_once('/').ok_or_else(bad)?;
-        let count: u32 = n.trim().parse().map_err(|_| bad())?;
-        let per: PromDuration = per.trim().parse().map_err(|_| bad())?;
-        if count == 0 || per.0.is_zero() {
-            return Err(format!(
-                "invalid rate limit {s:?}: the count and the period must be more than 0"
-            ));
-        }
-        Ok(RateLimit { count, per: per.0 })
-    }
-}
-
-impl<'de> Deserialize<'de> for RateLimit {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 /// What a recovery plugin may reach.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -273,85 +205,4 @@ pub struct GrantsConfig {
     /// TLS settings, or Kafka brokers, are added by the host).
     #[serde(default)]
     pub connections: Vec<String>,
-}
-
-/// Where a secret comes from: never inline in a rule file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-pub enum SecretRef {
-    /// An environment variable of the server.
-    Env(String),
-    /// A file (relative paths are relative to the rules directory); surrounding white space
-    /// is trimmed.
-    File(PathBuf),
-}
-
-impl SecretRef {
-    /// Reads the secret; relative files are relative to `dir`. Errors say where it was
-    /// looked for, never what it is.
-    pub fn read(&self, dir: &std::path::Path) -> Result<Vec<u8>, String> {
-        match self {
-            SecretRef::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(v.into_bytes()),
-                _ => Err(format!("environment variable {var} is not set")),
-            },
-            SecretRef::File(f) => {
-                let f = if f.is_relative() {
-                    dir.join(f)
-                } else {
-                    f.clone()
-                };
-                match std::fs::read_to_string(&f) {
-                    Ok(v) if !v.trim().is_empty() => Ok(v.trim().as_bytes().to_vec()),
-                    Ok(_) => Err(format!("secret file {} is empty", f.display())),
-                    Err(e) => Err(format!("cannot read secret file {}: {e}", f.display())),
-                }
-            }
-        }
-    }
-}
-
-/// A size in bytes, written `64MiB`, `512KiB`, `1GiB` or a plain number of bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ByteSize(pub usize);
-
-impl std::str::FromStr for ByteSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: usize = num.parse().map_err(|_| {
-            format!("invalid size {s:?}: expected a number and a unit such as 64MiB")
-        })?;
-        let mult = match unit.trim() {
-            "" | "B" => 1,
-            "KiB" | "K" | "KB" => 1 << 10,
-            "MiB" | "M" | "MB" => 1 << 20,
-            "GiB" | "G" | "GB" => 1 << 30,
-            u => {
-                return Err(format!(
-                    "invalid size {s:?}: unknown unit {u:?} (use B, KiB, MiB or GiB)"
-                ));
-            }
-        };
-        n.checked_mul(mult)
-            .map(ByteSize)
-            .ok_or_else(|| format!("size {s:?} is too large"))
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n as usize)),
-            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
-        }
-    }
 }

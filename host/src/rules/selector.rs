@@ -4,6 +4,10 @@
 //! A selector is parsed, and its regexes compiled, once when a rule loads. Matching a label set
 //! is on the hot path of selection, so equality matchers run before regex matchers, and the
 //! common regexes (`a|b|c`, `.*`, `.+`) are answered without the regex engine.
+//!
+//! Series and log selectors share one grammar, parser and lexer (PromQL's and LogQL's
+//! braces are the same), so this file keeps them together at some 600 lines rather than
+//! split one parser across files. The label matchers themselves are `model::matcher`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,8 +16,9 @@ use regex::Regex;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ingest::{is_label_name, is_metric_name};
 use crate::model::Labels;
+use crate::model::is_metric_name;
+use crate::model::matcher::{MatchOp, Matcher, Pattern, go_quote, regex_reason};
 
 const METRIC_NAME: &str = "__name__";
 
@@ -37,165 +42,6 @@ pub enum SelectorError {
     /// A malformed string literal, or a well-formed selector that Prometheus or Loki refuses.
     #[error("at char {pos}: {reason}")]
     Invalid { pos: usize, reason: String },
-}
-
-/// A label matching operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MatchOp {
-    /// `=`
-    Equal,
-    /// `!=`
-    NotEqual,
-    /// `=~`
-    Regex,
-    /// `!~`
-    NotRegex,
-}
-
-impl MatchOp {
-    /// The operator as written: `=`, `!=`, `=~` or `!~`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::Regex => "=~",
-            MatchOp::NotRegex => "!~",
-        }
-    }
-
-    fn is_regex(self) -> bool {
-        matches!(self, MatchOp::Regex | MatchOp::NotRegex)
-    }
-
-    /// Whether the operator accepts what does not match (`!=`, `!~`).
-    pub fn is_negative(self) -> bool {
-        matches!(self, MatchOp::NotEqual | MatchOp::NotRegex)
-    }
-}
-
-impl fmt::Display for MatchOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One label matcher, such as `job="node"` or `instance=~"web-.*"`.
-#[derive(Clone, Debug)]
-pub struct Matcher {
-    name: String,
-    op: MatchOp,
-    value: String,
-    pattern: Pattern,
-}
-
-/// How a matcher tests a value, chosen once so that simple regexes skip the regex engine.
-#[derive(Clone, Debug)]
-enum Pattern {
-    /// `=` and `!=`.
-    Exact,
-    /// A regex that is an alternation of literals, such as `api|web` (or one literal).
-    OneOf(Box<[String]>),
-    /// `.*`
-    Any,
-    /// `.+`
-    NonEmpty,
-    /// Anything else, anchored as Prometheus anchors it: `^(?s:re)$`.
-    Regex(Regex),
-}
-
-impl Matcher {
-    /// Builds a matcher; for a regex operator, an error is the regex compiler's reason.
-    pub fn new(name: String, op: MatchOp, value: String) -> Result<Self, String> {
-        let pattern = if op.is_regex() {
-            compile_anchored(&value)?
-        } else {
-            Pattern::Exact
-        };
-        Ok(Matcher {
-            name,
-            op,
-            value,
-            pattern,
-        })
-    }
-
-    /// The label name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The operator.
-    pub fn op(&self) -> MatchOp {
-        self.op
-    }
-
-    /// The value or regex, unquoted, as written.
-    pub fn value(&self) -> &str {
-        &self.value
-    }
-
-    /// Whether a label value satisfies this matcher; pass `""` for a missing label, as
-    /// Prometheus treats a missing label as one with the empty value.
-    pub fn matches(&self, value: &str) -> bool {
-        let hit = match &self.pattern {
-            Pattern::Exact => value == self.value,
-            Pattern::OneOf(literals) => literals.iter().any(|l| l == value),
-            Pattern::Any => true,
-            Pattern::NonEmpty => !value.is_empty(),
-            Pattern::Regex(re) => re.is_match(value),
-        };
-        hit != self.op.is_negative()
-    }
-}
-
-impl PartialEq for Matcher {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.op == other.op && self.value == other.value
-    }
-}
-
-impl Eq for Matcher {}
-
-impl fmt::Display for Matcher {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if is_label_name(&self.name) {
-            f.write_str(&self.name)?;
-        } else {
-            f.write_str(&go_quote(&self.name))?;
-        }
-        write!(f, "{}{}", self.op, go_quote(&self.value))
-    }
-}
-
-/// Compiles a regex matcher's value. The value must compile on its own first, so that
-/// `a)|(b` cannot break out of the anchoring group.
-fn compile_anchored(re: &str) -> Result<Pattern, String> {
-    match re {
-        ".*" => return Ok(Pattern::Any),
-        ".+" => return Ok(Pattern::NonEmpty),
-        _ => {}
-    }
-    if !re.contains(|c| "\\.+*?()[]{}^$".contains(c)) {
-        return Ok(Pattern::OneOf(re.split('|').map(String::from).collect()));
-    }
-    Regex::new(re).map_err(|e| regex_reason(&e))?;
-    Regex::new(&format!("^(?s:{re})$"))
-        .map(Pattern::Regex)
-        .map_err(|e| regex_reason(&e))
-}
-
-/// The one-line reason inside the regex crate's multi-line error message.
-fn regex_reason(e: &regex::Error) -> String {
-    match e {
-        regex::Error::Syntax(msg) => msg
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("error: "))
-            .unwrap_or(msg)
-            .trim()
-            .to_string(),
-        other => other.to_string(),
-    }
 }
 
 /// A Prometheus series selector: `metric`, `metric{a="b", c!~"x|y"}`, `{__name__=~"node_.*"}`.
@@ -783,31 +629,6 @@ pub(super) fn lex_quoted(src: &str, start: usize) -> Result<(String, usize), (us
         }
     }
     Err((start, "unterminated quoted string".into()))
-}
-
-/// Quotes like Go's strconv.Quote, as Prometheus prints label values.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if c == ' ' || !(c.is_control() || c.is_whitespace()) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ impl log::Host for HostState {
 
 impl clock::Host for HostState {
     fn now_ms(&mut self) -> i64 {
-        crate::now_ms()
+        crate::model::time::now_ms()
     }
 }
 

@@ -29,7 +29,7 @@ pub fn routes() -> Router<Arc<Service>> {
 
 /// Copies the store's counts of dropped data into `faultline_dropped_total{reason}`.
 pub fn export_dropped(svc: &Service) {
-    let d = &svc.store.dropped;
+    let d = &svc.store().dropped;
     for (reason, n) in [
         ("series_limit", &d.series_limit),
         ("stream_limit", &d.stream_limit),
@@ -37,7 +37,7 @@ pub fn export_dropped(svc: &Service) {
         ("too_old", &d.too_old),
         ("records_per_stream", &d.records_per_stream),
     ] {
-        svc.metrics.set(
+        svc.metrics().set(
             "faultline_dropped_total",
             &[("reason", reason)],
             n.load(Ordering::Relaxed) as f64,
@@ -68,7 +68,7 @@ async fn receive(svc: &Service, source: &str, req: Request) -> Result<Received, 
 }
 
 fn reject(svc: &Service, source: &str, code: u16) {
-    svc.metrics.inc(
+    svc.metrics().inc(
         "faultline_ingest_rejected_total",
         &[("source", source), ("code", &code.to_string())],
     );
@@ -100,8 +100,8 @@ async fn remote_write(
     )
     .map_err(refused(&svc, SOURCE))?;
     let n: usize = series.iter().map(|s| s.samples.len()).sum();
-    svc.store.append(series);
-    svc.metrics.add(
+    svc.store().append(series);
+    svc.metrics().add(
         "faultline_samples_ingested_total",
         &[("source", SOURCE)],
         n as f64,
@@ -119,7 +119,7 @@ async fn logs_ndjson(
     let r = receive(&svc, SOURCE, req).await?;
     let limits = ingest_limits(&svc);
     let records = ingest::decode_content_encoding(r.content_encoding.as_deref(), &r.body, &limits)
-        .and_then(|body| ingest::ndjson::parse(&body, crate::now_ms(), &limits))
+        .and_then(|body| ingest::ndjson::parse(&body, crate::model::time::now_ms(), &limits))
         .map_err(refused(&svc, SOURCE))?;
     append_logs(&svc, SOURCE, records);
     Ok(StatusCode::NO_CONTENT)
@@ -143,8 +143,8 @@ async fn loki_push(State(svc): State<Arc<Service>>, req: Request) -> Result<Stat
 
 fn append_logs(svc: &Service, source: &str, records: Vec<crate::model::LogRecord>) {
     let n = records.len();
-    svc.store.append_logs(records);
-    svc.metrics.add(
+    svc.store().append_logs(records);
+    svc.metrics().add(
         "faultline_log_records_ingested_total",
         &[("source", source)],
         n as f64,
@@ -162,7 +162,7 @@ mod tests {
     use crate::ingest::testing::{fixture, headers, remote_write_request, snappy, snappy_bomb};
     use crate::model::STALE_NAN_BITS;
     use crate::rules::selector::LogSelector;
-    use crate::runtime::Selection;
+    use crate::runtime::instance::Selection;
     use crate::store::MatchCache;
 
     /// A service with no rules in a temporary directory.
@@ -223,7 +223,7 @@ mod tests {
     /// The log lines a log selector picks in the hour before `now`.
     fn lines(svc: &Service, selector: &str, now: i64) -> Vec<String> {
         let mut out = Selection::default();
-        svc.store.select(
+        svc.store().select(
             None,
             None,
             Some((
@@ -238,7 +238,7 @@ mod tests {
     }
 
     fn metric(svc: &Service, name: &'static str, labels: &[(&str, &str)]) -> Option<f64> {
-        svc.metrics.get(name, labels)
+        svc.metrics().get(name, labels)
     }
 
     /// A remote_write request of one series `{__name__="m", job="j"}` with these samples.
@@ -266,14 +266,14 @@ mod tests {
             assert_eq!((status, text.as_str()), (204, ""), "{name}");
         }
         assert_eq!(
-            svc.store.instant(r#"node_load1{job="node"}"#, 1795684994458),
+            svc.store().instant(r#"node_load1{job="node"}"#, 1795684994458),
             [(
                 r#"{__name__="node_load1", env="peertest", instance="127.0.0.1:19100", job="node"}"#
                     .to_string(),
                 1.57
             )]
         );
-        assert!(svc.store.series_count() >= 200);
+        assert!(svc.store().series_count() >= 200);
         let ingested = metric(
             &svc,
             "faultline_samples_ingested_total",
@@ -289,7 +289,7 @@ mod tests {
         let body = fixture("prometheus-2.42/remote-write-metadata-only.snappy.pb");
         let (status, _) = post(&svc, "/api/v1/write", &REMOTE_WRITE, body).await;
         assert_eq!(status, 204);
-        assert_eq!(svc.store.series_count(), 0);
+        assert_eq!(svc.store().series_count(), 0);
         assert_eq!(
             metric(
                 &svc,
@@ -311,7 +311,7 @@ mod tests {
         )
         .await;
         assert_eq!(status, 204);
-        assert_eq!(svc.store.instant("m", 2_000).len(), 1);
+        assert_eq!(svc.store().instant("m", 2_000).len(), 1);
         let stale = f64::from_bits(STALE_NAN_BITS);
         let (status, _) = post(
             &svc,
@@ -322,11 +322,15 @@ mod tests {
         .await;
         assert_eq!(status, 204);
         assert_eq!(
-            svc.store.instant("m", 2_000),
+            svc.store().instant("m", 2_000),
             [],
             "within the lookback, but ended by the marker"
         );
-        assert_eq!(svc.store.instant("m", 1_200).len(), 1, "before the marker");
+        assert_eq!(
+            svc.store().instant("m", 1_200).len(),
+            1,
+            "before the marker"
+        );
         // A new sample brings the series back.
         post(
             &svc,
@@ -336,7 +340,7 @@ mod tests {
         )
         .await;
         assert_eq!(
-            svc.store.instant("m", 3_000),
+            svc.store().instant("m", 3_000),
             [(r#"{__name__="m", job="j"}"#.to_string(), 4.0)]
         );
     }
@@ -407,11 +411,11 @@ mod tests {
             (400, "line 2: invalid UTF-8 at byte 1 of the line\n")
         );
         assert_eq!(
-            svc.store.stream_count(),
+            svc.store().stream_count(),
             0,
             "nothing of a refused body is kept"
         );
-        assert_eq!(svc.store.series_count(), 0);
+        assert_eq!(svc.store().series_count(), 0);
         assert_eq!(
             metric(
                 &svc,
@@ -453,7 +457,7 @@ mod tests {
         let svc = Service::new(Config {
             rules_dir: dir.path().join("rules"),
             data_dir: dir.path().join("data"),
-            max_body: crate::rules::ByteSize(100),
+            max_body: crate::model::units::ByteSize(100),
             ..Config::default()
         })
         .unwrap();
@@ -518,14 +522,14 @@ mod tests {
             lines(&svc, r#"{app="pylogging"}"#, 1795685309087 + 1),
             ["db latency high"]
         );
-        assert!(svc.store.stream_count() >= 3);
+        assert!(svc.store().stream_count() >= 3);
     }
 
     #[tokio::test]
     async fn ndjson_logs_are_stored_plain_or_gzipped() {
         use std::io::Write;
         let (svc, _dir) = service();
-        let now = crate::now_ms();
+        let now = crate::model::time::now_ms();
         let body = br#"{"labels": {"app": "api", "instance": "web1"}, "message": "GET / 500 error", "status": 500}
 {"labels": {"app": "api", "instance": "web2"}, "message": "GET / 200"}
 "#;

@@ -52,7 +52,7 @@ async fn outbox(
         ));
     }
     let actions = svc
-        .outbox
+        .outbox()
         .actions(q.state.as_deref(), q.limit.unwrap_or(1000));
     Ok(Json(json!({"status": "success", "data": actions})))
 }
@@ -72,7 +72,7 @@ async fn action(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let (a, payload) = svc
-        .outbox
+        .outbox()
         .action(id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no action {id}")))?;
     let mut v = serde_json::to_value(a).unwrap_or_default();
@@ -83,7 +83,7 @@ async fn action(
 
 async fn retry(State(svc): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    match svc.outbox.retry(id, crate::now_ms()) {
+    match svc.outbox().retry(id, crate::model::time::now_ms()) {
         Ok(a) => Ok(Json(json!({"status": "success", "data": a}))),
         Err(e @ RetryError::NotFound) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -101,5 +101,5 @@ async fn retry(State(svc): State<Shared>, Path(id): Path<String>) -> Result<Json
 }
 
 async fn decisions(State(svc): State<Shared>, Query(q): Query<DecisionQuery>) -> Json<Value> {
-    Json(json!({"status": "success", "data": svc.outbox.decisions(&q)}))
+    Json(json!({"status": "success", "data": svc.outbox().decisions(&q)}))
 }

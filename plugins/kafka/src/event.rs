@@ -13,6 +13,8 @@ struct Event<'a> {
     incident: IncidentPayload<'a>,
     alerts: Vec<AlertmanagerAlert<'a>>,
     suspects: &'a [Suspect],
+    /// The top suspect does not lead the next by the receiver's margin.
+    ambiguous: bool,
     action: Action<'a>,
     #[serde(rename = "externalURL")]
     external_url: &'a str,
@@ -55,6 +57,7 @@ pub(crate) fn value(input: &RecoverInput) -> Result<Vec<u8>, serde_json::Error> 
             .map(|a| a.alertmanager(&input.external_url))
             .collect(),
         suspects: &input.suspects,
+        ambiguous: input.ambiguous,
         action: Action {
             receiver: &input.receiver,
             idempotency_key: &input.idempotency_key,

@@ -18,7 +18,8 @@
 //!
 //! One message per attempt: the key is the incident's id (so one incident's events stay in
 //! order on one partition), the value its JSON event (version 1: the incident, its alerts
-//! as Alertmanager's webhook shows them, the suspects, and the action), and the headers are
+//! as Alertmanager's webhook shows them, the suspects, whether their ranking is `ambiguous`, and
+//! the action), and the headers are
 //! `type` (the `event_type`), `idempotency-key` (stable across retries of one notification:
 //! consumers deduplicate on it) and `content-type: application/json`.
 //!
@@ -223,6 +224,7 @@ mod tests {
                 {"labels": {"instance": "web1"}, "score": 0.9, "reason": "most errors"},
                 {"labels": {"service": "db"}, "score": 0.1, "reason": ""},
             ],
+            "ambiguous": false,
             "action": {"receiver": "events", "idempotencyKey": "idem-42", "attempt": 2},
             "externalURL": "http://faultline:9797",
         });

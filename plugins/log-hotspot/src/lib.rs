@@ -23,8 +23,10 @@
 //! For each node with at least `min_records` records in the window, with `w` and `b` its
 //! share of errors in the window and in the baseline (0 without baseline records), the score
 //! is `(w - b) / (1 - b)`: how much of the room left above its usual error share the node
-//! used up. Nodes whose share did not rise are left out; the best `max_suspects` are returned,
-//! labelled `{<node_label>="<node>"}`.
+//! used up. Nodes whose share did not rise are left out; every other node is returned, best
+//! first, labelled `{<node_label>="<node>"}`. `max_suspects` caps the list, but by default
+//! nothing is cut: the host merges the suspects of several localizers and truncates only after
+//! merging, so a cap here could drop the real cause before it is weighed with other evidence.
 
 use std::collections::BTreeMap;
 
@@ -55,9 +57,10 @@ pub struct Params {
     /// Nodes with fewer records in the window are skipped. Default 5.
     #[serde(default = "default_min_records")]
     pub min_records: u64,
-    /// At most this many suspects. Default 5.
-    #[serde(default = "default_max_suspects")]
-    pub max_suspects: usize,
+    /// At most this many suspects, best first. Default: no limit (the host truncates after
+    /// merging the suspects of every localizer).
+    #[serde(default)]
+    pub max_suspects: Option<usize>,
 }
 
 fn default_node_label() -> String {
@@ -80,10 +83,6 @@ fn default_min_records() -> u64 {
     5
 }
 
-fn default_max_suspects() -> usize {
-    5
-}
-
 /// The localizer, built from validated [`Params`].
 #[derive(Debug)]
 pub struct LogHotspot {
@@ -92,7 +91,7 @@ pub struct LogHotspot {
     error_status: Vec<String>,
     lead_ms: i64,
     min_records: u64,
-    max_suspects: usize,
+    max_suspects: Option<usize>,
     /// `status=`, to find the status in a logfmt line.
     logfmt_key: String,
     /// `"status"`, to find the status in a JSON line.
@@ -126,7 +125,7 @@ impl Localizer for LogHotspot {
                     .to_string(),
             );
         }
-        if p.max_suspects == 0 {
+        if p.max_suspects == Some(0) {
             return Err("params: `max_suspects` must be at least 1".to_string());
         }
         Ok(Self {
@@ -200,7 +199,9 @@ impl Localizer for LogHotspot {
             .collect();
         // Stable: ties keep the nodes' name order.
         suspects.sort_by(|a, b| b.0.total_cmp(&a.0));
-        suspects.truncate(self.max_suspects);
+        if let Some(max) = self.max_suspects {
+            suspects.truncate(max);
+        }
         Ok(suspects.into_iter().map(|(_, s)| s).collect())
     }
 }
@@ -469,7 +470,7 @@ mod tests {
     }
 
     #[test]
-    fn max_suspects_defaults_to_five() {
+    fn every_node_whose_share_rose_is_returned_by_default() {
         let mut b = Input::builder();
         for (i, node) in ["n1", "n2", "n3", "n4", "n5", "n6", "n7"]
             .iter()
@@ -478,7 +479,8 @@ mod tests {
             b = records(b, node, DURING, 10, &[("500", i + 1)]);
         }
         let suspects = localize(&mut default_rule(), incident_at(START), b);
-        assert_eq!(nodes(&suspects), ["n7", "n6", "n5", "n4", "n3"]);
+        // The old default (5) dropped n2 and n1.
+        assert_eq!(nodes(&suspects), ["n7", "n6", "n5", "n4", "n3", "n2", "n1"]);
 
         let mut rule = LogHotspot::configure(r#"{"max_suspects": 2}"#).unwrap();
         let b = records(Input::builder(), "a", DURING, 10, &[("500", 1)]);
@@ -635,7 +637,7 @@ mod tests {
         assert_eq!(rule.error_status, ["5"]);
         assert_eq!(rule.lead_ms, 60_000);
         assert_eq!(rule.min_records, 5);
-        assert_eq!(rule.max_suspects, 5);
+        assert_eq!(rule.max_suspects, None);
     }
 
     #[test]

@@ -34,9 +34,12 @@
 //!
 //! Params (all optional): `by` (default `["instance"]`), `lead` (default `"1m"`;
 //! milliseconds or a duration such as `"90s"`, `"5m"`, `"1h"`), `direction` (`"up"`,
-//! `"down"` or `"both"`, the default), `min_z` (default 3.0), `max_suspects` (default 5),
-//! `min_baseline` (baseline samples a series needs to be judged, default 5). Non-finite
-//! samples (Prometheus's staleness markers) are ignored.
+//! `"down"` or `"both"`, the default), `min_z` (default 3.0), `max_suspects` (default: no
+//! limit; every component at or above `min_z` is returned, best first, because the host
+//! merges the suspects of several localizers and truncates only after merging: a cap here
+//! could drop the real cause before it is weighed with other evidence), `min_baseline`
+//! (baseline samples a series needs to be judged, default 5). Non-finite samples
+//! (Prometheus's staleness markers) are ignored.
 
 use std::collections::BTreeMap;
 
@@ -62,9 +65,10 @@ pub struct Params {
     /// The smallest |z| that makes a suspect. Default 3.
     #[serde(default = "default_min_z")]
     pub min_z: f64,
-    /// At most this many suspects, best first. Default 5.
-    #[serde(default = "default_max_suspects")]
-    pub max_suspects: usize,
+    /// At most this many suspects, best first. Default: no limit (the host truncates after
+    /// merging the suspects of every localizer).
+    #[serde(default)]
+    pub max_suspects: Option<usize>,
     /// Series with fewer baseline samples are not judged. Default 5.
     #[serde(default = "default_min_baseline")]
     pub min_baseline: usize,
@@ -84,10 +88,6 @@ fn default_direction() -> String {
 
 fn default_min_z() -> f64 {
     3.0
-}
-
-fn default_max_suspects() -> usize {
-    5
 }
 
 fn default_min_baseline() -> usize {
@@ -119,7 +119,7 @@ pub struct MetricDeviation {
     lead_ms: i64,
     direction: Direction,
     min_z: f64,
-    max_suspects: usize,
+    max_suspects: Option<usize>,
     min_baseline: usize,
 }
 
@@ -146,7 +146,7 @@ impl Localizer for MetricDeviation {
                 p.min_z
             ));
         }
-        if p.max_suspects == 0 {
+        if p.max_suspects == Some(0) {
             return Err("params: `max_suspects` must be at least 1".to_string());
         }
         // One sample has no spread: every later move would look infinitely unusual.
@@ -204,7 +204,9 @@ impl Localizer for MetricDeviation {
             .collect();
         // Stable sort: equal scores keep the components' (label value) order.
         suspects.sort_by(|a, b| b.score.total_cmp(&a.score));
-        suspects.truncate(self.max_suspects);
+        if let Some(max) = self.max_suspects {
+            suspects.truncate(max);
+        }
         Ok(suspects)
     }
 }
@@ -433,6 +435,26 @@ mod tests {
 
         let suspects = localize(r#"{"max_suspects": 2}"#, data(), &[("firing", START)]);
         assert_eq!(instances(&suspects), ["b", "c"]);
+    }
+
+    #[test]
+    fn every_component_above_min_z_is_returned_by_default() {
+        // Seven components past the threshold: the old default (5) dropped the two
+        // weakest, which the host could then never merge with another localizer's evidence.
+        let mut b = Input::builder().now(NOW);
+        for (i, node) in ["n1", "n2", "n3", "n4", "n5", "n6", "n7"]
+            .iter()
+            .enumerate()
+        {
+            b = b.series(latency(node), &samples(1.0, 1.5 + 0.5 * i as f64, 0.1));
+        }
+        let suspects = localize("{}", b.build(), &[("firing", START)]);
+        assert_eq!(
+            instances(&suspects),
+            ["n7", "n6", "n5", "n4", "n3", "n2", "n1"]
+        );
+        assert!(suspects.windows(2).all(|w| w[0].score > w[1].score));
+        assert_eq!(MetricDeviation::configure("{}").unwrap().max_suspects, None);
     }
 
     #[test]

@@ -27,7 +27,9 @@
 //! ```
 //!
 //! It is rendered against the Alertmanager payload above, plus `suspects` (each with
-//! `labels`, `score` and `reason`, best first) and `idempotencyKey`. A path is keys and array
+//! `labels`, `score` and `reason`, best first), `ambiguous` (true when the top suspect does
+//! not lead the next by the receiver's margin: where the fault is, is not clear) and
+//! `idempotencyKey`. A path is keys and array
 //! indices joined by dots (`alerts.0.labels.instance`). A string that is exactly one
 //! placeholder becomes the value at its path with its JSON type (`alerts` above stays an
 //! array); placeholders inside longer text become the value's text, strings unquoted and

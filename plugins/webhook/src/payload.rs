@@ -28,8 +28,8 @@ pub(crate) fn body(input: &RecoverInput) -> Result<Vec<u8>, serde_json::Error> {
 }
 
 /// What a `body_template` is rendered against: the notification, plus `suspects` (labels,
-/// score, reason; best first) and `idempotencyKey`. Those two stay out of [`body`], which
-/// is exactly Alertmanager's.
+/// score, reason; best first), `ambiguous` (whether the top suspect does not clearly lead)
+/// and `idempotencyKey`. Those stay out of [`body`], which is exactly Alertmanager's.
 pub(crate) fn context(input: &RecoverInput) -> Result<Value, serde_json::Error> {
     let mut context = serde_json::to_value(notification(input))?;
     if let Value::Object(map) = &mut context {
@@ -37,6 +37,7 @@ pub(crate) fn context(input: &RecoverInput) -> Result<Value, serde_json::Error> 
             "suspects".to_string(),
             serde_json::to_value(&input.suspects)?,
         );
+        map.insert("ambiguous".to_string(), Value::from(input.ambiguous));
         map.insert(
             "idempotencyKey".to_string(),
             Value::from(input.idempotency_key.as_str()),

@@ -16,12 +16,12 @@ use super::{
     AmError, Hex, ReceiverName, Rfc3339, json_bytes, parse_bool, parse_filter, passes_filter,
     query_pairs,
 };
+use crate::alerts::external::{ExternalAlert, StoreError};
 use crate::alerts::{Alert, Status};
-use crate::external::{ExternalAlert, StoreError};
+use crate::dispatch::mute::{Muter, Suppression};
 use crate::ingest::alerts::PostableAlert;
 use crate::model::Labels;
-use crate::mute::{Muter, Suppression};
-use crate::rules::selector::Matcher;
+use crate::model::matcher::Matcher;
 use crate::server::{ApiError, body, ingest_limits};
 use crate::service::Service;
 
@@ -33,7 +33,7 @@ pub async fn alerts_create(State(svc): State<Shared>, req: Request) -> Result<St
     let bytes = body(&svc, req.into_body()).await?;
     let posted =
         crate::ingest::alerts::parse_postable(&bytes, &ingest_limits(&svc)).map_err(|e| {
-            svc.metrics
+            svc.metrics()
                 .inc("faultline_alerts_invalid_total", &[("source", "api")]);
             let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
             match e.status() {
@@ -46,11 +46,11 @@ pub async fn alerts_create(State(svc): State<Shared>, req: Request) -> Result<St
                 _ => AmError::Message(status, e.to_string()),
             }
         })?;
-    receive(&svc, "api", posted.valid, svc.config.resolve_timeout.0)
+    receive(&svc, "api", posted.valid, svc.config().resolve_timeout.0)
         .await
         .map_err(|e| AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Some(invalid) = posted.invalid {
-        svc.metrics
+        svc.metrics()
             .inc("faultline_alerts_invalid_total", &[("source", "api")]);
         return Err(AmError::Message(
             StatusCode::BAD_REQUEST,
@@ -70,14 +70,14 @@ pub async fn webhook_receive(
     let bytes = body(&svc, req.into_body()).await?;
     let alerts =
         crate::ingest::alerts::parse_webhook(&bytes, &ingest_limits(&svc)).inspect_err(|_| {
-            svc.metrics
+            svc.metrics()
                 .inc("faultline_alerts_invalid_total", &[("source", "webhook")]);
         })?;
     receive(
         &svc,
         "webhook",
         alerts,
-        svc.config.webhook_resolve_timeout.0,
+        svc.config().webhook_resolve_timeout.0,
     )
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -90,19 +90,19 @@ async fn receive(
     alerts: Vec<PostableAlert>,
     resolve_timeout: Duration,
 ) -> Result<(), StoreError> {
-    let now = crate::now_ms();
+    let now = crate::model::time::now_ms();
     let resolved = alerts
         .iter()
         .filter(|a| a.ends_at.is_some_and(|e| e <= now))
         .count();
     let firing = alerts.len() - resolved;
-    svc.external
+    svc.external()
         .receive(alerts, now, resolve_timeout)
         .await
         .inspect_err(|e| tracing::error!("{e}"))?;
     for (status, n) in [("firing", firing), ("resolved", resolved)] {
         if n > 0 {
-            svc.metrics.add(
+            svc.metrics().add(
                 "faultline_alerts_received_total",
                 &[("source", source), ("status", status)],
                 n as f64,
@@ -172,13 +172,13 @@ impl AlertsQuery {
 /// `GET /api/v2/alerts`.
 pub async fn alerts_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
     let q = AlertsQuery::parse(uri.query())?;
-    Ok(json_bytes(list(&svc, &q, crate::now_ms())))
+    Ok(json_bytes(list(&svc, &q, crate::model::time::now_ms())))
 }
 
 /// `GET /api/v2/alerts/groups`: the listed alerts in the groups of the routing tree.
 pub async fn alert_groups_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
     let q = AlertsQuery::parse(uri.query())?;
-    Ok(json_bytes(groups(&svc, &q, crate::now_ms())))
+    Ok(json_bytes(groups(&svc, &q, crate::model::time::now_ms())))
 }
 
 /// An alert as the API lists it.
@@ -256,7 +256,7 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
         })
         .collect();
     out.extend(
-        svc.external
+        svc.external()
             .snapshot()
             .into_iter()
             .filter(|e| !e.is_resolved(now))
@@ -291,7 +291,7 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
 /// Silences and inhibition for the listed alerts (all firing: all inhibition sources).
 fn muter<'a>(svc: &Service, listed: &'a [Listed], now: i64) -> Muter<'a> {
     Muter::new(
-        svc.silences.index(now),
+        svc.silences().index(now),
         svc.rules()
             .inhibitor
             .index_firing(listed.iter().map(Listed::labels)),
@@ -353,7 +353,7 @@ pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
             .listed
             .recovery
             .as_deref()
-            .map(crate::route::Route::direct);
+            .map(crate::dispatch::route::Route::direct);
         routes.extend(own.as_ref());
         for route in routes {
             let gl = route.group_by.group_labels(labels);

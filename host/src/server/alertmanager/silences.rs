@@ -10,9 +10,9 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::{AmError, Rfc3339, json_response, parse_filter, passes_filter, query_pairs};
+use crate::dispatch::silences::{MatcherSpec, Silence, SilenceError, SilenceSpec, is_uuid};
 use crate::server::body;
 use crate::service::Service;
-use crate::silences::{MatcherSpec, Silence, SilenceError, SilenceSpec, is_uuid};
 
 type Shared = Arc<Service>;
 
@@ -45,7 +45,7 @@ struct PostableMatcher {
 /// the silence.
 pub async fn silences_create(State(svc): State<Shared>, req: Request) -> Result<Response, AmError> {
     let bytes = body(&svc, req.into_body()).await?;
-    let now = crate::now_ms();
+    let now = crate::model::time::now_ms();
     let spec = parse_postable(&bytes)?;
     if spec.starts_at >= spec.ends_at {
         return Err(AmError::Message(
@@ -59,7 +59,7 @@ pub async fn silences_create(State(svc): State<Shared>, req: Request) -> Result<
             "Failed to create silence: end time can't be in the past".into(),
         ));
     }
-    let id = svc.silences.set(spec, now).map_err(|e| {
+    let id = svc.silences().set(spec, now).map_err(|e| {
         let status = match e {
             SilenceError::NotFound => StatusCode::NOT_FOUND,
             SilenceError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -118,8 +118,8 @@ fn parse_postable(bytes: &[u8]) -> Result<SilenceSpec, AmError> {
 pub async fn silences_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
     let pairs = query_pairs(uri.query());
     let filter = parse_filter(&pairs)?;
-    let now = crate::now_ms();
-    let silences = svc.silences.list(now);
+    let now = crate::model::time::now_ms();
+    let silences = svc.silences().list(now);
     let out: Vec<Gettable> = silences
         .iter()
         .filter(|s| {
@@ -143,10 +143,13 @@ pub async fn silence_get(
 ) -> Result<Response, AmError> {
     check_id(&id)?;
     let s = svc
-        .silences
+        .silences()
         .get(&id)
         .ok_or(AmError::Empty(StatusCode::NOT_FOUND))?;
-    Ok(json_response(&Gettable::new(&s, crate::now_ms())))
+    Ok(json_response(&Gettable::new(
+        &s,
+        crate::model::time::now_ms(),
+    )))
 }
 
 /// `DELETE /api/v2/silence/{id}`: expires the silence.
@@ -155,8 +158,8 @@ pub async fn silence_delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AmError> {
     check_id(&id)?;
-    svc.silences
-        .expire(&id, crate::now_ms())
+    svc.silences()
+        .expire(&id, crate::model::time::now_ms())
         .map_err(|e| match e {
             SilenceError::NotFound => AmError::Message(StatusCode::NOT_FOUND, e.to_string()),
             e => AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

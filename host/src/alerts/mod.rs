@@ -1,0 +1,474 @@
+//! The alert lifecycle of a rule, with Prometheus's semantics: a finding makes an alert
+//! pending; it fires once it has been found for `for`; when its finding is gone it keeps
+//! firing for `keep_firing_for`, then resolves. Resolved alerts are kept a while so their
+//! resolution is notified, then forgotten.
+
+pub mod external;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::model::Labels;
+
+/// How long a resolved alert is kept (as Prometheus does) so its resolution is sent.
+pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
+
+/// Where an alert is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Firing,
+    Resolved,
+}
+
+impl Status {
+    /// The lowercase name, as the API and plugins see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Firing => "firing",
+            Status::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert instance of a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub value: Option<f64>,
+    pub status: Status,
+    /// When the finding first appeared (ms).
+    pub active_at: i64,
+    pub fired_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    /// The last evaluation that found it (ms).
+    pub last_seen: i64,
+    /// Restored after a restart: held as it is until this time (ms) even if not found,
+    /// while the data that feeds the rule comes back. Not persisted.
+    pub hold_until: Option<i64>,
+}
+
+/// What one evaluation found for one alert instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub value: Option<f64>,
+}
+
+/// A change of an alert's status during an evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    pub labels: Labels,
+    pub from: Option<Status>,
+    pub to: Status,
+}
+
+/// The alerts of one rule, keyed by their label set.
+#[derive(Clone, Debug, Default)]
+pub struct RuleAlerts {
+    alerts: HashMap<Labels, Alert>,
+}
+
+impl RuleAlerts {
+    /// Every alert, pending, firing or recently resolved.
+    pub fn iter(&self) -> impl Iterator<Item = &Alert> {
+        self.alerts.values()
+    }
+
+    /// Number of alerts held.
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// Whether no alert is held.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    /// Holds every pending and firing alert until `until` (ms): for alerts restored after a
+    /// restart, until their data is back.
+    pub fn hold(&mut self, until: i64) {
+        for a in self.alerts.values_mut() {
+            if a.status != Status::Resolved {
+                a.hold_until = Some(until);
+            }
+        }
+    }
+
+    /// Applies one evaluation's observations at `now` and returns what changed.
+    pub fn update(
+        &mut self,
+        now: i64,
+        observations: Vec<Observation>,
+        for_: Duration,
+        keep_firing_for: Duration,
+    ) -> Vec<Change> {
+        let for_ms = for_.as_millis() as i64;
+        let kff_ms = keep_firing_for.as_millis() as i64;
+        let mut changes = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(observations.len());
+        for obs in observations {
+            if !seen.insert(obs.labels.clone()) {
+                // Two findings with one label set: the first wins, as one alert can only
+                // have one value.
+                continue;
+            }
+            match self.alerts.get_mut(&obs.labels) {
+                Some(a) if a.status != Status::Resolved => {
+                    a.value = obs.value;
+                    a.annotations = obs.annotations;
+                    a.last_seen = now;
+                    if a.status == Status::Pending && now - a.active_at >= for_ms {
+                        a.status = Status::Firing;
+                        a.fired_at = Some(now);
+                        changes.push(Change {
+                            labels: a.labels.clone(),
+                            from: Some(Status::Pending),
+                            to: Status::Firing,
+                        });
+                    }
+                }
+                existing => {
+                    // New, or resolved and back: a new alert instance.
+                    let from = existing.map(|a| a.status);
+                    let status = if for_ms == 0 {
+                        Status::Firing
+                    } else {
+                        Status::Pending
+                    };
+                    changes.push(Change {
+                        labels: obs.labels.clone(),
+                        from,
+                        to: status,
+                    });
+                    self.alerts.insert(
+                        obs.labels.clone(),
+                        Alert {
+                            labels: obs.labels,
+                            annotations: obs.annotations,
+                            value: obs.value,
+                            status,
+                            active_at: now,
+                            fired_at: (status == Status::Firing).then_some(now),
+                            resolved_at: None,
+                            last_seen: now,
+                            hold_until: None,
+                        },
+                    );
+                }
+            }
+        }
+        let retention = RESOLVED_RETENTION.as_millis() as i64;
+        self.alerts.retain(|labels, a| {
+            if seen.contains(labels) {
+                a.hold_until = None;
+                return true;
+            }
+            if a.status != Status::Resolved && a.hold_until.is_some_and(|h| now < h) {
+                return true;
+            }
+            match a.status {
+                Status::Pending => {
+                    changes.push(Change {
+                        labels: labels.clone(),
+                        from: Some(Status::Pending),
+                        to: Status::Resolved,
+                    });
+                    false
+                }
+                Status::Firing if now - a.last_seen < kff_ms => true,
+                Status::Firing => {
+                    a.status = Status::Resolved;
+                    a.resolved_at = Some(now);
+                    changes.push(Change {
+                        labels: labels.clone(),
+                        from: Some(Status::Firing),
+                        to: Status::Resolved,
+                    });
+                    true
+                }
+                Status::Resolved => a.resolved_at.is_some_and(|r| now - r < retention),
+            }
+        });
+        changes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(instance: &str, v: f64) -> Observation {
+        Observation {
+            labels: Labels::from_pairs([("alertname", "A"), ("instance", instance)]),
+            annotations: Labels::default(),
+            value: Some(v),
+        }
+    }
+
+    fn status(r: &RuleAlerts, instance: &str) -> Option<Status> {
+        r.iter()
+            .find(|a| a.labels.get("instance") == Some(instance))
+            .map(|a| a.status)
+    }
+
+    const S: i64 = 1000;
+
+    #[test]
+    fn pending_then_firing_after_for_then_resolved() {
+        let mut r = RuleAlerts::default();
+        let f = Duration::from_secs(30);
+        let z = Duration::ZERO;
+        r.update(0, vec![obs("a", 1.0)], f, z);
+        assert_eq!(status(&r, "a"), Some(Status::Pending));
+        r.update(29 * S, vec![obs("a", 2.0)], f, z);
+        assert_eq!(status(&r, "a"), Some(Status::Pending));
+        let ch = r.update(30 * S, vec![obs("a", 3.0)], f, z);
+        assert_eq!(status(&r, "a"), Some(Status::Firing));
+        assert_eq!(ch[0].to, Status::Firing);
+        assert_eq!(r.iter().next().unwrap().value, Some(3.0));
+        let ch = r.update(45 * S, vec![], f, z);
+        assert_eq!(status(&r, "a"), Some(Status::Resolved));
+        assert_eq!(ch[0].from, Some(Status::Firing));
+        // Kept for the retention, then gone.
+        r.update(45 * S + RESOLVED_RETENTION.as_millis() as i64, vec![], f, z);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn pending_alert_that_disappears_is_dropped_without_firing() {
+        let mut r = RuleAlerts::default();
+        r.update(
+            0,
+            vec![obs("a", 1.0)],
+            Duration::from_secs(60),
+            Duration::ZERO,
+        );
+        r.update(10 * S, vec![], Duration::from_secs(60), Duration::ZERO);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn zero_for_fires_at_once() {
+        let mut r = RuleAlerts::default();
+        let ch = r.update(0, vec![obs("a", 1.0)], Duration::ZERO, Duration::ZERO);
+        assert_eq!(ch[0].to, Status::Firing);
+    }
+
+    #[test]
+    fn keep_firing_for_holds_then_resolves() {
+        let mut r = RuleAlerts::default();
+        let kff = Duration::from_secs(60);
+        r.update(0, vec![obs("a", 1.0)], Duration::ZERO, kff);
+        r.update(30 * S, vec![], Duration::ZERO, kff);
+        assert_eq!(status(&r, "a"), Some(Status::Firing));
+        r.update(59 * S, vec![], Duration::ZERO, kff);
+        assert_eq!(status(&r, "a"), Some(Status::Firing));
+        r.update(60 * S, vec![], Duration::ZERO, kff);
+        assert_eq!(status(&r, "a"), Some(Status::Resolved));
+    }
+
+    #[test]
+    fn held_alerts_survive_missing_findings_until_the_hold_ends() {
+        let mut r = RuleAlerts::default();
+        r.update(0, vec![obs("a", 1.0)], Duration::ZERO, Duration::ZERO);
+        r.update(
+            0,
+            vec![obs("a", 1.0), obs("p", 1.0)],
+            Duration::from_secs(600),
+            Duration::ZERO,
+        );
+        assert_eq!(status(&r, "p"), Some(Status::Pending));
+        r.hold(10 * S);
+        r.update(5 * S, vec![], Duration::ZERO, Duration::ZERO);
+        assert_eq!(status(&r, "a"), Some(Status::Firing));
+        assert_eq!(status(&r, "p"), Some(Status::Pending));
+        r.update(10 * S, vec![], Duration::ZERO, Duration::ZERO);
+        assert_eq!(status(&r, "a"), Some(Status::Resolved));
+        assert_eq!(status(&r, "p"), None);
+    }
+
+    #[test]
+    fn resolved_alert_that_returns_is_a_new_instance() {
+        let mut r = RuleAlerts::default();
+        let f = Duration::from_secs(10);
+        r.update(0, vec![obs("a", 1.0)], Duration::ZERO, Duration::ZERO);
+        r.update(S, vec![], Duration::ZERO, Duration::ZERO);
+        r.update(2 * S, vec![obs("a", 1.0)], f, Duration::ZERO);
+        let a = r.iter().next().unwrap();
+        assert_eq!(a.status, Status::Pending);
+        assert_eq!(a.active_at, 2 * S);
+        assert_eq!(a.resolved_at, None);
+    }
+}
+
+/// Alert state in the database, so that a restart neither re-fires nor forgets.
+pub mod persist {
+    use std::collections::HashMap;
+
+    use rusqlite::params;
+
+    use super::{Alert, Change, RuleAlerts, Status};
+    use crate::db::Db;
+    use crate::model::Labels;
+
+    fn labels_json(l: &Labels) -> String {
+        serde_json::to_string(&l.iter().collect::<Vec<_>>()).unwrap_or_else(|_| "[]".into())
+    }
+
+    fn labels_from_json(s: &str) -> Labels {
+        let pairs: Vec<(String, String)> = serde_json::from_str(s).unwrap_or_default();
+        Labels::from_pairs(pairs)
+    }
+
+    /// Every rule's alerts as last written.
+    pub fn load(db: &Db) -> rusqlite::Result<HashMap<String, RuleAlerts>> {
+        db.with(|c| {
+            let mut st = c.prepare(
+                "SELECT rule, labels, annotations, value, status, active_at, fired_at,
+                        resolved_at, last_seen FROM alerts",
+            )?;
+            let rows = st.query_map([], |r| {
+                let status: String = r.get(4)?;
+                Ok((
+                    r.get::<_, String>(0)?,
+                    Alert {
+                        labels: labels_from_json(&r.get::<_, String>(1)?),
+                        annotations: labels_from_json(&r.get::<_, String>(2)?),
+                        value: r.get(3)?,
+                        status: match status.as_str() {
+                            "pending" => Status::Pending,
+                            "firing" => Status::Firing,
+                            _ => Status::Resolved,
+                        },
+                        active_at: r.get(5)?,
+                        fired_at: r.get(6)?,
+                        resolved_at: r.get(7)?,
+                        last_seen: r.get(8)?,
+                        hold_until: None,
+                    },
+                ))
+            })?;
+            let mut out: HashMap<String, RuleAlerts> = HashMap::new();
+            for row in rows {
+                let (rule, alert) = row?;
+                out.entry(rule)
+                    .or_default()
+                    .alerts
+                    .insert(alert.labels.clone(), alert);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Writes what an evaluation changed: the alerts named in `changes` (and, for rules
+    /// with `keep_firing_for`, every firing alert, whose last-seen time matters).
+    pub fn save(
+        db: &Db,
+        rule: &str,
+        alerts: &RuleAlerts,
+        changes: &[Change],
+        all_firing: bool,
+    ) -> rusqlite::Result<()> {
+        if changes.is_empty() && !all_firing {
+            return Ok(());
+        }
+        let mut touched: Vec<&Labels> = changes.iter().map(|c| &c.labels).collect();
+        if all_firing {
+            touched.extend(
+                alerts
+                    .iter()
+                    .filter(|a| a.status == Status::Firing)
+                    .map(|a| &a.labels),
+            );
+        }
+        db.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            for labels in touched {
+                let key = labels_json(labels);
+                match alerts.alerts.get(labels) {
+                    Some(a) => {
+                        tx.execute(
+                            "INSERT INTO alerts (rule, labels, annotations, value, status,
+                                 active_at, fired_at, resolved_at, last_seen)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                             ON CONFLICT (rule, labels) DO UPDATE SET
+                                 annotations = excluded.annotations, value = excluded.value,
+                                 status = excluded.status, active_at = excluded.active_at,
+                                 fired_at = excluded.fired_at, resolved_at = excluded.resolved_at,
+                                 last_seen = excluded.last_seen",
+                            params![
+                                rule,
+                                key,
+                                labels_json(&a.annotations),
+                                a.value,
+                                a.status.as_str(),
+                                a.active_at,
+                                a.fired_at,
+                                a.resolved_at,
+                                a.last_seen
+                            ],
+                        )?;
+                    }
+                    None => {
+                        tx.execute(
+                            "DELETE FROM alerts WHERE rule = ?1 AND labels = ?2",
+                            params![rule, key],
+                        )?;
+                    }
+                }
+            }
+            // Resolved alerts past their retention are dropped from memory by `update`.
+            tx.execute(
+                "DELETE FROM alerts WHERE rule = ?1 AND status = 'resolved' AND resolved_at < ?2",
+                params![
+                    rule,
+                    crate::model::time::now_ms() - super::RESOLVED_RETENTION.as_millis() as i64
+                ],
+            )?;
+            tx.commit()
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::time::Duration;
+
+        use super::super::{Observation, RuleAlerts, Status};
+        use super::*;
+
+        #[test]
+        fn alerts_survive_a_restart_with_their_times() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("f.db");
+            let db = Db::open(&path).unwrap();
+            let mut r = RuleAlerts::default();
+            let obs = |i: &str| Observation {
+                labels: Labels::from_pairs([("alertname", "A"), ("instance", i)]),
+                annotations: Labels::from_pairs([("summary", "s")]),
+                value: Some(1.5),
+            };
+            let f = Duration::from_secs(60);
+            let ch = r.update(1000, vec![obs("a"), obs("b")], f, Duration::ZERO);
+            save(&db, "g/A", &r, &ch, false).unwrap();
+            let ch = r.update(61_000, vec![obs("a")], f, Duration::ZERO);
+            save(&db, "g/A", &r, &ch, false).unwrap();
+            drop(db);
+
+            let loaded = load(&Db::open(&path).unwrap()).unwrap();
+            let a: Vec<_> = loaded["g/A"].iter().cloned().collect();
+            assert_eq!(a.len(), 1, "the dropped pending alert is gone");
+            assert_eq!(a[0].status, Status::Firing);
+            assert_eq!(a[0].active_at, 1000);
+            assert_eq!(a[0].fired_at, Some(61_000));
+            assert_eq!(a[0].annotations.get("summary"), Some("s"));
+            assert_eq!(a[0], *r.iter().next().unwrap());
+        }
+    }
+}

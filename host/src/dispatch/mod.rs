@@ -1,0 +1,274 @@
+//! From alerts to recovery actions, as Alertmanager's dispatcher does it.
+//!
+//! On every tick (and whenever alerts change), each firing or resolved alert that is not
+//! muted is routed through the routing tree (and to its rule's own `recovery` receiver, if
+//! any) into aggregation groups keyed by receiver, route and group labels. A group is
+//! flushed `group_wait` after it appears and then every `group_interval`; a flush notifies
+//! only if the group's firing set grew, an alert notified as firing has resolved, or
+//! `repeat_interval` has passed. What was notified is kept in the notification log, in the
+//! database, so a restart neither re-notifies nor forgets when to repeat.
+//!
+//! A notification is an incident: before it goes out, the localization rules that match its
+//! alerts rank suspects for it. It is then handed to the outbox (see `outbox/`), which
+//! applies the receiver's safety rails, writes the action durably and delivers it with
+//! retries; the notification log is written with it, so a restart neither loses nor
+//! repeats it.
+
+pub mod incident;
+pub mod inhibit;
+pub mod mute;
+pub mod nflog;
+pub mod route;
+pub mod silences;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::alerts::{Alert, Status};
+use crate::db::Db;
+use crate::dispatch::incident::{alerts_key, incident};
+use crate::dispatch::nflog::Nflog;
+use crate::dispatch::route::Route;
+use crate::localize::Ranking;
+use crate::model::Labels;
+use crate::model::incident::Incident;
+use crate::outbox::{Outbox, Planned};
+use crate::rules::Receiver;
+
+/// An alert offered to the dispatcher, with the receiver its rule names (if any).
+#[derive(Clone, Debug)]
+pub struct Routed {
+    pub alert: Alert,
+    pub recovery: Option<String>,
+}
+
+/// Timers of one aggregation group.
+struct GroupTimer {
+    created_at: i64,
+    last_flush: Option<i64>,
+}
+
+struct State {
+    nflog: Nflog,
+    timers: HashMap<(String, String), GroupTimer>,
+    /// The latest view of each incident, by id, for the API.
+    incidents: BTreeMap<String, IncidentView>,
+}
+
+/// An incident as the API shows it: its alerts, its suspects and where it went.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IncidentView {
+    #[serde(flatten)]
+    pub incident: Incident,
+    /// Ranked suspects from the localization rules that matched, best first, with how far
+    /// the first leads and whether that is too little to act on (`ambiguous`).
+    #[serde(flatten)]
+    pub localization: Ranking,
+    /// Receivers the incident was last notified to.
+    pub receivers: Vec<String>,
+    /// When it was last notified (ms).
+    pub updated_at: i64,
+}
+
+/// Incidents kept for the API.
+const MAX_INCIDENTS: usize = 1000;
+
+/// Ranks suspects for an incident: given the incident and its alerts, returns the merged
+/// ranking of every localization rule that applies.
+pub type Localize<'a> = dyn Fn(&Incident, &[&Alert]) -> Ranking + 'a;
+
+/// Groups alerts into incidents and hands notifications to the outbox.
+pub struct Dispatcher {
+    state: Arc<Mutex<State>>,
+    outbox: Arc<Outbox>,
+}
+
+/// Alertmanager's group key: the route's key and the group labels.
+pub fn group_key(route_key: &str, group_labels: &Labels) -> String {
+    format!("{route_key}:{group_labels}").replace("\", ", "\",")
+}
+
+impl Dispatcher {
+    pub fn new(db: Db, outbox: Arc<Outbox>) -> Dispatcher {
+        Dispatcher {
+            state: Arc::new(Mutex::new(State {
+                nflog: Nflog::open(db),
+                timers: HashMap::new(),
+                incidents: BTreeMap::new(),
+            })),
+            outbox,
+        }
+    }
+
+    /// The incidents notified lately, newest first.
+    pub fn incidents(&self) -> Vec<IncidentView> {
+        let mut out: Vec<IncidentView> = self.lock().incidents.values().cloned().collect();
+        out.sort_by_key(|v| std::cmp::Reverse(v.updated_at));
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One pass over every alert at `now`: route, group, and flush the groups that are due.
+    pub fn tick(
+        &self,
+        now: i64,
+        alerts: &[Routed],
+        muted: &dyn Fn(&Alert) -> bool,
+        tree: Option<&Route>,
+        receivers: &BTreeMap<String, Arc<Receiver>>,
+        localize: &Localize<'_>,
+    ) {
+        // (receiver, group key) -> (route, group labels, alerts)
+        let mut groups: HashMap<(String, String), (Route, Labels, Vec<&Alert>)> = HashMap::new();
+        let mut direct: HashMap<String, Route> = HashMap::new();
+        for r in alerts {
+            let a = &r.alert;
+            if a.status == Status::Pending || muted(a) {
+                continue;
+            }
+            let mut routes: Vec<&Route> = tree.map(|t| t.matches(&a.labels)).unwrap_or_default();
+            let own;
+            if let Some(rec) = &r.recovery {
+                own = direct
+                    .entry(rec.clone())
+                    .or_insert_with(|| Route::direct(rec))
+                    .clone();
+                routes.push(&own);
+            }
+            for route in routes {
+                let gl = route.group_by.group_labels(&a.labels);
+                let key = group_key(&route.key, &gl);
+                groups
+                    .entry((route.receiver.clone(), key))
+                    .or_insert_with(|| (route.clone(), gl, Vec::new()))
+                    .2
+                    .push(a);
+            }
+        }
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut localized: HashMap<String, Ranking> = HashMap::new();
+        state.timers.retain(|k, _| groups.contains_key(k));
+        for ((receiver_name, key), (route, gl, mut members)) in groups {
+            let id = (receiver_name.clone(), key.clone());
+            let timer = state.timers.entry(id.clone()).or_insert(GroupTimer {
+                created_at: now,
+                last_flush: None,
+            });
+            let due = match timer.last_flush {
+                None => now >= timer.created_at + route.group_wait.as_millis() as i64,
+                Some(t) => now >= t + route.group_interval.as_millis() as i64,
+            };
+            if !due {
+                continue;
+            }
+            timer.last_flush = Some(now);
+            let firing: BTreeSet<u64> = members
+                .iter()
+                .filter(|a| a.status == Status::Firing)
+                .map(|a| a.labels.fingerprint())
+                .collect();
+            let (notified, notified_at) = state
+                .nflog
+                .entries
+                .get(&id)
+                .cloned()
+                .unwrap_or((BTreeSet::new(), i64::MIN));
+            let newly_resolved = notified.iter().any(|f| !firing.contains(f));
+            let needs = !firing.is_subset(&notified)
+                || (newly_resolved
+                    && members.iter().any(|a| {
+                        a.status == Status::Resolved && notified.contains(&a.labels.fingerprint())
+                    }))
+                || (!firing.is_empty()
+                    && now.saturating_sub(notified_at) >= route.repeat_interval.as_millis() as i64);
+            if !needs {
+                // Alerts that vanished (silenced, rule removed) are forgotten quietly.
+                if newly_resolved {
+                    state
+                        .nflog
+                        .record(&receiver_name, &key, firing, notified_at);
+                }
+                continue;
+            }
+            // Firing alerts, and resolved ones that were notified as firing.
+            members.retain(|a| {
+                a.status == Status::Firing || notified.contains(&a.labels.fingerprint())
+            });
+            members.sort_by(|a, b| a.labels.cmp(&b.labels));
+            let Some(receiver) = receivers.get(&receiver_name) else {
+                tracing::error!(receiver = %receiver_name, "no such receiver: dropping notification");
+                continue;
+            };
+            let incident = incident(&key, &gl, &members, firing.is_empty());
+            // The same incident reaching several receivers is localized once per pass.
+            let ranking = localized
+                .entry(incident.id.clone())
+                .or_insert_with(|| localize(&incident, &members));
+            // The action's idempotency key covers the alerts and the previous notification:
+            // a repeat after `repeat_interval` is a new action, while the same notification
+            // planned again (after a crash before the log below was written) is not.
+            let mut alerts_key = alerts_key(&members);
+            alerts_key.extend(notified_at.to_be_bytes());
+            self.outbox.plan(
+                Planned {
+                    receiver,
+                    incident: &incident,
+                    ranking,
+                    alerts_key: &alerts_key,
+                },
+                now,
+            );
+            // Written with the action: the outbox now owns its delivery.
+            state.nflog.record(&receiver_name, &key, firing, now);
+            // Receivers of the same pass accumulate; a later pass starts the list afresh.
+            let mut sent_to = match state.incidents.remove(&incident.id) {
+                Some(v) if v.updated_at == now => v.receivers,
+                _ => Vec::new(),
+            };
+            if !sent_to.contains(&receiver_name) {
+                sent_to.push(receiver_name.clone());
+            }
+            state.incidents.insert(
+                incident.id.clone(),
+                IncidentView {
+                    incident: incident.clone(),
+                    localization: ranking.clone(),
+                    receivers: sent_to,
+                    updated_at: now,
+                },
+            );
+        }
+        if state.incidents.len() > MAX_INCIDENTS {
+            let mut by_age: Vec<(i64, String)> = state
+                .incidents
+                .iter()
+                .map(|(id, v)| (v.updated_at, id.clone()))
+                .collect();
+            by_age.sort();
+            for (_, id) in by_age.iter().take(state.incidents.len() - MAX_INCIDENTS) {
+                state.incidents.remove(id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_key_is_alertmanagers_form() {
+        let gl = Labels::from_pairs([("alertname", "HighLoad"), ("job", "node")]);
+        assert_eq!(
+            group_key("{}", &gl),
+            r#"{}:{alertname="HighLoad",job="node"}"#
+        );
+    }
+}

@@ -1,0 +1,80 @@
+//! The notification log: per (receiver, group key), the firing alerts last notified and
+//! when, kept in the database so that a restart neither re-notifies nor forgets when to
+//! repeat.
+
+use std::collections::{BTreeSet, HashMap};
+
+use rusqlite::params;
+
+use crate::db::Db;
+
+/// The notification log: per (receiver, group key), the firing alerts last notified and
+/// when.
+pub struct Nflog {
+    db: Db,
+    pub entries: HashMap<(String, String), (BTreeSet<u64>, i64)>,
+}
+
+impl Nflog {
+    pub fn open(db: Db) -> Nflog {
+        let entries = db
+            .with(|c| {
+                let mut st =
+                    c.prepare("SELECT receiver, group_key, firing, notified_at FROM nflog")?;
+                let rows = st.query_map([], |r| {
+                    let firing: String = r.get(2)?;
+                    let set = firing
+                        .split(',')
+                        .filter_map(|h| u64::from_str_radix(h, 16).ok())
+                        .collect();
+                    Ok(((r.get(0)?, r.get(1)?), (set, r.get(3)?)))
+                })?;
+                rows.collect::<Result<HashMap<_, _>, _>>()
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!("reading the notification log: {e}");
+                HashMap::new()
+            });
+        Nflog { db, entries }
+    }
+
+    pub fn record(&mut self, receiver: &str, key: &str, firing: BTreeSet<u64>, at: i64) {
+        let text = firing
+            .iter()
+            .map(|f| format!("{f:016x}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let r = self.db.with(|c| {
+            c.execute(
+                "INSERT INTO nflog (receiver, group_key, firing, notified_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing,
+                 notified_at = excluded.notified_at",
+                params![receiver, key, text, at],
+            )
+        });
+        if let Err(e) = r {
+            tracing::error!(receiver, group = key, "writing the notification log: {e}");
+        }
+        self.entries
+            .insert((receiver.to_string(), key.to_string()), (firing, at));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notification_log_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("f.db")).unwrap();
+        let mut log = Nflog::open(db);
+        log.record("hook", "{}:{a=\"1\"}", BTreeSet::from([1, 0xabc]), 42);
+        let log = Nflog::open(Db::open(&dir.path().join("f.db")).unwrap());
+        assert_eq!(
+            log.entries
+                .get(&("hook".to_string(), "{}:{a=\"1\"}".to_string())),
+            Some(&(BTreeSet::from([1, 0xabc]), 42))
+        );
+    }
+}

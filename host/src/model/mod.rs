@@ -1,0 +1,236 @@
+//! The data every stage shares: label sets, samples and log records.
+
+pub mod incident;
+pub mod matcher;
+pub mod time;
+pub mod units;
+
+use std::fmt;
+
+/// A label set, sorted by name, names unique. Cheap to compare and hash.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// Builds a label set from pairs in any order; a later pair with the same name wins;
+    /// pairs with an empty value are dropped, as in Prometheus.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut v: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, val)| (k.into(), val.into()))
+            .collect();
+        // Stable sort, then keep the last pair of each name: O(n log n) on any input.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(String, String)> = Vec::with_capacity(v.len());
+        for pair in v {
+            match out.last_mut() {
+                Some(last) if last.0 == pair.0 => *last = pair,
+                _ => out.push(pair),
+            }
+        }
+        out.retain(|(_, val)| !val.is_empty());
+        let v = out;
+        Labels(v)
+    }
+
+    /// The value of a label, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        // Most label sets are small: a scan that compares lengths first beats a binary
+        // search whose every step is a full string comparison.
+        if self.0.len() <= 12 {
+            return self
+                .0
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str());
+        }
+        self.0
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// The metric name (`__name__`), if any.
+    pub fn name(&self) -> Option<&str> {
+        self.get("__name__")
+    }
+
+    /// Iterates over (name, value) pairs in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sets a label (an empty value removes it).
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) => self.0[i].1 = value.to_string(),
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+        }
+    }
+
+    /// Removes a label.
+    pub fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+            self.0.remove(i);
+        }
+    }
+
+    /// A stable 64-bit fingerprint (FNV-1a over names and values), as Alertmanager shows.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for (n, v) in &self.0 {
+            for b in n.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    /// The pairs as a slice.
+    pub fn as_slice(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+/// A label set serializes as a JSON object in name order, as Prometheus's and Alertmanager's
+/// APIs show labels: `{"alertname": "HighLoad", "instance": "web1"}`.
+impl serde::Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Prometheus notation: `{a="1", b="2"}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, (n, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{n}={v:?}")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// One sample: milliseconds since the Unix epoch and a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    pub ts: i64,
+    pub value: f64,
+}
+
+/// The NaN bit pattern Prometheus uses as a staleness marker: the series has ended.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+impl Sample {
+    /// Whether this sample is a Prometheus staleness marker.
+    pub fn is_stale_marker(&self) -> bool {
+        self.value.to_bits() == STALE_NAN_BITS
+    }
+}
+
+/// Samples of one series, as ingestion produces them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesSamples {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// One log record of a stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// The stream's labels (`{app="api", instance="node1"}`).
+    pub labels: Labels,
+    /// Milliseconds since the Unix epoch.
+    pub ts: i64,
+    pub line: String,
+    /// Structured fields (Loki structured metadata, extra NDJSON keys).
+    pub fields: Vec<(String, String)>,
+}
+
+/// Whether `name` is a Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// Whether `name` is a Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_' || b[0] == b':')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_sorted_deduplicated_and_drop_empty_values() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "3"), ("c", "")]);
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "1"), ("b", "3")]);
+        assert_eq!(l.get("b"), Some("3"));
+        assert_eq!(l.get("c"), None);
+        assert_eq!(l.to_string(), r#"{a="1", b="3"}"#);
+    }
+
+    #[test]
+    fn get_finds_labels_in_small_and_large_sets() {
+        for n in [1, 12, 13, 40] {
+            let l = Labels::from_pairs((0..n).map(|i| (format!("l{i:02}"), format!("v{i}"))));
+            for i in 0..n {
+                assert_eq!(l.get(&format!("l{i:02}")), Some(format!("v{i}").as_str()));
+            }
+            assert_eq!(l.get("l"), None);
+            assert_eq!(l.get("zz"), None);
+        }
+    }
+
+    #[test]
+    fn fingerprint_depends_on_every_pair() {
+        let a = Labels::from_pairs([("a", "1"), ("b", "2")]);
+        let b = Labels::from_pairs([("a", "1"), ("b", "3")]);
+        let c = Labels::from_pairs([("a", "12")]);
+        let d = Labels::from_pairs([("a", "1"), ("2", "")]);
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_ne!(c.fingerprint(), d.fingerprint());
+        assert_eq!(
+            a.fingerprint(),
+            Labels::from_pairs([("b", "2"), ("a", "1")]).fingerprint()
+        );
+    }
+}

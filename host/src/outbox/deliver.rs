@@ -1,0 +1,196 @@
+//! The delivery loop: attempts due actions, at most one in flight per (receiver, target),
+//! retries transient failures with backoff and jitter, and dead-letters an action after its
+//! receiver's `max_attempts` or `max_age`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Action, Outbox, Payload, state};
+use crate::rules::{Receiver, RuleSet};
+use crate::runtime::Failure;
+use crate::runtime::instance::{Attempt, Outcome};
+
+/// Delay before the attempt after `attempt`: exponential from 500 ms, capped at a minute,
+/// with up to 25% jitter so that many retries do not arrive together.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(8).saturating_sub(1));
+    let base = base.min(Duration::from_secs(60));
+    let jitter = (crate::model::time::now_ms() as u64 % 1000) as f64 / 4000.0;
+    base.mul_f64(1.0 + jitter)
+}
+
+/// The delivery loop: attempts due actions until the process ends. `rules` gives the current
+/// receivers (reloads take effect at the next attempt).
+pub async fn run(
+    outbox: Arc<Outbox>,
+    rules: impl Fn() -> Arc<RuleSet> + Send + Sync + 'static,
+    external_url: String,
+) {
+    let rules = Arc::new(rules);
+    loop {
+        let now = crate::model::time::now_ms();
+        let current = rules();
+        for a in outbox.due(now) {
+            let slot = (a.receiver.clone(), a.target.clone());
+            {
+                let mut f = outbox.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                // At most one action in flight per target: the others wait their turn.
+                if f.actions.contains(&a.id) || f.targets.contains(&slot) {
+                    continue;
+                }
+                f.actions.insert(a.id);
+                f.targets.insert(slot.clone());
+            }
+            let receiver = current.receivers.get(&a.receiver).cloned();
+            let ob = outbox.clone();
+            let url = external_url.clone();
+            tokio::spawn(async move {
+                attempt(&ob, a.clone(), receiver, url).await;
+                let mut f = ob.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+                f.actions.remove(&a.id);
+                f.targets.remove(&slot);
+                drop(f);
+                ob.wake.notify_one();
+            });
+        }
+        let next = outbox
+            .db
+            .with(|c| {
+                // Waiting actions become due when the one before them finishes, which
+                // wakes this loop: only the first of each target counts here.
+                c.query_row(
+                    "SELECT MIN(next_at) FROM outbox o WHERE state = 'pending'
+                     AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.receiver = o.receiver
+                         AND e.target = o.target AND e.state = 'pending' AND e.id < o.id)",
+                    [],
+                    |r| r.get::<_, Option<i64>>(0),
+                )
+            })
+            .ok()
+            .flatten();
+        let wait = next.map_or(Duration::from_secs(1), |n| {
+            Duration::from_millis((n - crate::model::time::now_ms()).clamp(10, 1000) as u64)
+        });
+        tokio::select! {
+            _ = outbox.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn attempt(
+    outbox: &Outbox,
+    mut a: Action,
+    receiver: Option<Arc<Receiver>>,
+    external_url: String,
+) {
+    if !outbox.claim(&a) {
+        return;
+    }
+    let Some(receiver) = receiver else {
+        let reason = format!(
+            "receiver {:?} no longer exists in the rules: dead-lettered",
+            a.receiver
+        );
+        outbox.finish(&a, state::DEAD, a.next_at, "dead", &reason);
+        return;
+    };
+    let payload: Payload = match serde_json::from_str(&a.payload) {
+        Ok(p) => p,
+        Err(e) => {
+            let reason = format!("unreadable action payload: {e}");
+            outbox.finish(&a, state::DEAD, a.next_at, "dead", &reason);
+            return;
+        }
+    };
+    a.attempts += 1;
+    let r = receiver.clone();
+    let (key, url) = (a.idempotency_key.clone(), external_url);
+    let (number, name) = (a.attempts, a.receiver.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        r.instance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recover(&Attempt {
+                now: crate::model::time::now_ms(),
+                incident: &payload.incident,
+                suspects: &payload.suspects,
+                ambiguous: payload.ambiguous,
+                attempt: number,
+                idempotency_key: &key,
+                receiver: &name,
+                external_url: &url,
+            })
+    })
+    .await;
+    let name = &receiver.name;
+    let m = &outbox.metrics;
+    m.inc(
+        "faultline_plugin_calls_total",
+        &[("plugin", &receiver.plugin.name), ("world", "recovery")],
+    );
+    let retry_reason = match result {
+        Ok(Ok(Outcome::Done(msg))) => {
+            m.inc(
+                "faultline_notifications_total",
+                &[("receiver", name), ("outcome", "done")],
+            );
+            outbox.finish(&a, state::DONE, a.next_at, "done", &msg);
+            return;
+        }
+        Ok(Ok(Outcome::Failed(msg))) => {
+            m.inc(
+                "faultline_notifications_total",
+                &[("receiver", name), ("outcome", "failed")],
+            );
+            let reason = format!("the plugin failed permanently: {msg}");
+            outbox.finish(&a, state::DEAD, a.next_at, "failed", &reason);
+            return;
+        }
+        Ok(Ok(Outcome::RetryLater(msg))) => msg,
+        Ok(Err(e)) if matches!(e.failure, Failure::Params(_)) => {
+            outbox.finish(&a, state::DEAD, a.next_at, "failed", &e.to_string());
+            return;
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => format!("recovery task failed: {e}"),
+    };
+    m.inc(
+        "faultline_notifications_total",
+        &[("receiver", name), ("outcome", "retry")],
+    );
+    let now = crate::model::time::now_ms();
+    let age = Duration::from_millis((now - a.created_at).max(0) as u64);
+    if a.attempts >= receiver.max_attempts || age >= receiver.max_age {
+        m.inc(
+            "faultline_notifications_total",
+            &[("receiver", name), ("outcome", "gave_up")],
+        );
+        let reason = format!(
+            "gave up after {} attempts over {}s (max_attempts {}, max_age {}): {retry_reason}",
+            a.attempts,
+            age.as_secs(),
+            receiver.max_attempts,
+            crate::model::units::PromDuration(receiver.max_age)
+        );
+        outbox.finish(&a, state::DEAD, a.next_at, "dead", &reason);
+        return;
+    }
+    let next = now + backoff(a.attempts).as_millis() as i64;
+    let reason = format!("attempt {} failed, will retry: {retry_reason}", a.attempts);
+    outbox.finish(&a, state::PENDING, next, "retry", &reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(
+            backoff(1) >= Duration::from_millis(500) && backoff(1) < Duration::from_millis(700)
+        );
+        assert!(backoff(3) >= Duration::from_secs(2));
+        assert!(backoff(30) <= Duration::from_secs(75));
+    }
+}

@@ -1,0 +1,388 @@
+//! Instances of a plugin: one per rule, kept between calls, each call bounded by a CPU
+//! deadline, a memory cap and a cap on what it returns. The data a call selects crosses as
+//! columns; a series' labels cross once per instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Store, Trap};
+
+use super::bindings::{detector, localizer, recovery, types};
+use super::convert;
+use super::host::{HostContext, HostState};
+use super::{Failure, Limits, Plugin, PluginError, Pre, TICK};
+use crate::model::incident::{Incident, Suspect};
+use types::{DetectInput, Finding, Label, LocalizeInput};
+
+enum Bindings {
+    Detector(detector::Detector),
+    Localizer(localizer::Localizer),
+    Recovery(recovery::Recovery),
+}
+
+struct Live {
+    store: Store<HostState>,
+    bindings: Bindings,
+    /// Series ids whose labels this instance has been sent.
+    sent: IdSet,
+}
+
+/// What a detector or localizer is handed: sample columns, log records and the labels of
+/// every series and stream they mention.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// Distinct series and log streams in the selection, sorted by id.
+    pub series: Vec<(u32, Arc<crate::model::Labels>)>,
+    pub samples: types::Samples,
+    pub logs: Vec<types::LogRecord>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            series: Vec::new(),
+            samples: empty_samples(),
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// Sample columns with nothing in them.
+pub fn empty_samples() -> types::Samples {
+    types::Samples {
+        ids: Vec::new(),
+        timestamps: Vec::new(),
+        values: Vec::new(),
+    }
+}
+
+impl Selection {
+    /// The labels of a series or stream in the selection.
+    pub fn labels(&self, id: u32) -> Option<&Arc<crate::model::Labels>> {
+        self.series
+            .binary_search_by_key(&id, |(i, _)| *i)
+            .ok()
+            .map(|i| &self.series[i].1)
+    }
+}
+
+/// What a recovery attempt hands its plugin.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    pub now: i64,
+    pub incident: &'a Incident,
+    /// Ranked, the action's target first.
+    pub suspects: &'a [Suspect],
+    /// Whether the top suspect leads by less than the receiver's margin.
+    pub ambiguous: bool,
+    /// 1 on the first attempt.
+    pub attempt: u32,
+    /// Stable across attempts of the same action.
+    pub idempotency_key: &'a str,
+    pub receiver: &'a str,
+    /// Where links should point.
+    pub external_url: &'a str,
+}
+
+/// The result of a recovery attempt, as the plugin judged it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Carried out.
+    Done(String),
+    /// A transient failure: retry with backoff.
+    RetryLater(String),
+    /// A permanent failure: give up.
+    Failed(String),
+}
+
+/// One rule's plugin instance: configured with the rule's params, kept between calls.
+pub struct Instance {
+    plugin: Arc<Plugin>,
+    ctx: HostContext,
+    limits: Limits,
+    params: String,
+    live: Option<Live>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("plugin", &self.plugin.name)
+            .field("rule", &self.ctx.identity.rule)
+            .finish()
+    }
+}
+
+impl Instance {
+    /// Instantiates `plugin` for a rule and configures it with `params` (JSON): a plugin
+    /// that rejects its params fails here, when the rule loads.
+    pub fn new(
+        plugin: Arc<Plugin>,
+        ctx: HostContext,
+        limits: Limits,
+        params: String,
+    ) -> Result<Instance, PluginError> {
+        let mut inst = Instance {
+            plugin,
+            ctx,
+            limits,
+            params,
+            live: None,
+        };
+        inst.live()?;
+        Ok(inst)
+    }
+
+    /// The plugin this instance runs.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    fn error(&self, failure: Failure) -> PluginError {
+        PluginError {
+            rule: self.ctx.identity.rule.clone(),
+            plugin: self.plugin.name.clone(),
+            failure,
+        }
+    }
+
+    fn live(&mut self) -> Result<&mut Live, PluginError> {
+        if self.live.is_none() {
+            let live = self.instantiate()?;
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().expect("set above"))
+    }
+
+    fn instantiate(&mut self) -> Result<Live, PluginError> {
+        let engine = &self.plugin.runtime.inner.engine;
+        let mut store = Store::new(engine, HostState::new(self.ctx.clone(), self.limits.memory));
+        store.limiter(|s| s);
+        let budget = self.limits.timeout;
+        store.epoch_deadline_callback(move |ctx| {
+            let s = ctx.data();
+            let used = s.call_started.elapsed().saturating_sub(s.host_time);
+            Ok(if used >= budget {
+                wasmtime::UpdateDeadline::Interrupt
+            } else {
+                wasmtime::UpdateDeadline::Continue(ticks(budget - used))
+            })
+        });
+        start_call(&mut store, budget);
+        let inst_err = |e: wasmtime::Error| Failure::Instantiate(format!("{e:#}"));
+        let bindings = match &self.plugin.pre {
+            Pre::Detector(p) => p.instantiate(&mut store).map(Bindings::Detector),
+            Pre::Localizer(p) => p.instantiate(&mut store).map(Bindings::Localizer),
+            Pre::Recovery(p) => p.instantiate(&mut store).map(Bindings::Recovery),
+        }
+        .map_err(|e| self.error(classify(e, store.data(), &self.limits, inst_err)))?;
+        let configured = match &bindings {
+            Bindings::Detector(b) => b.call_configure(&mut store, &self.params),
+            Bindings::Localizer(b) => b.call_configure(&mut store, &self.params),
+            Bindings::Recovery(b) => b.call_configure(&mut store, &self.params),
+        };
+        match configured {
+            Ok(Ok(())) => Ok(Live {
+                store,
+                bindings,
+                sent: IdSet::default(),
+            }),
+            Ok(Err(msg)) => Err(self.error(Failure::Params(msg))),
+            Err(e) => Err(self.error(classify(e, store.data(), &self.limits, |e| {
+                Failure::Trap(format!("{e:#}"))
+            }))),
+        }
+    }
+
+    /// Runs a call on the live instance; after a trap the instance is dropped.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&mut Live) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let budget = self.limits.timeout;
+        let live = self.live()?;
+        start_call(&mut live.store, budget);
+        match f(live) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let live = self.live.take().expect("live during the call");
+                let failure = classify(e, live.store.data(), &self.limits, |e| {
+                    Failure::Trap(format!("{e:#}"))
+                });
+                Err(self.error(failure))
+            }
+        }
+    }
+
+    /// Hands the labels of series not yet sent to this instance, and drops the instance
+    /// first when it holds far more labels than are still selected (so churned series do
+    /// not accumulate in the plugin's memory).
+    fn new_series(&mut self, sel: &Selection) -> Result<Vec<types::SeriesInfo>, PluginError> {
+        let live = self.live()?;
+        if live.sent.len > 2 * sel.series.len() + 10_000 {
+            self.live = None;
+        }
+        let live = self.live()?;
+        let mut new = Vec::new();
+        for (id, labels) in &sel.series {
+            if live.sent.insert(*id) {
+                new.push(types::SeriesInfo {
+                    id: *id,
+                    labels: convert::to_wit_labels(labels),
+                });
+            }
+        }
+        Ok(new)
+    }
+
+    /// A detector's evaluation. `sel` is lent to the call and handed back unchanged.
+    pub fn evaluate(&mut self, now: i64, sel: &mut Selection) -> Result<Vec<Finding>, PluginError> {
+        let new_series = self.new_series(sel)?;
+        let mut input = DetectInput {
+            now,
+            new_series,
+            samples: std::mem::replace(&mut sel.samples, empty_samples()),
+            logs: std::mem::take(&mut sel.logs),
+        };
+        let res = self.call(|live| match &live.bindings {
+            Bindings::Detector(b) => b.call_evaluate(&mut live.store, &input),
+            _ => Err(wasmtime::Error::msg("not a detector")),
+        });
+        sel.samples = std::mem::replace(&mut input.samples, empty_samples());
+        sel.logs = std::mem::take(&mut input.logs);
+        if res.is_err() {
+            // The fresh instance made after a failure has seen no labels.
+            self.forget_sent();
+        }
+        let findings = res?.map_err(|m| self.error(Failure::Returned(m)))?;
+        let size: usize = findings
+            .iter()
+            .map(|f| 32 + labels_size(&f.labels) + labels_size(&f.annotations))
+            .sum();
+        if size > self.limits.max_output {
+            return Err(self.error(Failure::OutputTooLarge(size, self.limits.max_output)));
+        }
+        Ok(findings)
+    }
+
+    /// A localizer's ranking of suspects for an incident.
+    pub fn localize(
+        &mut self,
+        now: i64,
+        incident: &Incident,
+        sel: &mut Selection,
+    ) -> Result<Vec<Suspect>, PluginError> {
+        let new_series = self.new_series(sel)?;
+        let mut input = LocalizeInput {
+            now,
+            incident: convert::incident(incident),
+            new_series,
+            samples: std::mem::replace(&mut sel.samples, empty_samples()),
+            logs: std::mem::take(&mut sel.logs),
+        };
+        let res = self.call(|live| match &live.bindings {
+            Bindings::Localizer(b) => b.call_localize(&mut live.store, &input),
+            _ => Err(wasmtime::Error::msg("not a localizer")),
+        });
+        sel.samples = std::mem::replace(&mut input.samples, empty_samples());
+        sel.logs = std::mem::take(&mut input.logs);
+        if res.is_err() {
+            self.forget_sent();
+        }
+        let suspects = res?.map_err(|m| self.error(Failure::Returned(m)))?;
+        let size: usize = suspects
+            .iter()
+            .map(|s| 16 + labels_size(&s.labels) + s.reason.len())
+            .sum();
+        if size > self.limits.max_output {
+            return Err(self.error(Failure::OutputTooLarge(size, self.limits.max_output)));
+        }
+        Ok(suspects
+            .into_iter()
+            .map(convert::from_wit_suspect)
+            .collect())
+    }
+
+    /// A recovery attempt.
+    pub fn recover(&mut self, attempt: &Attempt<'_>) -> Result<Outcome, PluginError> {
+        let input = types::RecoverInput {
+            now: attempt.now,
+            incident: convert::incident(attempt.incident),
+            suspects: attempt.suspects.iter().map(convert::suspect).collect(),
+            ambiguous: attempt.ambiguous,
+            attempt: attempt.attempt,
+            idempotency_key: attempt.idempotency_key.to_string(),
+            receiver: attempt.receiver.to_string(),
+            external_url: attempt.external_url.to_string(),
+        };
+        let outcome = self.call(|live| match &live.bindings {
+            Bindings::Recovery(b) => b.call_recover(&mut live.store, &input),
+            _ => Err(wasmtime::Error::msg("not a recovery plugin")),
+        })?;
+        Ok(match outcome {
+            types::Outcome::Done(m) => Outcome::Done(m),
+            types::Outcome::RetryLater(m) => Outcome::RetryLater(m),
+            types::Outcome::Failed(m) => Outcome::Failed(m),
+        })
+    }
+
+    fn forget_sent(&mut self) {
+        if let Some(live) = &mut self.live {
+            live.sent = IdSet::default();
+        }
+    }
+}
+
+fn start_call(store: &mut Store<HostState>, budget: Duration) {
+    let s = store.data_mut();
+    s.call_started = std::time::Instant::now();
+    s.host_time = Duration::ZERO;
+    s.memory_exceeded = false;
+    store.set_epoch_deadline(ticks(budget));
+}
+
+fn ticks(d: Duration) -> u64 {
+    (d.as_nanos() / TICK.as_nanos()) as u64 + 1
+}
+
+fn classify(
+    e: wasmtime::Error,
+    state: &HostState,
+    limits: &Limits,
+    other: impl FnOnce(wasmtime::Error) -> Failure,
+) -> Failure {
+    if state.memory_exceeded {
+        Failure::Memory(limits.memory)
+    } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        Failure::Timeout(limits.timeout)
+    } else {
+        other(e)
+    }
+}
+
+fn labels_size(labels: &[Label]) -> usize {
+    labels.iter().map(|l| l.name.len() + l.value.len()).sum()
+}
+
+/// A set of small integers as a bitmap.
+#[derive(Default)]
+struct IdSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl IdSet {
+    /// Adds `id`; returns whether it was new.
+    fn insert(&mut self, id: u32) -> bool {
+        let (w, b) = ((id / 64) as usize, id % 64);
+        if w >= self.words.len() {
+            self.words.resize(w + 1, 0);
+        }
+        let was = self.words[w] & (1 << b) != 0;
+        self.words[w] |= 1 << b;
+        if !was {
+            self.len += 1;
+        }
+        !was
+    }
+}

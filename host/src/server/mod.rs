@@ -1,0 +1,254 @@
+//! The HTTP API (axum). `app` builds the router, separate from serving, so tests can call
+//! it without a socket.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::ingest::{self, IngestError};
+use crate::service::Service;
+
+pub mod alertmanager;
+mod ingestion;
+mod recovery;
+
+/// An error answered to a client: a status and a message naming what is wrong.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, format!("{}\n", self.message)).into_response()
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> ApiError {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        ApiError::new(status, e.to_string())
+    }
+}
+
+type Shared = Arc<Service>;
+
+/// The router.
+pub fn app(svc: Shared) -> Router {
+    Router::new()
+        .route("/-/healthy", get(|| async { "Faultline is Healthy.\n" }))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/metrics/job/{*grouping}", post(push).put(push))
+        .route("/-/reload", post(reload))
+        .route("/api/v1/status/reload", get(reload_status))
+        .route("/api/v1/rules", get(rules_list))
+        .route("/api/v1/alerts", get(alerts_list))
+        .merge(ingestion::routes())
+        .merge(alertmanager::routes())
+        .merge(recovery::routes())
+        .with_state(svc)
+}
+
+async fn ready(State(svc): State<Shared>) -> Response {
+    if svc.is_ready() {
+        "Faultline is Ready.\n".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Faultline is not ready.\n").into_response()
+    }
+}
+
+async fn metrics(State(svc): State<Shared>) -> Response {
+    ingestion::export_dropped(&svc);
+    alertmanager::export_metrics(&svc);
+    svc.outbox().export_metrics();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        svc.metrics().render(),
+    )
+        .into_response()
+}
+
+/// Reads a request body up to the configured limit (413 past it).
+pub async fn body(svc: &Service, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let max = svc.config().max_body.0;
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body exceeds the limit of {max} bytes"),
+        )
+    })
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn ingest_limits(svc: &Service) -> ingest::Limits {
+    ingest::Limits {
+        max_body_bytes: svc.config().max_body.0,
+        ..ingest::Limits::default()
+    }
+}
+
+/// Pushgateway-style push of text exposition: `/metrics/job/<job>{/<label>/<value>}`.
+async fn push(State(svc): State<Shared>, req: Request) -> Result<StatusCode, ApiError> {
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let bytes = body(&svc, req.into_body()).await.inspect_err(|_| {
+        svc.metrics().inc(
+            "faultline_ingest_rejected_total",
+            &[("source", "push"), ("code", "413")],
+        );
+    })?;
+    let series = ingest::exposition::parse_push(
+        header_str(&headers, header::CONTENT_TYPE),
+        header_str(&headers, header::CONTENT_ENCODING),
+        &bytes,
+        &path,
+        crate::model::time::now_ms(),
+        &ingest_limits(&svc),
+    )
+    .map_err(|e| {
+        svc.metrics().inc(
+            "faultline_ingest_rejected_total",
+            &[("source", "push"), ("code", &e.status().to_string())],
+        );
+        ApiError::from(e)
+    })?;
+    let n: usize = series.iter().map(|s| s.samples.len()).sum();
+    svc.store().append(series);
+    svc.metrics().add(
+        "faultline_samples_ingested_total",
+        &[("source", "push")],
+        n as f64,
+    );
+    Ok(StatusCode::OK)
+}
+
+/// Reloads the rules directory, as Prometheus's `/-/reload`: 200, or 500 with every error.
+async fn reload(State(svc): State<Shared>) -> Result<&'static str, ApiError> {
+    match svc.reload().await {
+        Ok(()) => Ok("rules reloaded\n"),
+        Err(errors) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload rules, the previous rules keep running:\n{errors}"),
+        )),
+    }
+}
+
+/// The outcome of the last reload.
+async fn reload_status(State(svc): State<Shared>) -> Response {
+    let s = svc.reload_status();
+    axum::Json(json!({
+        "status": "success",
+        "data": {
+            "success": s.success,
+            "lastAttempt": s.last_attempt.map(crate::model::time::rfc3339),
+            "lastSuccess": s.last_success.map(crate::model::time::rfc3339),
+            "errors": s.errors,
+        }
+    }))
+    .into_response()
+}
+
+/// Every rule with its health, last evaluation and last error.
+async fn rules_list(State(svc): State<Shared>) -> Response {
+    let rules: Vec<_> = svc
+        .rule_health()
+        .into_iter()
+        .map(|(r, h)| {
+            json!({
+                "name": r.name,
+                "group": r.group,
+                "file": r.file.display().to_string(),
+                "plugin": r.plugin.name,
+                "pluginHash": r.plugin.hash,
+                "select": r.select.as_ref().map(|s| s.to_string()),
+                "health": h.health,
+                "lastEvaluation": h.last_evaluation.map(crate::model::time::rfc3339),
+                "evaluationTime": h.last_duration_seconds,
+                "lastError": h.last_error,
+                "consecutiveFailures": h.consecutive_failures,
+                "quarantinedUntil": h.quarantined_until.map(crate::model::time::rfc3339),
+            })
+        })
+        .collect();
+    axum::Json(json!({"status": "success", "data": {"rules": rules}})).into_response()
+}
+
+/// The alerts of the rules, in Prometheus's `/api/v1/alerts` shape.
+async fn alerts_list(State(svc): State<Shared>) -> Response {
+    let alerts: Vec<_> = svc
+        .alerts()
+        .into_iter()
+        .map(|(rule, a)| {
+            json!({
+                "rule": rule,
+                "labels": a.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "annotations": a.annotations.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                "state": a.status.as_str(),
+                "activeAt": crate::model::time::rfc3339(a.active_at),
+                "firedAt": a.fired_at.map(crate::model::time::rfc3339),
+                "resolvedAt": a.resolved_at.map(crate::model::time::rfc3339),
+                "value": a.value.map(|v| v.to_string()),
+            })
+        })
+        .collect();
+    axum::Json(json!({"status": "success", "data": {"alerts": alerts}})).into_response()
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?;
+    let mut config = config;
+    if config.external_url.is_none() {
+        config.external_url = Some(format!("http://{}", listener.local_addr()?));
+    }
+    let svc = Service::new(config)?;
+    svc.start();
+    tracing::info!(
+        address = %listener.local_addr()?,
+        rules = svc.rules().rules().count(),
+        "Faultline is listening"
+    );
+    axum::serve(listener, app(svc))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
