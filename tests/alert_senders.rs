@@ -197,7 +197,7 @@ receivers:
     assert_eq!(upstream[0]["startsAt"], alert["startsAt"]);
 
     // Resolved upstream: Alertmanager notifies the resolution and Faultline resolves it.
-    let now = faultline::rfc3339(faultline::now_ms());
+    let now = faultline::model::time::rfc3339(faultline::model::time::now_ms());
     let resolved = json!([{"labels": {"alertname": "ForwardedDown", "instance": "node7"},
                            "startsAt": alert["startsAt"], "endsAt": now}]);
     let status = reqwest::blocking::Client::new()

@@ -246,7 +246,7 @@ fn a_critical_alert_inhibits_the_warnings_of_its_instance_only() {
 
 /// The time `offset_ms` from now, as RFC 3339.
 fn from_now(offset_ms: i64) -> String {
-    faultline::rfc3339(faultline::now_ms() + offset_ms)
+    faultline::model::time::rfc3339(faultline::model::time::now_ms() + offset_ms)
 }
 
 #[test]

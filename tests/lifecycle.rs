@@ -300,9 +300,9 @@ fn silenced_alerts_are_not_notified() {
 
 /// Now and an hour from now, as RFC 3339.
 fn chrono_like_now() -> (String, String) {
-    let now = faultline::now_ms();
+    let now = faultline::model::time::now_ms();
     (
-        faultline::rfc3339(now - 1000),
-        faultline::rfc3339(now + 3_600_000),
+        faultline::model::time::rfc3339(now - 1000),
+        faultline::model::time::rfc3339(now + 3_600_000),
     )
 }

@@ -167,7 +167,7 @@ fn one_incident_is_localized_to_the_faulty_node_and_recovered_once() {
     let cfg = config(&dir, &api, &tansu.brokers());
     let server = Server::start(&dir, &["--config", &cfg]);
 
-    let now = faultline::now_ms();
+    let now = faultline::model::time::now_ms();
     let resp = reqwest::blocking::Client::new()
         .post(server.url("/api/v1/logs"))
         .body(logs(now))
