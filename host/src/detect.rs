@@ -14,7 +14,7 @@ use crate::model::Labels;
 use crate::rules::Rule;
 use crate::rules::template::TemplateContext;
 use crate::runtime::instance::Selection;
-use crate::runtime::{Failure, PluginError, types};
+use crate::runtime::{Failure, Finding, PluginError};
 use crate::store::Store;
 
 /// Consecutive failures after which a rule is quarantined.
@@ -166,14 +166,14 @@ pub fn evaluate_blocking(
 
 /// An alert's labels and annotations from a finding: the series' labels without the metric
 /// name, the finding's labels, the rule's labels, and `alertname`.
-fn observe(rule: &Rule, f: types::Finding, sel: &Selection) -> Observation {
+fn observe(rule: &Rule, f: Finding, sel: &Selection) -> Observation {
     let mut labels = f
         .series
         .and_then(|id| sel.labels(id))
         .map_or_else(Labels::default, |l| (**l).clone());
     labels.remove("__name__");
-    for l in &f.labels {
-        labels.set(&l.name, &l.value);
+    for (name, value) in &f.labels {
+        labels.set(name, value);
     }
     for (k, v) in rule.labels.iter() {
         labels.set(k, v);
@@ -189,8 +189,8 @@ fn observe(rule: &Rule, f: types::Finding, sel: &Selection) -> Observation {
             .iter()
             .map(|(k, t)| (k.clone(), t.render(&ctx))),
     );
-    for a in &f.annotations {
-        annotations.set(&a.name, &a.value);
+    for (name, value) in &f.annotations {
+        annotations.set(name, value);
     }
     Observation {
         labels,

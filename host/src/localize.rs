@@ -66,7 +66,7 @@ pub fn localize(
         );
         match exec.instance.localize(now, incident, &mut exec.selection) {
             Ok(suspects) => {
-                tracing::debug!(localizer = %l.name, incident = %incident.id, suspects = suspects.len(), "localized");
+                tracing::info!(localizer = %l.name, incident = %incident.id, suspects = suspects.len(), "localized");
                 answers.push(Answer {
                     localizer: l.name.clone(),
                     weight: l.weight,

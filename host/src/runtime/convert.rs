@@ -1,6 +1,7 @@
 //! The sandbox's edge: the host's own types to and from the contract's (WIT) types. Nothing
 //! outside `runtime` sees a WIT incident, alert or suspect.
 
+use super::Finding;
 use super::bindings::types::{self, Label};
 use crate::model::Labels;
 use crate::model::incident::{Incident, IncidentAlert, Pair, Suspect};
@@ -78,5 +79,19 @@ pub fn from_wit_suspect(s: types::Suspect) -> Suspect {
         labels: pairs(&s.labels),
         score: s.score,
         reason: s.reason,
+    }
+}
+
+fn label_pairs(labels: Vec<Label>) -> Vec<(String, String)> {
+    labels.into_iter().map(|l| (l.name, l.value)).collect()
+}
+
+/// A detector's finding.
+pub fn finding(f: types::Finding) -> Finding {
+    Finding {
+        series: f.series,
+        labels: label_pairs(f.labels),
+        value: f.value,
+        annotations: label_pairs(f.annotations),
     }
 }

@@ -10,9 +10,9 @@ use wasmtime::{Store, Trap};
 use super::bindings::{detector, localizer, recovery, types};
 use super::convert;
 use super::host::{HostContext, HostState};
-use super::{Failure, Limits, Plugin, PluginError, Pre, TICK};
+use super::{Failure, Finding, Limits, Plugin, PluginError, Pre, TICK};
 use crate::model::incident::{Incident, Suspect};
-use types::{DetectInput, Finding, Label, LocalizeInput};
+use types::{DetectInput, Label, LocalizeInput};
 
 enum Bindings {
     Detector(detector::Detector),
@@ -262,7 +262,7 @@ impl Instance {
         if size > self.limits.max_output {
             return Err(self.error(Failure::OutputTooLarge(size, self.limits.max_output)));
         }
-        Ok(findings)
+        Ok(findings.into_iter().map(convert::finding).collect())
     }
 
     /// A localizer's ranking of suspects for an incident.

@@ -157,6 +157,19 @@ pub struct PluginError {
 }
 
 /// The shared engine and linkers. Cheap to clone.
+/// One alert instance a detector found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// The series it is about (its labels are the base of the alert's identity).
+    pub series: Option<u32>,
+    /// Labels added to (or overriding) the series' labels.
+    pub labels: Vec<(String, String)>,
+    /// The value reported as `$value`.
+    pub value: Option<f64>,
+    /// Annotations added to the rule's.
+    pub annotations: Vec<(String, String)>,
+}
+
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<RuntimeInner>,
