@@ -171,7 +171,7 @@ mod tests {
 
         fn recover(&mut self, input: &RecoverInput) -> Outcome {
             let top = input.suspects.first().map(|s| s.labels.to_string());
-            Outcome::Done(format!("{} {:?}", input.attempt, top))
+            Outcome::Done(format!("{} {:?} {}", input.attempt, top, input.ambiguous))
         }
     }
 
@@ -192,6 +192,7 @@ mod tests {
                 score: 1.0,
                 reason: String::new(),
             }],
+            ambiguous: true,
             attempt: 2,
             idempotency_key: "k".into(),
             receiver: "r".into(),
@@ -200,7 +201,7 @@ mod tests {
         assert!(matches!(instance.recover(input()), wit::Outcome::Failed(_)));
         instance.configure("{}").unwrap();
         match instance.recover(input()) {
-            wit::Outcome::Done(m) => assert_eq!(m, r#"2 Some("{service=\"db\"}")"#),
+            wit::Outcome::Done(m) => assert_eq!(m, r#"2 Some("{service=\"db\"}") true"#),
             other => panic!("{other:?}"),
         }
     }

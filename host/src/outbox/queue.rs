@@ -80,9 +80,20 @@ impl Outbox {
             ambiguous,
         } = match choice {
             Ok(choice) => choice,
-            Err(Skip { decision, reason }) => {
+            Err(Skip {
+                decision,
+                target,
+                reason,
+            }) => {
                 let res = self.db.with(|c| {
-                    self.record(c, now, (&r.name, incident, ""), None, decision, &reason)
+                    self.record(
+                        c,
+                        now,
+                        (&r.name, incident, &target),
+                        None,
+                        decision,
+                        &reason,
+                    )
                 });
                 if let Err(e) = res {
                     tracing::error!(receiver = %r.name, "recording a decision: {e}");

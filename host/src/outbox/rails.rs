@@ -73,6 +73,8 @@ pub struct Skip {
     /// The decision recorded: `skipped`, or `ambiguous` when the suspects do not tell
     /// clearly enough what to act on.
     pub decision: &'static str,
+    /// The target the action would have had, when there was one.
+    pub target: String,
     pub reason: String,
 }
 
@@ -80,6 +82,7 @@ impl Skip {
     fn skipped(reason: String) -> Skip {
         Skip {
             decision: "skipped",
+            target: String::new(),
             reason,
         }
     }
@@ -152,6 +155,7 @@ pub fn choose(
             );
             return Err(Skip {
                 decision: "ambiguous",
+                target: target.clone(),
                 reason: format!(
                     "localization is ambiguous: {target} ({:.3}) leads {next} by {lead:.3}, \
                      under the margin of {min_margin}; not acting on a guess",
@@ -206,4 +210,130 @@ pub fn idempotency_key(receiver: &str, group_key: &str, alerts_key: &[u8], targe
     h.update([0]);
     h.update(target.as_bytes());
     hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::incident::Pair;
+
+    fn incident(status: IncidentStatus) -> Incident {
+        Incident {
+            id: "i".into(),
+            group_key: "{}:{}".into(),
+            group_labels: Vec::new(),
+            status,
+            alerts: Vec::new(),
+        }
+    }
+
+    fn suspect(labels: &[(&str, &str)], score: f64) -> Suspect {
+        Suspect {
+            labels: labels
+                .iter()
+                .map(|(n, v)| Pair {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+            score,
+            reason: String::new(),
+        }
+    }
+
+    fn rails(target: &[&str], min_score: Option<f64>, min_margin: Option<f64>) -> RailsConfig {
+        RailsConfig {
+            target: target.iter().map(|t| t.to_string()).collect(),
+            min_score,
+            min_margin,
+            ..RailsConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_target_is_the_best_suspect_with_the_target_labels() {
+        let ranked = [
+            suspect(&[("service", "db")], 0.9),
+            suspect(&[("instance", "n4"), ("service", "db")], 0.8),
+            suspect(&[("instance", "n1")], 0.3),
+        ];
+        let firing = incident(IncidentStatus::Firing);
+        let c = choose(
+            &rails(&["instance"], None, None),
+            true,
+            &firing,
+            &ranked,
+            0.1,
+        )
+        .unwrap();
+        assert_eq!(c.target, r#"{instance="n4"}"#);
+        assert_eq!(c.suspects[0], ranked[1]);
+        assert!(!c.ambiguous);
+    }
+
+    #[test]
+    fn a_target_that_does_not_lead_clearly_is_ambiguous_and_not_acted_on() {
+        let ranked = [
+            suspect(&[("instance", "n4")], 0.62),
+            suspect(&[("instance", "n7")], 0.58),
+        ];
+        let firing = incident(IncidentStatus::Firing);
+        let skip = choose(
+            &rails(&["instance"], None, None),
+            true,
+            &firing,
+            &ranked,
+            0.1,
+        )
+        .unwrap_err();
+        assert_eq!(skip.decision, "ambiguous");
+        assert_eq!(skip.target, r#"{instance="n4"}"#);
+        assert!(
+            skip.reason.contains(r#"{instance="n7"} (0.580)"#),
+            "{}",
+            skip.reason
+        );
+        // The receiver's own margin overrides the localization's.
+        let c = choose(
+            &rails(&["instance"], None, Some(0.01)),
+            true,
+            &firing,
+            &ranked,
+            0.1,
+        );
+        assert_eq!(c.unwrap().target, r#"{instance="n4"}"#);
+        // A receiver without a target is not stopped, but told.
+        let c = choose(&rails(&[], None, None), true, &firing, &ranked, 0.1).unwrap();
+        assert!(c.ambiguous);
+    }
+
+    #[test]
+    fn suspects_under_min_score_cannot_be_targets_and_resolved_is_not_sent() {
+        let ranked = [suspect(&[("instance", "n4")], 0.3)];
+        let firing = incident(IncidentStatus::Firing);
+        let skip = choose(
+            &rails(&["instance"], Some(0.5), None),
+            true,
+            &firing,
+            &ranked,
+            0.1,
+        )
+        .unwrap_err();
+        assert_eq!(skip.decision, "skipped");
+        assert!(
+            skip.reason.contains("scoring at least 0.5"),
+            "{}",
+            skip.reason
+        );
+        let resolved = incident(IncidentStatus::Resolved);
+        let skip = choose(&rails(&[], None, None), false, &resolved, &ranked, 0.1).unwrap_err();
+        assert!(
+            skip.reason.contains("send_resolved = false"),
+            "{}",
+            skip.reason
+        );
+        // Without suspects and without rails the incident itself is the target.
+        let c = choose(&rails(&[], None, None), true, &firing, &[], 0.1).unwrap();
+        assert_eq!(c.target, "{}:{}");
+    }
 }

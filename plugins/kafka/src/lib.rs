@@ -163,6 +163,7 @@ mod tests {
                     .reason("most errors"),
                 Suspect::new().label("service", "db").score(0.1),
             ],
+            ambiguous: false,
             attempt: 2,
             idempotency_key: "idem-42".into(),
             receiver: "events".into(),
