@@ -454,6 +454,9 @@ def run_case(args, case_id: int) -> dict:
         suspects, appeared = wait_suspects(srv.url, args.timeout)
         if args.verbose:
             print(srv.tail(15), file=sys.stderr)
+            for s in suspects[:5]:
+                print(f"   {s.get('score', 0):.3f} {s.get('labels')}: {s.get('reason')}",
+                      file=sys.stderr)
     elapsed = time.monotonic() - t0
     fl_services, fl_instances = faultline_rankings(suspects, case)
     naive_s, naive_i = pair_rankings(sim.naive_ranking(case))
@@ -627,7 +630,10 @@ def parse_args():
     p.add_argument("--write", action="store_true",
                    help="write bench/localization-<date>.md (a later run that day is appended)")
     p.add_argument("--keep", action="store_true", help="keep each case's temporary directory")
-    p.add_argument("--verbose", action="store_true", help="print the server log's tail")
+    p.add_argument("--verbose", action="store_true",
+                   help="print the server log's tail and the top suspects' reasons")
+    p.add_argument("--case", type=int, action="append", default=None,
+                   help="run only this case id (repeatable), to look at one miss")
     args = p.parse_args()
     if args.smoke:
         args.cases = 4
@@ -652,7 +658,7 @@ def main():
     results = []
     args.cache_dir = Path(tempfile.mkdtemp(prefix="fl-bench-cache-"))
     try:
-        for i in range(args.cases):
+        for i in args.case or range(args.cases):
             try:
                 r = run_case(args, i)
             except RuntimeError as e:

@@ -62,15 +62,17 @@
 //!   metric name, e.g. `{ http_requests_rate = "both" }`.
 //!
 //! An entity's anomaly is its strongest series' z; it is *anomalous* when z ≥ `threshold`
-//! (default 3), and its onset is the earliest onset among its series with z ≥ `threshold`. A
+//! (default 3), and its onset is the earliest onset among its anomalous series at least half as
+//! strong as its strongest (a weak drift of another series does not date it earlier). A
 //! service is anomalous when one of its entities is, since the earliest onset among them; a
 //! service with health series none of which is anomalous is *healthy*; one without health
 //! series is *unknown*. A steadily high series (an instance that always logs errors) is
 //! compared with its own baseline, so it is not anomalous.
 //!
 //! **Causal ranking.** An anomalous entity of service S is *explained* by service D when D is
-//! anomalous, S depends on D directly or transitively through anomalous or unknown services
-//! (a healthy service in between breaks the chain), and D's onset is no later than the
+//! anomalous at least half as confidently (c below) as the entity, S depends on D directly or
+//! transitively through anomalous or unknown services (a healthy service in between breaks
+//! the chain), and D's onset is no later than the
 //! entity's plus `tolerance` (default `30s`: onsets from samples a scrape apart, and the time
 //! a failure takes to propagate, blur the order by that much). Within a dependency cycle D
 //! must lead by more than `tolerance`; otherwise both are left unexplained. Unexplained
@@ -78,7 +80,7 @@
 //!
 //! ```text
 //! c(z)        = 1 − exp(−(z − threshold + 1) / scale)        scale: `scale`, default 4
-//! candidate   = c(z) × late(onset − earliest candidate onset)
+//! candidate   = c(z) × late(onset − onset of the earliest candidate at least as confident)
 //! late(lag)   = 1 if lag ≤ tolerance, else 0.5 + 0.5 × exp(−(lag − tolerance) / 2 min)
 //! explained   = 0.2 × c(z)
 //! ```
@@ -100,7 +102,8 @@
 //! before → during in parentheses). A candidate's reason ends with `; no anomalous service
 //! depends on it` when nothing downstream failed, `; its dependencies (a, b) are healthy` or
 //! `; its anomalous dependencies (a) started later` as the case may be, and `; started 2 min
-//! after the earliest candidate (x)` when the late penalty applies.
+//! after the earliest candidate (x)` when the late penalty applies (only a candidate at least
+//! as confident counts: a weak early drift does not push a strong cause down).
 //!
 //! # Without health series: the firing alerts
 //!
@@ -220,6 +223,11 @@ fn default_cusum_h() -> f64 {
 const EXPLAINED: f64 = 0.2;
 /// A late candidate's penalty decays towards one half over this.
 const LATE_SCALE_MS: f64 = 120_000.0;
+/// The share of an entity's strongest deviation that another of its series needs to date
+/// the entity's onset.
+const STRONG_SHARE: f64 = 0.5;
+/// The share of a symptom's confidence that a dependency's anomaly needs to explain it.
+const EXPLAINER_SHARE: f64 = 0.5;
 
 /// The localizer, built from validated [`Params`].
 #[derive(Debug)]
@@ -641,7 +649,11 @@ struct Entity<'a> {
     /// The strongest series: its metric as PromQL writes it, and its deviation.
     metric: String,
     top: Deviation,
-    /// The earliest onset among its anomalous series.
+    /// The strength and onset of each of its anomalous series.
+    anomalies: Vec<(f64, i64)>,
+    /// When it became anomalous: the earliest onset among its anomalous series that are at
+    /// least half as strong as its strongest. A weak drift of some other series (memory
+    /// creeping up for an hour) does not date an entity whose errors jumped a minute ago.
     onset: Option<i64>,
 }
 
@@ -715,6 +727,7 @@ impl Topology {
                     instance,
                     metric: self.metric(labels),
                     top: d,
+                    anomalies: Vec::new(),
                     onset: None,
                 });
             if d.strength > entity.top.strength {
@@ -722,10 +735,19 @@ impl Topology {
                 entity.metric = self.metric(labels);
             }
             if anomalous {
-                entity.onset = Some(entity.onset.map_or(d.onset, |o| o.min(d.onset)));
+                entity.anomalies.push((d.strength, d.onset));
             }
         }
-        let entities: Vec<Entity> = entities.into_values().collect();
+        let mut entities: Vec<Entity> = entities.into_values().collect();
+        for e in &mut entities {
+            let strong = e.top.strength * STRONG_SHARE;
+            e.onset = e
+                .anomalies
+                .iter()
+                .filter(|(z, _)| *z >= strong)
+                .map(|&(_, t)| t)
+                .min();
+        }
 
         let g = self.graph_with(edges, entities.iter().map(|e| e.service));
         let mut status = vec![Health::Unknown; g.names.len()];
@@ -742,6 +764,14 @@ impl Topology {
             Health::Anomalous(t) => Some(t),
             _ => None,
         };
+        let confidence = |z: f64| 1.0 - (-(z - self.threshold + 1.0) / self.scale).exp();
+        // How confident each service's anomaly is: its most anomalous entity's.
+        let mut service_z = vec![f64::NEG_INFINITY; g.names.len()];
+        for e in entities.iter().filter(|e| e.onset.is_some()) {
+            let z = &mut service_z[g.index[e.service]];
+            *z = z.max(e.top.strength);
+        }
+        let strength_of = |s: usize| confidence(service_z[s]);
         // From each anomalous service, the services reached through non-healthy ones.
         let walks: BTreeMap<usize, Vec<Option<usize>>> = (0..g.names.len())
             .filter(|&s| onset_of(s).is_some())
@@ -758,6 +788,11 @@ impl Topology {
                 let mut explainers: Vec<usize> = walks
                     .iter()
                     .filter(|&(&d, _)| d != s && walks[&s][d].is_some())
+                    .filter(|&(&d, _)| {
+                        // A faint anomaly (a series drifting a few σ) does not explain a
+                        // strong one: the explainer must be at least half as confident.
+                        strength_of(d) >= EXPLAINER_SHARE * confidence(e.top.strength)
+                    })
                     .filter(|&(&d, walk_d)| {
                         let onset_d = onset_of(d).unwrap_or(i64::MAX);
                         let cycle = walk_d[s].is_some();
@@ -773,12 +808,15 @@ impl Topology {
                 Some((e, onset, explainers))
             })
             .collect();
-        let earliest = judged
-            .iter()
-            .filter(|(_, _, by)| by.is_empty())
-            .min_by_key(|(e, onset, _)| (*onset, e.service, e.instance));
-
-        let confidence = |z: f64| 1.0 - (-(z - self.threshold + 1.0) / self.scale).exp();
+        // A candidate that started after another at least as confident is less likely the
+        // first cause; a weaker early one (a drifting series) does not count against it.
+        let earliest_as_strong = |e: &Entity, z: f64| {
+            judged
+                .iter()
+                .filter(|(o, _, by)| by.is_empty() && !std::ptr::eq(*o, e))
+                .filter(|(o, _, _)| confidence(o.top.strength) >= confidence(z))
+                .min_by_key(|(o, onset, _)| (*onset, o.service, o.instance))
+        };
         let mut suspects: Vec<(f64, i64, &Entity, String)> = judged
             .iter()
             .map(|(e, onset, by)| {
@@ -786,6 +824,7 @@ impl Topology {
                 let c = confidence(e.top.strength);
                 let Some(&d) = by.first() else {
                     let mut reason = self.candidate(&g, &status, &judged, e, *onset);
+                    let earliest = earliest_as_strong(e, e.top.strength);
                     let lag = earliest.map_or(0, |(_, t0, _)| onset - t0);
                     let factor = if lag > tolerance {
                         let (first, _, _) = earliest.expect("a candidate is earlier");

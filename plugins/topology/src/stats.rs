@@ -1,6 +1,12 @@
 //! Health from data: one series' robust deviation from its own baseline and the onset of
 //! that deviation (CUSUM). The crate documentation states the method; this is its code.
 
+/// How many σ from the baseline a sample must be to count as clearly changed when dating
+/// a change (two in a row).
+const CLEAR: f64 = 3.0;
+/// How many σ from the baseline a sample must be to count as part of a change that a clear
+/// sample ends, when dating it back.
+const ELEVATED: f64 = 1.0;
 /// Fewer baseline samples than this and the series falls back to its oldest third.
 pub(crate) const MIN_BASELINE: usize = 5;
 /// 1.4826 × MAD estimates the standard deviation of normal data.
@@ -189,7 +195,36 @@ fn excursion(
     if s > 0.0 {
         close(peak, begin, values.len() - 1);
     }
-    best.map(|(_, begin, end)| (begin, end))
+    best.map(|(_, begin, end)| (sharpen(values, begin, end, med, sigma, sign), end))
+}
+
+/// Where a change really starts within its CUSUM run. S leaves zero on any sample above the
+/// baseline, so a run of ordinary noise (or of a slow drift) just before a jump would date
+/// the jump minutes early. So: find the first sample of the run that, with the next one, is
+/// clearly changed, then walk back over the samples still elevated (one dip allowed). Both
+/// bars are relative to the size of the change L (the median of the run after the first
+/// clear sample, in σ): clear is at least [`CLEAR`] σ and L/4, elevated at least
+/// [`ELEVATED`] σ and L/10. A jump is dated from the jump, a slow ramp from where it began.
+fn sharpen(values: &[f64], begin: usize, end: usize, med: f64, sigma: f64, sign: f64) -> usize {
+    let u = |i: usize| sign * (values[i] - med) / sigma;
+    let first_above =
+        |bar: f64| (begin..=end).find(|&i| u(i) >= bar && (i == end || u(i + 1) >= bar));
+    let Some(first) = first_above(CLEAR) else {
+        return begin;
+    };
+    let level = median(&mut (first..=end).map(u).collect::<Vec<_>>());
+    let Some(mut at) = first_above(CLEAR.max(level / 4.0)) else {
+        return first;
+    };
+    let elevated = ELEVATED.max(level / 10.0);
+    while at > begin {
+        let dip = |i: usize| u(i) < elevated;
+        if dip(at - 1) && (at - 1 == begin || dip(at - 2)) {
+            break;
+        }
+        at -= 1;
+    }
+    at
 }
 
 /// `value` with three significant digits, no trailing zeros: 1.9, 0.21, 1234.
