@@ -9,10 +9,8 @@ against two baselines on the same data. Not run in CI.
 
 `--binary` and `--plugins` (a folder with topology, metric-deviation, log-hotspot and
 webhook .wasm) choose what is tested (defaults: target/release/faultline, else
-target/debug/faultline, and rules/plugins); `--topology-wasm FILE` swaps in another topology
-plugin. `--topology auto` (the default) configures the causal topology localizer when
-`faultline check` accepts it, else the older alert-driven one; `--host-localization` adds
-per-localizer `weight`s and a `[localization]` table for hosts that accept them.
+target/debug/faultline, and rules/plugins). `--case N` runs one case; with `--verbose` the
+top suspects' reasons are printed, to see why a case was missed.
 
 Pure Python 3.11 standard library; the simulator and the baselines are in
 scripts/localization_sim.py.
@@ -103,37 +101,10 @@ ALERT_MATCH = """match = ['alertname=~"HighErrorRate|HighLatency"']"""
 # --- the rules directory -------------------------------------------------------------------
 
 
-def rules_toml(topology: str, host_localization: bool) -> str:
-    """The rule file a user of these metrics would write. `topology` is "causal" (the
-    reworked localizer: health from the series, graph from file and series) or "legacy"
-    (failing services from the alerts, graph from the file)."""
-    weight = lambda w: f"weight = {w}\n" if host_localization else ""  # noqa: E731
-    if topology == "causal":
-        topo = f"""
-[[localizer]]
-name = "causal"
-plugin = "topology"
-{ALERT_MATCH}
-select = '{{__name__=~"http_error_ratio|http_request_duration_seconds_p99|process_cpu_ratio|process_resident_memory_bytes|traces_service_graph_request_total"}}'
-range = "1h"
-files = {{ graph = "topology.json" }}
-params = {{ label = "service", instance_label = "instance" }}
-{weight(2.0)}"""
-    else:
-        topo = f"""
-[[localizer]]
-name = "services"
-plugin = "topology"
-{ALERT_MATCH}
-files = {{ graph = "topology.json" }}
-params = {{ label = "service", carry = ["instance"] }}
-{weight(2.0)}"""
-    table = """
-[localization]
-entity = ["instance", "service"]
-top = 5
-min_margin = 0.1
-""" if host_localization else ""
+def rules_toml() -> str:
+    """The rule file a user of these metrics would write: the causal `topology` localizer
+    (health from the series, graph from the file and the service-graph series) with the
+    most say, and the two bundled ones that judge each component against its own history."""
     return f"""# Written by scripts/bench-localization.py for one case.
 [route]
 receiver = "bench"
@@ -149,7 +120,17 @@ params = {{ url = "http://127.0.0.1:9/hook" }}
 grants = {{ http = ["127.0.0.1:9"] }}
 send_resolved = false
 rails = {{ dry_run = true }}
-{topo}
+
+[[localizer]]
+name = "causal"
+plugin = "topology"
+{ALERT_MATCH}
+select = '{{__name__=~"http_error_ratio|http_request_duration_seconds_p99|process_cpu_ratio|process_resident_memory_bytes|traces_service_graph_request_total"}}'
+range = "1h"
+files = {{ graph = "topology.json" }}
+params = {{ label = "service", instance_label = "instance" }}
+weight = 2.0
+
 [[localizer]]
 name = "deviation"
 plugin = "metric-deviation"
@@ -157,7 +138,8 @@ plugin = "metric-deviation"
 select = '{{__name__=~"http_error_ratio|http_request_duration_seconds_p99|process_cpu_ratio|process_resident_memory_bytes"}}'
 range = "1h"
 params = {{ by = ["service", "instance"], direction = "up", lead = "2m" }}
-{weight(1.0)}
+weight = 1.0
+
 [[localizer]]
 name = "error-logs"
 plugin = "log-hotspot"
@@ -165,35 +147,39 @@ plugin = "log-hotspot"
 logs = '{{job=~".+"}}'
 range = "1h"
 params = {{ node_label = "instance", lead = "2m" }}
-{weight(1.0)}{table}"""
+weight = 1.0
+
+[localization]
+entity = ["instance", "service"]
+top = 5
+min_margin = 0.1
+"""
 
 
 def write_rules(dir_: Path, case: sim.Case, args) -> None:
     """The rule file, the graph file, and the plugins (copied into `plugins/`, where the
-    server looks first; `--topology-wasm` replaces the topology plugin)."""
+    server looks first)."""
     (dir_ / "plugins").mkdir(parents=True, exist_ok=True)
-    (dir_ / "bench.toml").write_text(rules_toml(args.topology_used, args.host_localization))
+    (dir_ / "bench.toml").write_text(rules_toml())
     (dir_ / "topology.json").write_text(json.dumps(case.calls, indent=1, sort_keys=True))
     for name, path in plugin_files(args).items():
         shutil.copyfile(path, dir_ / "plugins" / f"{name}.wasm")
 
 
 def plugin_files(args) -> dict:
-    files = {p: args.plugins / f"{p}.wasm" for p in LOCALIZER_PLUGINS}
-    if args.topology_wasm:
-        files["topology"] = args.topology_wasm
-    return files
+    return {p: args.plugins / f"{p}.wasm" for p in LOCALIZER_PLUGINS}
 
 
 def check_rules(args):
-    """Runs `faultline check` on a sample rules directory; None when it passes, else the
-    error text."""
+    """Runs `faultline check` on a sample rules directory; exits with its errors when the
+    binary refuses the benchmark's rules (a binary older than the rules)."""
     case = sim.simulate(0, 0, int(time.time() * 1000))
     with tempfile.TemporaryDirectory(prefix="fl-bench-check-") as tmp:
         write_rules(Path(tmp), case, args)
         p = subprocess.run([str(args.binary), "check", tmp], capture_output=True, text=True,
                            timeout=300)
-        return None if p.returncode == 0 else (p.stdout + p.stderr).strip()
+        if p.returncode != 0:
+            sys.exit("faultline check refuses the benchmark's rules:\n" + p.stdout + p.stderr)
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -523,24 +509,6 @@ def default_binary() -> Path:
     return REPO / "target/release/faultline"
 
 
-def choose_topology(args) -> str:
-    """The topology configuration to use ("auto": causal when `faultline check` accepts it,
-    else legacy). Exits when the binary refuses the chosen configuration (for instance
-    `--host-localization` on a host without `weight`)."""
-    tried = ("causal", "legacy") if args.topology == "auto" else (args.topology,)
-    errors = []
-    for topology in tried:
-        args.topology_used = topology
-        err = check_rules(args)
-        if err is None:
-            if errors:
-                print("note: the causal topology configuration is refused; using the legacy"
-                      " one:\n    " + errors[0].replace("\n", "\n    "), file=sys.stderr)
-            return topology
-        errors.append(err)
-    sys.exit("faultline check refuses the benchmark's rules:\n" + "\n".join(errors))
-
-
 def short_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
@@ -562,14 +530,9 @@ def machine_note(args) -> str:
 
 def command_line(args) -> str:
     cmd = f"python3 scripts/bench-localization.py --cases {args.cases} --seed {args.seed}"
-    for flag, value in (("--binary", args.binary_arg), ("--plugins", args.plugins_arg),
-                        ("--topology-wasm", args.topology_wasm)):
+    for flag, value in (("--binary", args.binary_arg), ("--plugins", args.plugins_arg)):
         if value:
             cmd += f" {flag} {value}"
-    if args.topology != "auto":
-        cmd += f" --topology {args.topology}"
-    if args.host_localization:
-        cmd += " --host-localization"
     return cmd
 
 
@@ -589,8 +552,7 @@ the root cause at service/instance level (`-`: not named), Faultline's top 3 as
 def report_md(args, results, table, minutes, note) -> str:
     """One run's section of the dated results file."""
     lines = [
-        f"## {dt.datetime.now():%H:%M}: {len(results)} cases, seed {args.seed}, topology "
-        f"{args.topology_used}{', host weights + [localization]' if args.host_localization else ''}",
+        f"## {dt.datetime.now():%H:%M}: {len(results)} cases, seed {args.seed}",
         "",
         f"Command: `{command_line(args)}`",
         "",
@@ -619,12 +581,6 @@ def parse_args():
     p.add_argument("--plugins", type=Path, default=None,
                    help="folder with topology, metric-deviation, log-hotspot and webhook .wasm "
                         "(default: rules/plugins)")
-    p.add_argument("--topology-wasm", type=Path, default=None,
-                   help="use this topology.wasm instead of the one in --plugins")
-    p.add_argument("--topology", choices=("auto", "causal", "legacy"), default="auto",
-                   help="topology localizer configuration (auto: causal if accepted)")
-    p.add_argument("--host-localization", action="store_true",
-                   help="add per-localizer `weight` and the [localization] table")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for the incident of a case")
     p.add_argument("--write", action="store_true",
@@ -640,7 +596,6 @@ def parse_args():
     args.binary_arg, args.plugins_arg = args.binary, args.plugins
     args.binary = (args.binary or default_binary()).resolve()
     args.plugins = (args.plugins or REPO / "rules/plugins").resolve()
-    args.topology_wasm = args.topology_wasm and args.topology_wasm.resolve()
     return args
 
 
@@ -651,9 +606,9 @@ def main():
     missing = [str(p) for p in plugin_files(args).values() if not p.exists()]
     if missing:
         sys.exit(f"missing plugins in {args.plugins}: {missing} (make plugins)")
-    args.topology_used = choose_topology(args)
+    check_rules(args)
     print(f"binary {args.binary}\nplugins {args.plugins}\n"
-          f"topology configuration: {args.topology_used}; {args.cases} cases, seed {args.seed}")
+          f"{len(args.case) if args.case else args.cases} cases, seed {args.seed}")
     started = time.monotonic()
     results = []
     args.cache_dir = Path(tempfile.mkdtemp(prefix="fl-bench-cache-"))

@@ -70,7 +70,7 @@
 //! compared with its own baseline, so it is not anomalous.
 //!
 //! **Causal ranking.** An anomalous entity of service S is *explained* by service D when D is
-//! anomalous at least half as confidently (c below) as the entity, S depends on D directly or
+//! anomalous at least 0.7 times as confidently (c below) as the entity, S depends on D directly or
 //! transitively through anomalous or unknown services (a healthy service in between breaks
 //! the chain), and D's onset is no later than the
 //! entity's plus `tolerance` (default `30s`: onsets from samples a scrape apart, and the time
@@ -227,7 +227,7 @@ const LATE_SCALE_MS: f64 = 120_000.0;
 /// the entity's onset.
 const STRONG_SHARE: f64 = 0.5;
 /// The share of a symptom's confidence that a dependency's anomaly needs to explain it.
-const EXPLAINER_SHARE: f64 = 0.5;
+const EXPLAINER_SHARE: f64 = 0.7;
 
 /// The localizer, built from validated [`Params`].
 #[derive(Debug)]
