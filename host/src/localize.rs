@@ -190,17 +190,7 @@ mod tests {
     use super::*;
 
     fn suspect(l: &[(&str, &str)], score: f64) -> Suspect {
-        Suspect {
-            labels: l
-                .iter()
-                .map(|(n, v)| Pair {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            score,
-            reason: "r".into(),
-        }
+        Suspect::of(l, score, "r")
     }
 
     fn answer(localizer: &str, weight: f64, suspects: Vec<Suspect>) -> Answer {

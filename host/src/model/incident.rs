@@ -111,6 +111,22 @@ pub struct Suspect {
 }
 
 impl Suspect {
+    /// A suspect with these labels, in this order (for tests).
+    #[cfg(test)]
+    pub fn of(labels: &[(&str, &str)], score: f64, reason: &str) -> Suspect {
+        Suspect {
+            labels: labels
+                .iter()
+                .map(|(name, value)| Pair {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                })
+                .collect(),
+            score,
+            reason: reason.to_string(),
+        }
+    }
+
     /// The suspect's labels as a label set.
     pub fn label_set(&self) -> Labels {
         Labels::from_pairs(

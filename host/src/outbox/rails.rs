@@ -215,7 +215,6 @@ pub fn idempotency_key(receiver: &str, group_key: &str, alerts_key: &[u8], targe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::incident::Pair;
 
     fn incident(status: IncidentStatus) -> Incident {
         Incident {
@@ -228,17 +227,7 @@ mod tests {
     }
 
     fn suspect(labels: &[(&str, &str)], score: f64) -> Suspect {
-        Suspect {
-            labels: labels
-                .iter()
-                .map(|(n, v)| Pair {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-            score,
-            reason: String::new(),
-        }
+        Suspect::of(labels, score, "")
     }
 
     fn rails(target: &[&str], min_score: Option<f64>, min_margin: Option<f64>) -> RailsConfig {
