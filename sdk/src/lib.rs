@@ -222,6 +222,7 @@ pub mod state;
 pub mod template;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod text;
 pub mod time;
 
 pub use incident::{Alert, AlertmanagerAlert, Incident};

@@ -45,6 +45,7 @@ use std::collections::BTreeMap;
 
 use faultline_sdk::localizer::*;
 use faultline_sdk::params::duration_ms;
+use faultline_sdk::text::number;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -311,24 +312,6 @@ fn median(values: &mut [f64]) -> f64 {
         let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         (lower + upper) / 2.0
     }
-}
-
-/// `value` with three significant digits, no trailing zeros: 1.9, 0.21, 1234.
-fn number(value: f64) -> String {
-    let magnitude = value.abs();
-    if magnitude == 0.0 {
-        return "0".to_string();
-    }
-    if !(1e-4..1e15).contains(&magnitude) {
-        return format!("{value:.2e}");
-    }
-    let decimals = (2 - magnitude.log10().floor() as i32).max(0) as usize;
-    let mut text = format!("{value:.decimals$}");
-    if text.contains('.') {
-        let trimmed = text.trim_end_matches('0').trim_end_matches('.').len();
-        text.truncate(trimmed);
-    }
-    text
 }
 
 export_localizer!(MetricDeviation);

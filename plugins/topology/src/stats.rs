@@ -227,24 +227,6 @@ fn sharpen(values: &[f64], begin: usize, end: usize, med: f64, sigma: f64, sign:
     at
 }
 
-/// `value` with three significant digits, no trailing zeros: 1.9, 0.21, 1234.
-pub(crate) fn number(value: f64) -> String {
-    let magnitude = value.abs();
-    if magnitude == 0.0 {
-        return "0".to_string();
-    }
-    if !(1e-4..1e15).contains(&magnitude) {
-        return format!("{value:.2e}");
-    }
-    let decimals = (2 - magnitude.log10().floor() as i32).max(0) as usize;
-    let mut text = format!("{value:.decimals$}");
-    if text.contains('.') {
-        let trimmed = text.trim_end_matches('0').trim_end_matches('.').len();
-        text.truncate(trimmed);
-    }
-    text
-}
-
 /// A duration for a person: "40 s", "3 min", "3 min 20 s".
 pub(crate) fn duration(ms: i64) -> String {
     let s = (ms.max(0) + 500) / 1000;
@@ -323,6 +305,5 @@ mod tests {
         assert_eq!(duration(200_000), "3 min 20 s");
         assert_eq!(duration(1_500_000), "25 min");
         assert_eq!(clock(1_795_684_999_484), "09:23:19");
-        assert_eq!(number(0.21), "0.21");
     }
 }
