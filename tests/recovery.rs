@@ -229,7 +229,10 @@ fn one_incident_is_localized_to_the_faulty_node_and_recovered_once() {
     // The log hotspot names node4 too: its evidence merged into the same entity (the
     // `instance`), with its own reason.
     assert!(
-        top["reason"].as_str().unwrap().contains("; error-logs: node4"),
+        top["reason"]
+            .as_str()
+            .unwrap()
+            .contains("; error-logs: node4"),
         "both localizers' evidence on node4: {top:#}"
     );
     let incident_id = incident["id"].as_str().unwrap();
