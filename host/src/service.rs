@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use crate::alerts::Alert;
+use crate::alerts::book::AlertBook;
 use crate::alerts::external::ExternalAlerts;
-use crate::alerts::{Alert, RuleAlerts, Status, persist};
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::db::{Db, DbError};
@@ -59,7 +60,7 @@ pub struct Service {
     /// The configuration's connections, granted to recovery actions by name.
     connections: Connections,
     rules: RwLock<Arc<RuleSet>>,
-    alerts: Mutex<HashMap<String, RuleAlerts>>,
+    alerts: AlertBook,
     health: HealthBook,
     dispatcher: Dispatcher,
     /// Recovery actions: written before they are attempted.
@@ -119,11 +120,8 @@ impl Service {
         let runtime = Runtime::with_data_dir(Some(&config.data_dir))?;
         let connections = config.connections().map_err(StartError::Config)?;
         let rules = load_rules(&config, &runtime, &db, &connections)?;
-        let mut alerts = persist::load(&db).map_err(DbError::from)?;
         let hold_until = now_ms() + config.restore_grace.0.as_millis() as i64;
-        for a in alerts.values_mut() {
-            a.hold(hold_until);
-        }
+        let alerts = AlertBook::open(&db, hold_until).map_err(DbError::from)?;
         let store = Arc::new(Store::new(StoreLimits {
             max_series: config.max_series,
             lookback: config.lookback.0,
@@ -148,7 +146,7 @@ impl Service {
             silences,
             connections,
             rules: RwLock::new(Arc::new(rules)),
-            alerts: Mutex::new(alerts),
+            alerts,
             health: HealthBook::default(),
             dispatcher,
             outbox,
@@ -324,15 +322,7 @@ impl Service {
                 self.generation.send_modify(|g| *g += 1);
                 self.spawn_groups();
                 // Alerts of rules that are gone resolve, so their receivers hear of it.
-                let mut all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
-                for (id, alerts) in all.iter_mut().filter(|(id, _)| !ids.contains(*id)) {
-                    let changes = alerts.update(now, Vec::new(), Duration::ZERO, Duration::ZERO);
-                    if let Err(e) = persist::save(&self.db, id, alerts, &changes, false) {
-                        tracing::error!(rule = %id, "saving alerts: {e}");
-                    }
-                }
-                all.retain(|id, a| ids.contains(id) || !a.is_empty());
-                drop(all);
+                self.alerts.retire(&ids, now);
                 *status = ReloadStatus {
                     success: true,
                     last_attempt: Some(now),
@@ -372,14 +362,12 @@ impl Service {
             .rules()
             .map(|r| (r.id(), r.recovery.clone()))
             .collect();
-        let all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
-        all.iter()
-            .flat_map(|(id, ra)| {
-                let rec = recovery.get(id).cloned().flatten();
-                ra.iter().map(move |a| Routed {
-                    alert: a.clone(),
-                    recovery: rec.clone(),
-                })
+        self.alerts
+            .snapshot()
+            .into_iter()
+            .map(|(id, alert)| Routed {
+                recovery: recovery.get(&id).cloned().flatten(),
+                alert,
             })
             .collect()
     }
@@ -471,33 +459,14 @@ impl Service {
         };
         self.health.succeeded(&id, now, elapsed);
         m.set("faultline_rule_quarantined", &[("rule", &id)], 0.0);
-        let mut all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
-        let alerts = all.entry(id.clone()).or_default();
-        let changes = alerts.update(now, observations, rule.for_, rule.keep_firing_for);
-        for c in &changes {
-            tracing::info!(rule = %id, alert = %c.labels, from = ?c.from, to = ?c.to, "alert changed");
-        }
-        if let Err(e) = persist::save(
-            &self.db,
-            &id,
-            alerts,
-            &changes,
-            !rule.keep_firing_for.is_zero(),
-        ) {
-            tracing::error!(rule = %id, "saving alerts: {e}");
-        }
-        if !changes.is_empty() {
+        if self
+            .alerts
+            .apply(&id, now, observations, rule.for_, rule.keep_firing_for)
+        {
             self.wake.notify_one();
         }
-        let mut counts = [0usize; 3];
-        for a in all.values().flat_map(|r| r.iter()) {
-            counts[a.status as usize] += 1;
-        }
-        for (s, n) in [Status::Pending, Status::Firing, Status::Resolved]
-            .iter()
-            .zip(counts)
-        {
-            m.set("faultline_alerts", &[("state", s.as_str())], n as f64);
+        for (status, n) in self.alerts.counts() {
+            m.set("faultline_alerts", &[("state", status.as_str())], n as f64);
         }
     }
 
@@ -509,14 +478,8 @@ impl Service {
             .collect()
     }
 
-    /// A snapshot of every rule's alerts: (rule id, alert).
+    /// A snapshot of every rule's alerts: (rule id, alert), ordered by labels.
     pub fn alerts(&self) -> Vec<(String, Alert)> {
-        let all = self.alerts.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<_> = all
-            .iter()
-            .flat_map(|(id, r)| r.iter().map(move |a| (id.clone(), a.clone())))
-            .collect();
-        out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
-        out
+        self.alerts.snapshot()
     }
 }

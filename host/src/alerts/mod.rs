@@ -3,6 +3,7 @@
 //! firing for `keep_firing_for`, then resolves. Resolved alerts are kept a while so their
 //! resolution is notified, then forgotten.
 
+pub mod book;
 pub mod external;
 
 use std::collections::HashMap;
