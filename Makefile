@@ -11,14 +11,15 @@ TEST_PLUGINS := sandbox-loop sandbox-alloc sandbox-trap
 PLUGIN_OUT := $(TARGET_DIR)/$(WASM_TARGET)/plugin
 RULES_PLUGINS := rules/plugins
 
-.PHONY: plugins run test bench
+.PHONY: plugins run test bench build-deps test-deps
 
 ## run: build the bundled plugins, then run Faultline on rules/ (http://127.0.0.1:9797).
 run: plugins
 	$(CARGO) run -p faultline -- serve
 
-## test: build the plugins and the binary, then run every test of the workspace.
-test: plugins
+## test: install what the tests talk to if missing, build the plugins and the binary, then
+## run every test of the workspace.
+test: test-deps plugins
 	$(CARGO) build -p faultline
 	$(CARGO) test --workspace
 
@@ -26,9 +27,18 @@ test: plugins
 bench: plugins
 	$(CARGO) bench -p faultline
 
+## build-deps / test-deps: what building (and testing) needs besides Rust, installed when
+## missing: see scripts/install-deps.sh. The Wasm target comes with rust-toolchain.toml;
+## it is added here too for rustups that do not install a toolchain file's targets.
+build-deps:
+	rustup target add $(WASM_TARGET)
+	scripts/install-deps.sh build
+test-deps: build-deps
+	scripts/install-deps.sh test
+
 ## plugins: build every plugin as a Wasm component (profile `plugin`), then copy the
 ## bundled ones to rules/plugins/.
-plugins:
+plugins: build-deps
 	$(CARGO) build --profile plugin --target $(WASM_TARGET) $(addprefix -p ,$(PLUGINS) $(TEST_PLUGINS))
 	mkdir -p $(RULES_PLUGINS)
 # Cargo names a `log-count` crate's output log_count.wasm; rules name it `log-count`.
