@@ -444,15 +444,13 @@ impl Service {
                     "faultline_rule_evaluation_failures_total",
                     &[("rule", &id), ("reason", e.failure.reason())],
                 );
-                match self.health.failed(&id, interval, now, elapsed, &e) {
-                    Verdict::Failed { failures } => {
-                        tracing::warn!(rule = %id, failures, "evaluation failed: {e}");
-                    }
-                    Verdict::Quarantined { failures, backoff } => {
-                        tracing::warn!(rule = %id, failures, "evaluation failed: {e}");
-                        tracing::error!(rule = %id, ?backoff, "rule quarantined after {failures} failures");
-                        m.set("faultline_rule_quarantined", &[("rule", &id)], 1.0);
-                    }
+                let verdict = self.health.failed(&id, interval, now, elapsed, &e);
+                let (Verdict::Failed { failures } | Verdict::Quarantined { failures, .. }) =
+                    verdict;
+                tracing::warn!(rule = %id, failures, "evaluation failed: {e}");
+                if let Verdict::Quarantined { backoff, .. } = verdict {
+                    tracing::error!(rule = %id, ?backoff, "rule quarantined after {failures} failures");
+                    m.set("faultline_rule_quarantined", &[("rule", &id)], 1.0);
                 }
                 return;
             }

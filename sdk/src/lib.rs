@@ -219,6 +219,7 @@ pub mod log;
 pub mod params;
 pub mod recovery;
 pub mod state;
+pub mod stats;
 pub mod template;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;

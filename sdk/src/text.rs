@@ -1,4 +1,7 @@
-//! Text for people: how numbers read in a suspect's reason or a finding's annotation.
+//! Text for people: how numbers and series read in a suspect's reason or a finding's
+//! annotation.
+
+use crate::labels::Labels;
 
 /// `value` with three significant digits and no trailing zeros (`1.9`, `0.21`, `1234`), in
 /// scientific notation when very small or very large (`1.50e-7`).
@@ -25,4 +28,28 @@ pub fn number(value: f64) -> String {
         text.truncate(trimmed);
     }
     text
+}
+
+/// A series as PromQL writes it, without the labels a reason already names (`entity`) and
+/// without its name among the braces: `http_request_duration_seconds{quantile="0.99"}`;
+/// `the series` when nothing is left.
+///
+/// ```
+/// use faultline_sdk::Labels;
+/// use faultline_sdk::text::series_name;
+///
+/// let labels = Labels::from([("__name__", "latency"), ("instance", "n7"), ("quantile", "0.99")]);
+/// assert_eq!(series_name(&labels, &["instance"]), r#"latency{quantile="0.99"}"#);
+/// ```
+pub fn series_name(labels: &Labels, entity: &[&str]) -> String {
+    let mut rest = labels.clone();
+    for name in entity.iter().copied().chain(["__name__"]) {
+        rest.remove(name);
+    }
+    let name = labels.get("__name__").unwrap_or("");
+    match (name, rest.is_empty()) {
+        ("", true) => "the series".to_string(),
+        (name, true) => name.to_string(),
+        (name, false) => format!("{name}{rest}"),
+    }
 }

@@ -45,7 +45,8 @@ use std::collections::BTreeMap;
 
 use faultline_sdk::localizer::*;
 use faultline_sdk::params::duration_ms;
-use faultline_sdk::text::number;
+use faultline_sdk::stats::median;
+use faultline_sdk::text::{number, series_name};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -275,42 +276,16 @@ impl MetricDeviation {
         let z = d.z.abs();
         let reason = format!(
             "{name}: {} median {} in the incident window against {} before (MAD {}): z={:+.1}",
-            self.metric(d.labels),
+            series_name(
+                d.labels,
+                &self.by.iter().map(String::as_str).collect::<Vec<_>>()
+            ),
             number(d.window_median),
             number(d.baseline_median),
             number(d.mad),
             d.z,
         );
         suspect.score(z / (z + self.min_z)).reason(reason)
-    }
-
-    /// The series as PromQL writes it, without the component's labels, which the reason
-    /// already names: `http_request_duration_seconds{handler="/api"}`.
-    fn metric(&self, labels: &Labels) -> String {
-        let mut rest = labels.clone();
-        for name in self.by.iter().map(String::as_str).chain(["__name__"]) {
-            rest.remove(name);
-        }
-        let name = labels.get("__name__").unwrap_or("");
-        match (name, rest.is_empty()) {
-            ("", true) => "the series".to_string(),
-            (name, true) => name.to_string(),
-            (name, false) => format!("{name}{rest}"),
-        }
-    }
-}
-
-/// The median of non-empty finite `values` (reordered).
-fn median(values: &mut [f64]) -> f64 {
-    let (len, mid) = (values.len(), values.len() / 2);
-    let (below, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
-    let upper = *upper;
-    if len % 2 == 1 {
-        upper
-    } else {
-        // The largest of the lower half is the other middle value.
-        let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lower + upper) / 2.0
     }
 }
 
@@ -604,13 +579,6 @@ mod tests {
         assert_eq!(number(1234.6), "1235");
         assert_eq!(number(0.0), "0");
         assert_eq!(number(1e-7), "1.00e-7");
-    }
-
-    #[test]
-    fn median_of_odd_and_even() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert_eq!(median(&mut [7.0]), 7.0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use faultline_sdk::localizer::*;
-use faultline_sdk::text::number;
+use faultline_sdk::text::{number, series_name};
 
 use crate::Topology;
 use crate::graph::Graph;
@@ -104,14 +104,14 @@ impl Topology {
                 .or_insert_with(|| Entity {
                     service,
                     instance,
-                    metric: self.metric(labels),
+                    metric: series_name(labels, &[&self.label, &self.instance_label]),
                     top: d,
                     anomalies: Vec::new(),
                     onset: None,
                 });
             if d.strength > entity.top.strength {
                 entity.top = d;
-                entity.metric = self.metric(labels);
+                entity.metric = series_name(labels, &[&self.label, &self.instance_label]);
             }
             if anomalous {
                 entity.anomalies.push((d.strength, d.onset));
@@ -315,24 +315,5 @@ impl Topology {
             ));
         }
         reason
-    }
-
-    /// The series as PromQL writes it, without the entity's labels, which the reason
-    /// already names: `http_request_duration_seconds{quantile="0.99"}`.
-    fn metric(&self, labels: &Labels) -> String {
-        let mut rest = labels.clone();
-        for name in [
-            self.label.as_str(),
-            self.instance_label.as_str(),
-            "__name__",
-        ] {
-            rest.remove(name);
-        }
-        let name = labels.get("__name__").unwrap_or("");
-        match (name, rest.is_empty()) {
-            ("", true) => "the series".to_string(),
-            (name, true) => name.to_string(),
-            (name, false) => format!("{name}{rest}"),
-        }
     }
 }

@@ -1,6 +1,8 @@
 //! Health from data: one series' robust deviation from its own baseline and the onset of
 //! that deviation (CUSUM). The crate documentation states the method; this is its code.
 
+use faultline_sdk::stats::median;
+
 /// How many σ from the baseline a sample must be to count as clearly changed when dating
 /// a change (two in a row).
 const CLEAR: f64 = 3.0;
@@ -60,19 +62,6 @@ pub(crate) struct Deviation {
     /// The baseline median, and the median of the deviating stretch (or recent window).
     pub before: f64,
     pub after: f64,
-}
-
-/// The median of non-empty `values` (reordered).
-pub(crate) fn median(values: &mut [f64]) -> f64 {
-    let (len, mid) = (values.len(), values.len() / 2);
-    let (below, upper, _) = values.select_nth_unstable_by(mid, f64::total_cmp);
-    let upper = *upper;
-    if len % 2 == 1 {
-        upper
-    } else {
-        let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lower + upper) / 2.0
-    }
 }
 
 /// The baseline's median and robust standard deviation: 1.4826 × MAD; when that is zero
