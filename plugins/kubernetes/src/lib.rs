@@ -1,12 +1,19 @@
 //! `kubernetes`: a recovery action on the Kubernetes API, aimed at the incident's top
-//! suspect: restart a deployment, scale it, delete a pod or cordon a node, sending exactly
-//! the requests `kubectl` sends for `rollout restart`, `scale`, `delete pod` and `cordon`.
+//! suspect: restart a deployment, scale it, roll it (or a statefulset or daemonset) back to
+//! its previous revision, delete a pod or cordon a node, sending exactly the requests
+//! `kubectl` sends for `rollout restart`, `scale`, `rollout undo`, `delete pod` and `cordon`.
 //!
 //! ```toml
 //! [[receiver]]
 //! name = "restart-service"
 //! plugin = "kubernetes"
 //! params = { action = "restart", namespace = "shop", deployment = "{{ service }}" }
+//! grants = { connections = ["kubernetes"] }
+//!
+//! [[receiver]]
+//! name = "undo-deploy"
+//! plugin = "kubernetes"
+//! params = { action = "rollback", namespace = "shop", deployment = "{{ service }}" }
 //! grants = { connections = ["kubernetes"] }
 //!
 //! [[receiver]]
@@ -18,24 +25,28 @@
 //!
 //! Params:
 //!
-//! - `action`: `"restart"`, `"scale"`, `"delete-pod"` or `"cordon"`;
+//! - `action`: `"restart"`, `"scale"`, `"rollback"`, `"delete-pod"` or `"cordon"`;
 //! - the target's name, templated from the labels of the first (best) suspect the
 //!   localizers ranked, with literal text allowed around the placeholders:
-//!   `deployment` for restart and scale, `pod` for delete-pod, `node` for cordon; only the
-//!   one the action needs may be given. The result must be a valid Kubernetes name
-//!   (`"{{ instance }}"` yielding `node3:9100` is refused, not trimmed);
+//!   `deployment` for restart and scale; `deployment`, `statefulset` or `daemonset` for
+//!   rollback; `pod` for delete-pod; `node` for cordon; only the one the action needs may be
+//!   given. The result must be a valid Kubernetes name (`"{{ instance }}"` yielding
+//!   `node3:9100` is refused, not trimmed);
 //! - `replicas`: for scale only, required, 0 or more;
+//! - `to_revision`: for rollback only, the revision to go back to (default: the one before
+//!   the newest, as `kubectl rollout undo` without `--to-revision`);
 //! - `namespace`: default `"default"`; a node has none, so cordon ignores it;
 //! - `connection`: default `"kubernetes"`, the connection of the server config
 //!   (`[connection.kubernetes]` with `url`, `token` and `ca`) whose API URL, bearer token
 //!   and CA the host adds: the plugin sends only paths and never sees them. The receiver's
 //!   grants must name it;
-//! - `timeout`: milliseconds, default 10000.
+//! - `timeout`: milliseconds per request, default 10000.
 //!
 //! Every request carries `Accept: application/json` and `Idempotency-Key` (the attempt's
 //! key: Kubernetes ignores the header, but logs and proxies can tie calls to actions). Each
 //! action is safe to repeat: a restart re-stamps the annotation, scaling and cordoning set
-//! absolute values, and deleting a pod the API says is not found (404 `NotFound` for kind
+//! absolute values, a rollback whose template is already in place is done without a patch
+//! (see [`rollback`]), and deleting a pod the API says is not found (404 `NotFound` for kind
 //! `pods`) counts as done.
 //!
 //! 2xx is done; 409 (conflict), 429, 5xx and transport errors are retried; any other status
@@ -43,6 +54,7 @@
 //! not granted. A suspect without the label a template needs, or a name Kubernetes would
 //! refuse, fails without a request.
 
+mod rollback;
 mod template;
 
 use faultline_sdk::http::{ErrorKind, Request, Response};
@@ -51,6 +63,7 @@ use faultline_sdk::time::rfc3339_seconds;
 use serde::Deserialize;
 use serde_json::json;
 
+use rollback::{Rollback, Workload};
 use template::Template;
 
 /// The action's `params`.
@@ -65,14 +78,20 @@ pub struct Params {
     /// The namespace of the deployment or pod (nodes have none).
     #[serde(default = "default_namespace")]
     pub namespace: String,
-    /// The deployment to restart or scale, e.g. `"{{ service }}"`.
+    /// The deployment to restart, scale or roll back, e.g. `"{{ service }}"`.
     pub deployment: Option<String>,
+    /// The statefulset to roll back.
+    pub statefulset: Option<String>,
+    /// The daemonset to roll back.
+    pub daemonset: Option<String>,
     /// The pod to delete, e.g. `"{{ pod }}"`.
     pub pod: Option<String>,
     /// The node to cordon, e.g. `"{{ node }}"`.
     pub node: Option<String>,
     /// The replica count to scale to (scale only).
     pub replicas: Option<i64>,
+    /// The revision to roll back to (rollback only; default: the one before the newest).
+    pub to_revision: Option<i64>,
     /// How long to wait for the API's answer, in milliseconds.
     #[serde(default = "default_timeout")]
     pub timeout: u32,
@@ -86,6 +105,8 @@ pub enum Action {
     Restart,
     /// `kubectl scale deployment --replicas`.
     Scale,
+    /// `kubectl rollout undo`: back to an earlier revision's pod template.
+    Rollback,
     /// `kubectl delete pod`: its controller starts a fresh one.
     DeletePod,
     /// `kubectl cordon`: no new pods are scheduled on the node.
@@ -98,8 +119,28 @@ impl Action {
         match self {
             Action::Restart => "restart",
             Action::Scale => "scale",
+            Action::Rollback => "rollback",
             Action::DeletePod => "delete-pod",
             Action::Cordon => "cordon",
+        }
+    }
+
+    /// The params that can name the action's target, the usual one first.
+    fn targets(self) -> &'static [&'static str] {
+        match self {
+            Action::Restart | Action::Scale => &["deployment"],
+            Action::Rollback => &["deployment", "statefulset", "daemonset"],
+            Action::DeletePod => &["pod"],
+            Action::Cordon => &["node"],
+        }
+    }
+
+    /// A typical template for the target, for messages.
+    fn example(self) -> &'static str {
+        match self {
+            Action::Restart | Action::Scale | Action::Rollback => "{{ service }}",
+            Action::DeletePod => "{{ pod }}",
+            Action::Cordon => "{{ node }}",
         }
     }
 }
@@ -136,6 +177,12 @@ enum Operation {
         deployment: Template,
         replicas: i32,
     },
+    Rollback {
+        namespace: String,
+        workload: Workload,
+        name: Template,
+        to_revision: Option<i64>,
+    },
     DeletePod {
         namespace: String,
         pod: Template,
@@ -155,40 +202,59 @@ impl Recovery for Kubernetes {
         if p.timeout == 0 {
             return Err("params: `timeout` must be at least 1 (milliseconds)".to_string());
         }
-        let (needed, example) = match p.action {
-            Action::Restart | Action::Scale => ("deployment", "{{ service }}"),
-            Action::DeletePod => ("pod", "{{ pod }}"),
-            Action::Cordon => ("node", "{{ node }}"),
-        };
         let action = p.action.name();
+        let allowed = p.action.targets();
         let given = [
             ("deployment", &p.deployment),
+            ("statefulset", &p.statefulset),
+            ("daemonset", &p.daemonset),
             ("pod", &p.pod),
             ("node", &p.node),
         ];
-        let mut target = None;
+        let named_by = || {
+            let fields: Vec<String> = allowed.iter().map(|f| format!("`{f}`")).collect();
+            fields.join(" or ")
+        };
+        let mut target: Option<(&str, Template)> = None;
         for (field, value) in given {
-            match (field == needed, value) {
-                (true, Some(source)) => target = Some(parse_target(field, source)?),
-                (false, Some(_)) => {
-                    return Err(format!(
-                        "params: `{field}` does not apply to action \"{action}\" \
-                         (it names its target with `{needed}`)"
-                    ));
-                }
-                _ => {}
+            let Some(source) = value else { continue };
+            if !allowed.contains(&field) {
+                return Err(format!(
+                    "params: `{field}` does not apply to action \"{action}\" \
+                     (it names its target with {})",
+                    named_by()
+                ));
             }
+            if let Some((first, _)) = target {
+                return Err(format!(
+                    "params: `{first}` and `{field}` both given: action \"{action}\" acts on one"
+                ));
+            }
+            target = Some((field, parse_target(field, source)?));
         }
-        let Some(target) = target else {
+        let Some((field, target)) = target else {
             return Err(format!(
-                "params: action \"{action}\" needs `{needed}`, the target's name \
-                 (e.g. `{needed} = \"{example}\"`)"
+                "params: action \"{action}\" needs {}, the target's name (e.g. `{} = \"{}\"`)",
+                named_by(),
+                allowed[0],
+                p.action.example()
             ));
         };
         if p.action != Action::Scale && p.replicas.is_some() {
             return Err(format!(
                 "params: `replicas` does not apply to action \"{action}\""
             ));
+        }
+        match (p.action, p.to_revision) {
+            (Action::Rollback, Some(n)) if n < 1 => {
+                return Err(format!("params: `to_revision` must be 1 or more, not {n}"));
+            }
+            (Action::Rollback, _) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(format!(
+                    "params: `to_revision` does not apply to action \"{action}\""
+                ));
+            }
         }
         if p.action != Action::Cordon {
             template::check_namespace(&p.namespace)
@@ -204,6 +270,16 @@ impl Recovery for Kubernetes {
                 namespace,
                 deployment: target,
                 replicas: replicas(p.replicas)?,
+            },
+            Action::Rollback => Operation::Rollback {
+                namespace,
+                workload: match field {
+                    "statefulset" => Workload::StatefulSet,
+                    "daemonset" => Workload::DaemonSet,
+                    _ => Workload::Deployment,
+                },
+                name: target,
+                to_revision: p.to_revision,
             },
             Action::DeletePod => Operation::DeletePod {
                 namespace,
@@ -223,15 +299,29 @@ impl Recovery for Kubernetes {
             Ok(name) => name,
             Err(e) => return Outcome::Failed(format!("{}: {e}", self.operation.describe())),
         };
+        let api = Api {
+            connection: &self.connection,
+            timeout: self.timeout,
+            idempotency_key: &input.idempotency_key,
+        };
+        if let Operation::Rollback {
+            namespace,
+            workload,
+            to_revision,
+            ..
+        } = &self.operation
+        {
+            let rollback = Rollback {
+                workload: *workload,
+                namespace,
+                name: &name,
+                to_revision: *to_revision,
+            };
+            return rollback::run(&api, &rollback, &input.idempotency_key);
+        }
         let call = self.operation.call(&name);
-        let request = call
-            .request
-            .connection(&self.connection)
-            .header("Accept", "application/json")
-            .header("Idempotency-Key", &input.idempotency_key)
-            .timeout_ms(self.timeout);
         let what = &call.what;
-        match http::send(request) {
+        match api.send(call.request, what) {
             Ok(response) => match response.status {
                 200..=299 => Outcome::Done(call.done),
                 404 if self.operation.is_delete_pod()
@@ -239,12 +329,56 @@ impl Recovery for Kubernetes {
                 {
                     Outcome::Done(format!("{what}: already gone"))
                 }
-                409 | 429 | 500..=599 => Outcome::RetryLater(answer(what, &response)),
-                _ => Outcome::Failed(answer(what, &response)),
+                _ => refused(what, &response),
             },
-            Err(e) if e.kind == ErrorKind::Transport => Outcome::RetryLater(format!("{what}: {e}")),
-            Err(e) => Outcome::Failed(format!("{what}: {e}")),
+            Err(outcome) => outcome,
         }
+    }
+}
+
+/// The API as one attempt calls it: through the connection, with the headers every request
+/// carries.
+pub struct Api<'a> {
+    connection: &'a str,
+    timeout: u32,
+    idempotency_key: &'a str,
+}
+
+impl Api<'_> {
+    /// Sends `request`; a transport error is retried, a request the host refuses fails.
+    fn send(&self, request: Request, what: &str) -> Result<Response, Outcome> {
+        let request = request
+            .connection(self.connection)
+            .header("Accept", "application/json")
+            .header("Idempotency-Key", self.idempotency_key)
+            .timeout_ms(self.timeout);
+        http::send(request).map_err(|e| match e.kind {
+            ErrorKind::Transport => Outcome::RetryLater(format!("{what}: {e}")),
+            _ => Outcome::Failed(format!("{what}: {e}")),
+        })
+    }
+
+    /// Sends `request` and reads the JSON object of a 2xx answer; any other answer is
+    /// [`refused`].
+    fn json(&self, request: Request, what: &str) -> Result<serde_json::Value, Outcome> {
+        let response = self.send(request, what)?;
+        if !(200..=299).contains(&response.status) {
+            return Err(refused(what, &response));
+        }
+        serde_json::from_slice(&response.body).map_err(|e| {
+            Outcome::Failed(format!(
+                "{what}: the API answered {} with no JSON object: {e}",
+                response.status
+            ))
+        })
+    }
+}
+
+/// The outcome of an answer other than 2xx: 409, 429 and 5xx are retried, others fail.
+fn refused(what: &str, response: &Response) -> Outcome {
+    match response.status {
+        409 | 429 | 500..=599 => Outcome::RetryLater(answer(what, response)),
+        _ => Outcome::Failed(answer(what, response)),
     }
 }
 
@@ -285,6 +419,7 @@ impl Operation {
             Operation::Restart { deployment, .. } | Operation::Scale { deployment, .. } => {
                 deployment
             }
+            Operation::Rollback { name, .. } => name,
             Operation::DeletePod { pod, .. } => pod,
             Operation::Cordon { node } => node,
         }
@@ -295,14 +430,21 @@ impl Operation {
         match self {
             Operation::Restart { .. } => "restart deployment",
             Operation::Scale { .. } => "scale deployment",
+            Operation::Rollback { workload, .. } => match workload {
+                Workload::Deployment => "roll back deployment",
+                Workload::StatefulSet => "roll back statefulset",
+                Workload::DaemonSet => "roll back daemonset",
+            },
             Operation::DeletePod { .. } => "delete pod",
             Operation::Cordon { .. } => "cordon node",
         }
     }
 
-    /// The call on the object named `name`, as kubectl makes it.
+    /// The call on the object named `name`, as kubectl makes it (a rollback makes several:
+    /// see [`rollback`]).
     fn call(&self, name: &str) -> Call {
         match self {
+            Operation::Rollback { .. } => unreachable!("a rollback is run by rollback::run"),
             Operation::Restart { namespace, .. } => {
                 let restarted_at = rfc3339_seconds(clock::now_ms());
                 let body = json!({"spec": {"template": {"metadata": {"annotations": {

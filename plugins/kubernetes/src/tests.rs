@@ -418,7 +418,7 @@ fn bad_params_are_refused() {
     );
     assert!(
         refused(r#"{"action": "reboot", "node": "n"}"#)
-            .starts_with("params: unknown variant `reboot`, expected one of `restart`, `scale`, `delete-pod`, `cordon`")
+            .starts_with("params: unknown variant `reboot`, expected one of `restart`, `scale`, `rollback`, `delete-pod`, `cordon`")
     );
     assert_eq!(
         refused(r#"{"action": "restart"}"#),
@@ -472,6 +472,26 @@ fn bad_params_are_refused() {
         refused(r#"{"action": "restart", "deployment": "web", "connection": ""}"#),
         "params: `connection` is empty"
     );
+    assert_eq!(
+        refused(r#"{"action": "rollback"}"#),
+        r#"params: action "rollback" needs `deployment` or `statefulset` or `daemonset`, the target's name (e.g. `deployment = "{{ service }}"`)"#
+    );
+    assert_eq!(
+        refused(r#"{"action": "rollback", "deployment": "web", "daemonset": "agent"}"#),
+        r#"params: `deployment` and `daemonset` both given: action "rollback" acts on one"#
+    );
+    assert_eq!(
+        refused(r#"{"action": "restart", "statefulset": "db"}"#),
+        r#"params: `statefulset` does not apply to action "restart" (it names its target with `deployment`)"#
+    );
+    assert_eq!(
+        refused(r#"{"action": "rollback", "deployment": "web", "to_revision": 0}"#),
+        "params: `to_revision` must be 1 or more, not 0"
+    );
+    assert_eq!(
+        refused(r#"{"action": "scale", "deployment": "web", "replicas": 1, "to_revision": 2}"#),
+        r#"params: `to_revision` does not apply to action "scale""#
+    );
     assert!(
         refused(r#"{"action": "restart", "deployment": "web", "token": "x"}"#)
             .starts_with("params: unknown field `token`")
@@ -495,7 +515,7 @@ fn the_documented_receivers_load() {
         .unwrap();
     let file: toml::Table = toml::from_str(example).unwrap();
     let receivers = file["receiver"].as_array().unwrap();
-    assert_eq!(receivers.len(), 2);
+    assert_eq!(receivers.len(), 3);
     for receiver in receivers {
         assert_eq!(receiver["plugin"].as_str(), Some("kubernetes"));
         assert_eq!(

@@ -1,12 +1,17 @@
 //! A stand-in for the Kubernetes API server, for the `kubernetes` recovery plugin: no real
 //! cluster can run here. It serves the objects the plugin acts on (deployments and their
-//! `scale` subresource, pods, nodes), checks each request as the API server does (bearer
-//! token, patch media type, JSON body, the object's existence, the patched object's
-//! validity) and answers as it does: the object, or a `Status` with the API's reason and
-//! code. Every request is recorded, valid or not, for tests to assert on.
+//! `scale` subresource, statefulsets, daemonsets, their replicasets and controllerrevisions,
+//! pods, nodes), checks each request as the API server does (bearer token, patch media type,
+//! JSON body, label selectors, the object's existence, the patched object's validity) and
+//! answers as it does: the object, a list, or a `Status` with the API's reason and code.
+//! Every request is recorded, valid or not, for tests to assert on.
 //!
-//! Merge and strategic merge patches are both applied as JSON merge patches (RFC 7386):
-//! the same result for the maps the plugin patches (strategic merge differs only on lists).
+//! Patches are applied as [`patch`] says; LISTs are filtered and paged as [`list`] says; the
+//! part of the workload controllers a rollback meets is played by [`rollout`].
+
+mod list;
+mod patch;
+mod rollout;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,12 +24,16 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use patch::Patch;
+
 /// One request the stand-in received.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiRequest {
     pub method: String,
     /// The path, without the query string.
     pub path: String,
+    /// The query string, as sent (empty when there is none).
+    pub query: String,
     pub content_type: Option<String>,
     pub authorization: Option<String>,
     pub idempotency_key: Option<String>,
@@ -47,6 +56,7 @@ impl ApiServer {
             objects: BTreeMap::new(),
             requests: Vec::new(),
             revision: 0,
+            lose_next_patch: false,
         }));
         let app = axum::Router::new()
             .fallback(api_call)
@@ -114,6 +124,12 @@ impl ApiServer {
         self
     }
 
+    /// Makes the next PATCH that succeeds answer 504 `Timeout` all the same, as when the
+    /// API server applied a change but its answer was lost.
+    pub fn lose_next_patch_answer(&self) {
+        self.cluster.lock().unwrap().lose_next_patch = true;
+    }
+
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<ApiRequest> {
         self.cluster.lock().unwrap().requests.clone()
@@ -150,6 +166,20 @@ impl ApiServer {
             .is_some_and(|n| n["spec"]["unschedulable"] == true)
     }
 
+    /// Statefulset `namespace/name` as it is now, if it exists.
+    pub fn statefulset(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object(&format!(
+            "/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}"
+        ))
+    }
+
+    /// Daemonset `namespace/name` as it is now, if it exists.
+    pub fn daemonset(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.object(&format!(
+            "/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}"
+        ))
+    }
+
     fn object(&self, path: &str) -> Option<Value> {
         self.cluster.lock().unwrap().objects.get(path).cloned()
     }
@@ -163,6 +193,9 @@ struct Cluster {
     requests: Vec<ApiRequest>,
     /// The last `resourceVersion` given out: one counter for all objects, as etcd's revision.
     revision: u64,
+    /// Whether the next successful PATCH is answered with a timeout, as a request whose
+    /// answer was lost after the change was made.
+    lose_next_patch: bool,
 }
 
 /// Every call: recorded, then answered.
@@ -181,6 +214,7 @@ async fn api_call(
     let request = ApiRequest {
         method: method.to_string(),
         path: uri.path().to_string(),
+        query: uri.query().unwrap_or_default().to_string(),
         content_type: header("content-type"),
         authorization: header("authorization"),
         idempotency_key: header("idempotency-key"),
@@ -204,6 +238,12 @@ impl Cluster {
         body: &[u8],
     ) -> Result<Value, Failure> {
         self.authenticate(request.authorization.as_deref())?;
+        if let Some((namespace, resource)) = collection(&request.path) {
+            return match *method {
+                Method::GET => self.list(namespace, resource, &request.query),
+                _ => Err(Failure::method_not_allowed()),
+            };
+        }
         let target = Target::route(&request.path).ok_or_else(Failure::no_such_path)?;
         match *method {
             Method::GET => {
@@ -215,8 +255,12 @@ impl Cluster {
                 })
             }
             Method::PATCH => {
-                let patch = patch_body(request.content_type.as_deref(), body)?;
-                self.patch(&target, &patch)
+                let patch = Patch::read(request.content_type.as_deref(), body)?;
+                let patched = self.patch(&target, &patch)?;
+                if std::mem::take(&mut self.lose_next_patch) {
+                    return Err(Failure::timeout());
+                }
+                Ok(patched)
             }
             Method::DELETE if !target.scale => {
                 // DeleteOptions may come as a body; it must at least be JSON.
@@ -250,11 +294,11 @@ impl Cluster {
             .ok_or_else(|| Failure::not_found(target))
     }
 
-    fn patch(&mut self, target: &Target, patch: &Value) -> Result<Value, Failure> {
+    fn patch(&mut self, target: &Target, patch: &Patch) -> Result<Value, Failure> {
         let current = self.get(target)?.clone();
         if target.scale {
             let mut scale = scale_of(&current);
-            merge_patch(&mut scale, patch);
+            patch.apply(&mut scale)?;
             let replicas = &scale["spec"]["replicas"];
             if !is_replica_count(replicas) {
                 return Err(Failure::invalid(target, "spec.replicas", replicas));
@@ -264,7 +308,7 @@ impl Cluster {
             return Ok(scale_of(&self.update(target, updated)));
         }
         let mut updated = current.clone();
-        merge_patch(&mut updated, patch);
+        patch.apply(&mut updated)?;
         for field in [
             "/kind",
             "/apiVersion",
@@ -285,14 +329,53 @@ impl Cluster {
     }
 
     /// Stores a changed object: a new `resourceVersion`, and a new `generation` if its
-    /// spec changed, as the API server does.
+    /// spec changed, as the API server does; a workload whose pod template changed gets a
+    /// new revision from its controller.
     fn update(&mut self, target: &Target, mut object: Value) -> Value {
         let old_spec = &self.objects[&target.object]["spec"];
+        let new_template = object["spec"]["template"] != old_spec["template"];
         if object["spec"] != *old_spec && object["metadata"].get("generation").is_some() {
             let generation = object["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             object["metadata"]["generation"] = generation.into();
         }
-        self.store(target.object.clone(), object)
+        self.store(target.object.clone(), object);
+        if new_template && !target.scale {
+            self.roll_out(&target.object);
+        }
+        self.objects[&target.object].clone()
+    }
+
+    /// A LIST of `resource` in `namespace`, filtered by the `labelSelector` parameter and
+    /// paged by `limit` and `continue`.
+    fn list(&self, namespace: &str, resource: &str, query: &str) -> Result<Value, Failure> {
+        let selector =
+            list::Selector::parse(&list::query_param(query, "labelSelector").unwrap_or_default())?;
+        let limit = match list::query_param(query, "limit") {
+            None => None,
+            Some(limit) => Some(limit.parse::<usize>().map_err(|_| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("limit: invalid value {limit:?}: must be a positive integer"),
+                )
+            })?)
+            .filter(|limit| *limit > 0),
+        };
+        let prefix = format!("/apis/apps/v1/namespaces/{namespace}/{resource}/");
+        let items = self
+            .objects
+            .iter()
+            .filter(|(path, object)| {
+                path.starts_with(&prefix) && selector.matches(&object["metadata"]["labels"])
+            })
+            .map(|(_, object)| object.clone())
+            .collect();
+        let kind = KINDS
+            .iter()
+            .find(|(r, _)| *r == resource)
+            .map_or("", |(_, kind)| kind);
+        let token = list::query_param(query, "continue");
+        list::page(kind, self.revision, items, limit, token.as_deref())
     }
 
     fn store(&mut self, path: String, mut object: Value) -> Value {
@@ -304,6 +387,29 @@ impl Cluster {
         metadata["resourceVersion"] = self.revision.to_string().into();
         self.objects.insert(path, object.clone());
         object
+    }
+}
+
+/// The resources of group `apps` the stand-in serves, and their kinds.
+const KINDS: [(&str, &str); 5] = [
+    ("deployments", "Deployment"),
+    ("replicasets", "ReplicaSet"),
+    ("statefulsets", "StatefulSet"),
+    ("daemonsets", "DaemonSet"),
+    ("controllerrevisions", "ControllerRevision"),
+];
+
+/// The namespace and resource of a collection path
+/// (`/apis/apps/v1/namespaces/shop/replicasets`).
+fn collection(path: &str) -> Option<(&str, &str)> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    match segments.as_slice() {
+        ["apis", "apps", "v1", "namespaces", namespace, resource]
+            if !namespace.is_empty() && KINDS.iter().any(|(r, _)| r == resource) =>
+        {
+            Some((namespace, resource))
+        }
+        _ => None,
     }
 }
 
@@ -328,8 +434,9 @@ impl Target {
             return None;
         }
         let (resource, group, kind, name, scale) = match segments.as_slice() {
-            ["apis", "apps", "v1", "namespaces", _, "deployments", name] => {
-                ("deployments", "apps", "Deployment", name, false)
+            ["apis", "apps", "v1", "namespaces", _, resource, name] => {
+                let (resource, kind) = KINDS.iter().find(|(r, _)| r == resource)?;
+                (*resource, "apps", *kind, name, false)
             }
             [
                 "apis",
@@ -371,6 +478,21 @@ impl Target {
 
     /// The checks of the API's validation that a patch could break.
     fn validate(&self, object: &Value) -> Result<(), Failure> {
+        if matches!(self.kind, "Deployment" | "StatefulSet" | "DaemonSet") {
+            // The API refuses a template its own selector would not select.
+            let selector = &object["spec"]["selector"]["matchLabels"];
+            let labels = &object["spec"]["template"]["metadata"]["labels"];
+            let selected = selector
+                .as_object()
+                .is_none_or(|s| s.iter().all(|(k, v)| labels.get(k) == Some(v)));
+            if !selected {
+                return Err(Failure::invalid(
+                    self,
+                    "spec.template.metadata.labels",
+                    labels,
+                ));
+            }
+        }
         match self.kind {
             "Deployment" => {
                 let replicas = &object["spec"]["replicas"];
@@ -408,8 +530,12 @@ fn object_path(object: &Value) -> String {
         &object["metadata"]["namespace"],
     );
     let (name, namespace) = (name.as_str().unwrap(), namespace.as_str().unwrap_or(""));
-    match object["kind"].as_str().unwrap() {
-        "Deployment" => format!("/apis/apps/v1/namespaces/{namespace}/deployments/{name}"),
+    let kind = object["kind"].as_str().unwrap();
+    match kind {
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "ControllerRevision" => {
+            let (resource, _) = KINDS.iter().find(|(_, k)| *k == kind).unwrap();
+            format!("/apis/apps/v1/namespaces/{namespace}/{resource}/{name}")
+        }
         "Pod" => format!("/api/v1/namespaces/{namespace}/pods/{name}"),
         "Node" => format!("/api/v1/nodes/{name}"),
         kind => unreachable!("no path for kind {kind}"),
@@ -450,57 +576,8 @@ fn is_replica_count(value: &Value) -> bool {
         .is_some_and(|n| (0..=i64::from(i32::MAX)).contains(&n))
 }
 
-/// The patch in a PATCH body, checked as the API server checks it.
-fn patch_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, Failure> {
-    let media_type = content_type
-        .and_then(|c| c.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase());
-    match media_type.as_deref() {
-        Some("application/merge-patch+json" | "application/strategic-merge-patch+json") => {}
-        Some(other @ ("application/json-patch+json" | "application/apply-patch+yaml")) => {
-            return Err(Failure::new(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                format!(
-                    "{other} is a patch type the API accepts, but this stand-in applies only \
-                     merge and strategic merge patches"
-                ),
-            ));
-        }
-        _ => return Err(Failure::unsupported_media_type()),
-    }
-    let patch: Value = serde_json::from_slice(body).map_err(Failure::bad_json)?;
-    if !patch.is_object() {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the patch must be a JSON object".to_string(),
-        ));
-    }
-    Ok(patch)
-}
-
-/// Applies a JSON merge patch (RFC 7386): objects merge, `null` removes, anything else
-/// replaces.
-fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    let target = target.as_object_mut().unwrap();
-    for (name, value) in patch {
-        if value.is_null() {
-            target.remove(name);
-        } else {
-            merge_patch(target.entry(name).or_insert(Value::Null), value);
-        }
-    }
-}
-
 /// A failed call, answered with the API's `Status` object.
+#[derive(Debug)]
 struct Failure {
     code: StatusCode,
     reason: &'static str,
@@ -531,6 +608,18 @@ impl Failure {
             StatusCode::NOT_FOUND,
             "NotFound",
             "the server could not find the requested resource".to_string(),
+        )
+    }
+
+    /// What the API server answers when a request outlives its deadline: the change may
+    /// or may not have been made.
+    fn timeout() -> Failure {
+        Failure::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline \
+             exceeded"
+                .to_string(),
         )
     }
 
@@ -693,6 +782,7 @@ mod tests {
             ApiRequest {
                 method: "PATCH".into(),
                 path: "/api/v1/nodes/node-3".into(),
+                query: String::new(),
                 content_type: Some("application/strategic-merge-patch+json".into()),
                 authorization: Some(format!("Bearer {TOKEN}")),
                 idempotency_key: Some("idem-1".into()),
