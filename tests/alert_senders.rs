@@ -1,13 +1,14 @@
 //! Real programs send Faultline their alerts: a Prometheus with Faultline as its
 //! Alertmanager, and an Alertmanager whose webhook receiver is Faultline. The alerts join
-//! Faultline's alerts, and resolve when their sender resolves them.
+//! Faultline's alerts, are routed on with their sender's `generatorURL`, and resolve when
+//! their sender resolves them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use faultline_system_tests::alertmanager::{Alertmanager, amtool};
 use faultline_system_tests::programs::{free_port, require, start_prometheus};
-use faultline_system_tests::{RulesDir, Server, serve, wait_for};
+use faultline_system_tests::{Receiver, RulesDir, Server, serve, wait_for, webhook};
 use serde_json::{Value, json};
 
 /// `GET /api/v2/alerts`, the alerts named `alertname`.
@@ -55,7 +56,15 @@ impl FlagTarget {
 #[test]
 fn a_prometheus_alert_fires_and_resolves_in_faultline() {
     let prometheus = require("prometheus", "apt-get install prometheus");
-    let dir = RulesDir::new(&[]);
+    let hook = Receiver::start();
+    let dir = RulesDir::new(&["webhook"]);
+    dir.write(
+        "route.toml",
+        &format!(
+            "[route]\nreceiver = \"hook\"\ngroup_wait = \"0s\"\n{}",
+            webhook("hook", hook.addr, "")
+        ),
+    );
     let server = Server::start(&dir, &[]);
     let target = FlagTarget::start();
     target.set(1);
@@ -129,6 +138,20 @@ scrape_configs:
         server.metric(r#"faultline_external_alerts{state="firing"}"#),
         Some(1.0)
     );
+
+    // Routed to the webhook, the alert keeps its link to Prometheus's graph, and the
+    // notification is counted under Alertmanager's name.
+    let sent = hook.next("the notification of Prometheus's alert").json();
+    assert_eq!(
+        sent["alerts"][0]["generatorURL"], alert["generatorURL"],
+        "{sent}"
+    );
+    wait_for("alertmanager_notifications_total to count it", || {
+        (server.metric(r#"alertmanager_notifications_total{integration="webhook"}"#) == Some(1.0))
+            .then_some(())
+    });
+    let received = r#"alertmanager_alerts_received_total{status="firing",version="v2"}"#;
+    assert!(server.metric(received).is_some_and(|n| n >= 1.0));
 
     // The series drops: Prometheus resolves the alert and tells Faultline.
     target.set(0);

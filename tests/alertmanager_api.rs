@@ -1,6 +1,7 @@
 //! Faultline as an Alertmanager: the real `amtool` queries its alerts and manages its
 //! silences; inhibit rules mute alerts as Alertmanager's do; alerts and silences survive a
-//! kill; and its API answers the same requests as a real Alertmanager 0.25 does.
+//! kill; its API answers the same requests as a real Alertmanager 0.25 does; and amtool
+//! reads its routing configuration and routes test alerts as a real Alertmanager does.
 
 use std::process::Command;
 
@@ -440,6 +441,27 @@ fn answers_the_same_requests_as_alertmanager() {
             "/api/v2/silence/6c9b5d63-0f8e-4b8e-9d57-3a1d2f6e1c11".into(),
             None,
         ),
+        (
+            "DELETE",
+            "/api/v2/silence/6c9b5d63-0f8e-4b8e-9d57-3a1d2f6e1c11".into(),
+            None,
+        ),
+        ("GET", "/api/v2/nothing".into(), None),
+        // API v1 intake, as a Prometheus with `api_version: v1` posts (resolved, so the
+        // listings below stay the same).
+        (
+            "POST",
+            "/api/v1/alerts".into(),
+            Some(
+                json!([{"labels": {"alertname": "V1"}, "startsAt": "2026-01-01T00:00:00Z",
+                         "endsAt": "2026-01-01T00:00:01Z"}]),
+            ),
+        ),
+        (
+            "POST",
+            "/api/v1/alerts".into(),
+            Some(json!([{"labels": {}}])),
+        ),
         ("GET", "/api/v2/alerts?filter=-".into(), None),
         ("GET", "/api/v2/alerts?filter=a%3D%22%28".into(), None),
         ("GET", "/api/v2/silences?filter=-".into(), None),
@@ -568,7 +590,12 @@ recovery = "hook"
     );
     let all = listed(&server, "");
     let critical = find(&all, "NodeDown", "web1").unwrap();
-    assert_eq!(critical["receivers"], json!([]));
+    assert_eq!(critical["receivers"], json!([{"name": "(unrouted)"}]));
+    assert!(
+        server.log().contains("no [route] in the rules directory"),
+        "serve warns that alerts can arrive that no route takes:\n{}",
+        server.log()
+    );
     let web1 = find(&all, "HighLoad", "web1").unwrap();
     assert_eq!(
         web1["status"]["inhibitedBy"],
@@ -599,4 +626,129 @@ recovery = "hook"
         instances(active_only[0]["alerts"].as_array().unwrap()),
         ["web2"]
     );
+}
+
+/// The same routing configuration for Alertmanager (YAML) and Faultline (TOML).
+const ROUTING_YAML: &str = r#"
+route:
+  receiver: default
+  group_by: [alertname]
+  routes:
+    - receiver: audit
+      matchers: ['team=~".+"']
+      continue: true
+    - receiver: pager
+      matchers: ['severity="page"']
+      routes:
+        - receiver: db-team
+          matchers: [service="db", 'env!~"dev|test"']
+          group_by: ['...']
+    - receiver: db-team
+      matchers: ['service="db"']
+receivers:
+  - name: default
+  - name: audit
+  - name: pager
+  - name: db-team
+inhibit_rules:
+  - source_matchers: ['severity="page"']
+    target_matchers: ['severity="warning"']
+    equal: [instance]
+"#;
+
+const ROUTING_TOML: &str = r#"
+[route]
+receiver = "default"
+group_by = ["alertname"]
+
+[[route.routes]]
+receiver = "audit"
+matchers = ['team=~".+"']
+continue = true
+
+[[route.routes]]
+receiver = "pager"
+matchers = ['severity="page"']
+
+  [[route.routes.routes]]
+  receiver = "db-team"
+  matchers = ['service="db"', 'env!~"dev|test"']
+  group_by = ["..."]
+
+[[route.routes]]
+receiver = "db-team"
+matchers = ['service="db"']
+
+[[inhibit]]
+source_matchers = ['severity="page"']
+target_matchers = ['severity="warning"']
+equal = ["instance"]
+"#;
+
+#[test]
+fn amtool_routes_alerts_as_alertmanager_does() {
+    let am = Alertmanager::start(ROUTING_YAML);
+    let dir = RulesDir::new(&["webhook"]);
+    let hook = Receiver::start();
+    let receivers: String = ["default", "audit", "pager", "db-team"]
+        .iter()
+        .map(|name| webhook(name, hook.addr, ""))
+        .collect();
+    dir.write("routing.toml", &format!("{ROUTING_TOML}{receivers}"));
+    let server = Server::start(&dir, &[]);
+    let fl = format!("http://{}", server.addr);
+
+    // `config show` parses Faultline's configuration (amtool fails on one it cannot load).
+    let shown = amtool(&fl, &["config", "show"]);
+    assert!(shown.contains("receiver: db-team"), "{shown}");
+    assert!(shown.contains("inhibit_rules:"), "{shown}");
+    assert_eq!(
+        amtool(&fl, &["config", "routes"]),
+        amtool(&am.url, &["config", "routes"])
+    );
+    for labels in [
+        vec!["alertname=A"],
+        vec!["severity=page"],
+        vec!["severity=page", "team=x"],
+        vec!["severity=page", "service=db"],
+        vec!["severity=page", "service=db", "env=dev"],
+        vec!["service=db", "team=y"],
+        vec!["service=web"],
+    ] {
+        let args: Vec<&str> = ["config", "routes", "test"]
+            .into_iter()
+            .chain(labels.iter().copied())
+            .collect();
+        let want = amtool(&am.url, &args);
+        assert!(!want.trim().is_empty());
+        assert_eq!(amtool(&fl, &args), want, "{labels:?}");
+    }
+}
+
+#[test]
+fn errors_say_what_is_wrong() {
+    let dir = RulesDir::new(&[]);
+    let server = Server::start(&dir, &[]);
+    let resp = reqwest::blocking::Client::new()
+        .post(server.url("/api/v2/alerts"))
+        .header("Content-Type", "application/json")
+        .body("{{{")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(
+        body["message"],
+        "parsing alerts body from \"\" failed, because JSON: key must be a string at line 1 column 2"
+    );
+    let resp = reqwest::blocking::get(server.url("/no/such/path")).unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.text().unwrap(), "path /no/such/path was not found\n");
+    // amtool prints Alertmanager's own message for an unknown silence.
+    let out = faultline_system_tests::alertmanager::amtool_output(
+        &server.url(""),
+        &["silence", "expire", "6c9b5d63-0f8e-4b8e-9d57-3a1d2f6e1c11"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("silence not found"), "{stderr}");
 }

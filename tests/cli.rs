@@ -1,7 +1,7 @@
 //! The command line as a newcomer meets it: `faultline new` scaffolds a plugin crate that
 //! builds and passes its tests as generated, `faultline test` runs rule tests against the
 //! real plugin and reports a broken expectation with expected versus got, and the bundled
-//! rules pass `check` and their own tests.
+//! rules pass `check` and their own tests; `check` warns when alerts can reach no receiver.
 
 use std::path::Path;
 use std::process::Command;
@@ -116,4 +116,20 @@ fn a_test_file_that_cannot_run_says_why() {
     let (ok, out) = run(Command::new(binary()).arg("test").arg(&f));
     assert!(!ok);
     assert!(out.contains("unknown field `nmae`"), "{out}");
+}
+
+#[test]
+fn check_warns_when_alerts_can_reach_no_receiver() {
+    let dir = faultline_system_tests::RulesDir::new(&["webhook"]);
+    let hook = faultline_system_tests::webhook("hook", "127.0.0.1:9".parse().unwrap(), "");
+    dir.write("hook.toml", &hook);
+    let (ok, out) = run(Command::new(binary()).arg("check").arg(dir.rules()));
+    assert!(ok, "a warning, not an error: {out}");
+    assert!(
+        out.contains("warning: no [route] in the rules directory: alerts posted to /api/v2/alerts"),
+        "{out}"
+    );
+    dir.write("route.toml", "[route]\nreceiver = \"hook\"\n");
+    let (ok, out) = run(Command::new(binary()).arg("check").arg(dir.rules()));
+    assert!(ok && !out.contains("warning"), "{out}");
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::AuthConfig;
 use crate::connections::{ConnectionConfig, Connections};
 use crate::model::units::PromDuration;
 use crate::model::units::{ByteSize, SecretRef};
@@ -53,9 +54,15 @@ pub struct Config {
     pub restore_grace: PromDuration,
     /// Scrape jobs (`[[scrape]]`): static targets pulled like Prometheus does.
     pub scrape: Vec<crate::ingest::scrape::ScrapeConfig>,
+    /// How documents sent to the Elasticsearch bulk API become log records
+    /// (`[elasticsearch]`: `message_field`, `label_fields`).
+    pub elasticsearch: crate::ingest::elasticsearch::ElasticsearchConfig,
     /// Named outbound connections (`[connection.NAME]`) that recovery actions may be
     /// granted: an HTTP API (URL, bearer token, TLS CA) or a Kafka cluster (brokers).
     pub connection: BTreeMap<String, ConnectionConfig>,
+    /// Who may call the API (`[auth]`): bearer tokens and their roles; none, the API is
+    /// open.
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -78,7 +85,9 @@ impl Default for Config {
             )),
             restore_grace: PromDuration(std::time::Duration::from_secs(60)),
             scrape: Vec::new(),
+            elasticsearch: Default::default(),
             connection: BTreeMap::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -106,6 +115,12 @@ impl Config {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
+        crate::ingest::elasticsearch::Mapping::new(&c.elasticsearch).map_err(|message| {
+            ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            }
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut c.rules_dir, &mut c.data_dir]
             .into_iter()
@@ -115,12 +130,27 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        for t in &mut c.auth.tokens {
+            if let SecretRef::File(f) = &mut t.token
+                && f.is_relative()
+            {
+                *f = base.join(&*f);
+            }
+        }
         for conn in c.connection.values_mut() {
             let token = match &mut conn.token {
                 Some(SecretRef::File(f)) => Some(f),
                 _ => None,
             };
-            for p in token.into_iter().chain(conn.ca.as_mut()) {
+            let secrets = conn
+                .secrets
+                .values_mut()
+                .chain(conn.password.as_mut())
+                .filter_map(|s| match s {
+                    SecretRef::File(f) => Some(f),
+                    SecretRef::Env(_) => None,
+                });
+            for p in token.into_iter().chain(conn.ca.as_mut()).chain(secrets) {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }

@@ -2,12 +2,14 @@
 //! recovery rules that run as WebAssembly sandboxes.
 
 pub mod alerts;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod db;
 pub mod detect;
 pub mod dispatch;
+pub mod history;
 pub mod ingest;
 pub mod localize;
 pub mod metrics;

@@ -143,6 +143,9 @@ fn main() -> ExitCode {
             };
             match faultline::cli::check::check(&cfg, &runtime) {
                 Ok(set) => {
+                    if let Some(warning) = set.unrouted() {
+                        eprintln!("warning: {warning}");
+                    }
                     println!(
                         "{}: {} groups, {} rules, {} receivers: all valid",
                         cfg.rules_dir.display(),

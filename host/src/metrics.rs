@@ -111,6 +111,44 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "External alerts held, by state.",
     ),
     ("faultline_silences", "gauge", "Silences, by state."),
+    // Alertmanager 0.25's names, labels and help, so its dashboards and meta-alerts work.
+    // An integration is a receiver's plugin.
+    ("alertmanager_alerts", "gauge", "How many alerts by state."),
+    (
+        "alertmanager_alerts_received_total",
+        "counter",
+        "The total number of received alerts.",
+    ),
+    (
+        "alertmanager_alerts_invalid_total",
+        "counter",
+        "The total number of received alerts that were invalid.",
+    ),
+    (
+        "alertmanager_notifications_total",
+        "counter",
+        "The total number of attempted notifications.",
+    ),
+    (
+        "alertmanager_notifications_failed_total",
+        "counter",
+        "The total number of failed notifications.",
+    ),
+    (
+        "alertmanager_notification_requests_total",
+        "counter",
+        "The total number of attempted notification requests.",
+    ),
+    (
+        "alertmanager_notification_requests_failed_total",
+        "counter",
+        "The total number of failed notification requests.",
+    ),
+    (
+        "alertmanager_silences",
+        "gauge",
+        "How many silences by state.",
+    ),
 ];
 
 /// A registry of labelled values.
@@ -160,6 +198,16 @@ impl Metrics {
     /// A value, for tests.
     pub fn get(&self, name: &'static str, labels: &[(&str, &str)]) -> Option<f64> {
         self.values().get(&(name, render_labels(labels))).copied()
+    }
+
+    /// Every value of family `name`, with its labels as `/metrics` writes them
+    /// (`receiver="hook",outcome="done"`).
+    pub fn family(&self, name: &str) -> Vec<(String, f64)> {
+        self.values()
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|((_, labels), v)| (labels.clone(), *v))
+            .collect()
     }
 
     /// The registry in the Prometheus text format.

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use crate::alerts::Alert;
 use crate::alerts::book::AlertBook;
 use crate::alerts::external::ExternalAlerts;
+use crate::auth::Tokens;
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::db::{Db, DbError};
@@ -21,6 +22,7 @@ use crate::detect::{Health, HealthBook, Verdict};
 use crate::dispatch::mute::Muter;
 use crate::dispatch::silences::Silences;
 use crate::dispatch::{Dispatcher, IncidentView, Routed};
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::model::time::now_ms;
 use crate::outbox::Outbox;
@@ -67,6 +69,10 @@ pub struct Service {
     outbox: Arc<Outbox>,
     /// Wakes the dispatcher when alerts changed.
     wake: Notify,
+    /// The last hour of the service's own figures, for the console's plots.
+    history: History,
+    /// The API's tokens, from `[auth]`.
+    tokens: Tokens,
     /// Bumped by each successful reload: evaluation loops of older generations stop.
     generation: watch::Sender<u64>,
     reload_status: Mutex<ReloadStatus>,
@@ -119,6 +125,7 @@ impl Service {
         let db = Db::open(&config.data_dir.join("faultline.db"))?;
         let runtime = Runtime::with_data_dir(Some(&config.data_dir))?;
         let connections = config.connections().map_err(StartError::Config)?;
+        let tokens = Tokens::load(&config.auth, &config.rules_dir).map_err(StartError::Config)?;
         let rules = load_rules(&config, &runtime, &db, &connections)?;
         let hold_until = now_ms() + config.restore_grace.0.as_millis() as i64;
         let alerts = AlertBook::open(&db, hold_until).map_err(DbError::from)?;
@@ -151,6 +158,8 @@ impl Service {
             dispatcher,
             outbox,
             wake: Notify::new(),
+            history: History::default(),
+            tokens,
             generation: watch::channel(0).0,
             reload_status: Mutex::new(ReloadStatus {
                 success: true,
@@ -193,6 +202,16 @@ impl Service {
         &self.outbox
     }
 
+    /// The last hour of the service's own figures.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The API's tokens.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
     /// The loaded rules.
     pub fn rules(&self) -> Arc<RuleSet> {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -206,6 +225,9 @@ impl Service {
     /// Starts a loop per rule group, the dispatcher, the delivery loop, scrapes, the reload
     /// triggers and housekeeping.
     pub fn start(self: &Arc<Self>) {
+        if let Some(warning) = self.rules().unrouted() {
+            tracing::warn!("{warning}");
+        }
         self.spawn_groups();
         crate::ingest::scrape::start(
             &self.config.scrape,
@@ -241,6 +263,16 @@ impl Service {
                     &[],
                     svc.store.stream_count() as f64,
                 );
+            }
+        });
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::history::INTERVAL);
+            loop {
+                tick.tick().await;
+                let now = now_ms();
+                let external_firing = svc.external.counts(now).0;
+                svc.history.record(&svc.metrics, external_firing, now);
             }
         });
         let svc = self.clone();
@@ -318,6 +350,9 @@ impl Service {
                 self.store.retain_at_least(rules.max_range());
                 self.metrics
                     .set("faultline_rules_loaded", &[], ids.len() as f64);
+                if let Some(warning) = rules.unrouted() {
+                    tracing::warn!("{warning}");
+                }
                 *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
                 self.generation.send_modify(|g| *g += 1);
                 self.spawn_groups();

@@ -51,5 +51,5 @@ pub mod localizer {
 /// called by `crate::host` alone.
 pub(crate) mod wit {
     pub(crate) use super::recovery::faultline::plugin::types::*;
-    pub(crate) use super::recovery::faultline::plugin::{http, kafka, log};
+    pub(crate) use super::recovery::faultline::plugin::{http, kafka, log, mail};
 }

@@ -15,6 +15,14 @@
 //! );
 //! assert_eq!(response.unwrap().status, 202);
 //! ```
+//!
+//! # Secrets
+//!
+//! A connection may hold named secrets (`[connection.X] secrets = { NAME = { file = "..." } }`)
+//! that a plugin must send but never read: a Slack webhook's path, a PagerDuty routing key.
+//! Write [`secret`]`("NAME")` where the secret goes, in the url, a header value or the body;
+//! the host fills it in as the request leaves, and the response and errors come back with
+//! the secret replaced by `<redacted>`. See [`secret`].
 
 use std::fmt;
 
@@ -183,6 +191,33 @@ impl fmt::Display for HttpError {
 }
 
 impl std::error::Error for HttpError {}
+
+/// A placeholder for the secret `name` of the request's connection, filled in by the host
+/// when the request is sent through a connection holding that secret (and an
+/// [`ErrorKind::Invalid`] error when it holds none of that name, or without a connection).
+///
+/// The placeholder is `{{secret:NAME:KEY}}` with a key of the host's, so text from alerts
+/// that merely looks like a placeholder is sent as written. The secret is put in as the
+/// file or variable holds it (surrounding white space trimmed), unescaped: keep it where
+/// its characters need no quoting, as a URL path or a JSON string of letters and digits.
+/// Natively the key is `test`, and [`testing::http_requests`](crate::testing::http_requests)
+/// shows the placeholders as the plugin wrote them.
+///
+/// ```
+/// use faultline_sdk::http::{self, Request};
+///
+/// let body = format!(r#"{{"routing_key": "{}"}}"#, http::secret("routing_key"));
+/// let request = Request::post("/v2/enqueue").connection("pagerduty").body(body);
+/// # faultline_sdk::testing::http_respond(Ok(http::Response::new(202)));
+/// http::send(request).unwrap();
+/// assert_eq!(
+///     faultline_sdk::testing::http_requests()[0].body,
+///     br#"{"routing_key": "{{secret:routing_key:test}}"}"#
+/// );
+/// ```
+pub fn secret(name: &str) -> String {
+    host::http_secret_placeholder(name)
+}
 
 /// Sends `request` and waits for the response.
 pub fn send(request: Request) -> Result<Response, HttpError> {

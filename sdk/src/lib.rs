@@ -20,8 +20,9 @@
 //!
 //! # Host capabilities
 //!
-//! [`log`], [`clock`] and the per-rule [`state`] store for every world; outbound [`http`]
-//! and [`kafka`] for recovery plugins only (the host refuses other plugins that use them).
+//! [`log`], [`clock`] and the per-rule [`state`] store for every world; outbound [`http`],
+//! [`kafka`] and [`mail`] for recovery plugins only (the host refuses other plugins that use
+//! them).
 //!
 //! # Helpers
 //!
@@ -216,6 +217,7 @@ pub mod http;
 pub mod kafka;
 pub mod localizer;
 pub mod log;
+pub mod mail;
 pub mod params;
 pub mod recovery;
 pub mod state;

@@ -1,7 +1,7 @@
 //! The recovery world: act on an incident. Implement [`Recovery`] and export it with
 //! [`export_recovery!`]. `use faultline_sdk::recovery::*;` brings everything a recovery
-//! plugin uses, including the outbound [`http`] and [`kafka`] capabilities that only this
-//! world has.
+//! plugin uses, including the outbound [`http`], [`kafka`] and [`mail`] capabilities that
+//! only this world has.
 
 use serde::de::DeserializeOwned;
 
@@ -9,7 +9,7 @@ use crate::bindings::wit;
 pub use crate::incident::{Alert, AlertmanagerAlert, Incident};
 pub use crate::labels::Labels;
 pub use crate::localizer::Suspect;
-pub use crate::{clock, export_recovery, http, kafka, log, state};
+pub use crate::{clock, export_recovery, http, kafka, log, mail, state};
 
 /// A recovery action: given an incident and its suspects, act, and say how it went.
 ///

@@ -12,7 +12,8 @@
 //! - HTTP: each [`http::send`](crate::http::send) takes the next response queued with
 //!   [`http_respond`] (and panics if there is none); [`http_requests`] shows what was sent;
 //! - Kafka: [`kafka::produce`](crate::kafka::produce) records the message
-//!   ([`kafka_messages`]) and succeeds unless a result is queued with [`kafka_respond`].
+//!   ([`kafka_messages`]) and succeeds unless a result is queued with [`kafka_respond`];
+//! - mail: [`mail::send`](crate::mail::send) likewise ([`mail_messages`], [`mail_respond`]).
 //!
 //! ```
 //! use faultline_sdk::http::{self, Request, Response};
@@ -30,6 +31,7 @@ use crate::bindings::wit;
 use crate::host::stub;
 use crate::http::{ErrorKind, HttpError, Request, Response};
 use crate::kafka::Message;
+use crate::mail;
 
 /// Forgets everything: state, clock, queued responses, recorded requests and messages.
 pub fn reset() {
@@ -97,6 +99,33 @@ pub fn kafka_messages() -> Vec<Message> {
             key: m.key,
             value: m.value,
             headers: m.headers,
+        })
+        .collect()
+}
+
+/// Queues the result of a future [`mail::send`](crate::mail::send); without one, sending
+/// succeeds.
+pub fn mail_respond(result: Result<(), mail::MailError>) {
+    stub::queue_mail_result(result.map_err(|e| wit::mail::Error {
+        kind: match e.kind {
+            mail::ErrorKind::Denied => wit::mail::ErrorKind::Denied,
+            mail::ErrorKind::Transient => wit::mail::ErrorKind::Transient,
+            mail::ErrorKind::Rejected => wit::mail::ErrorKind::Rejected,
+            mail::ErrorKind::Invalid => wit::mail::ErrorKind::Invalid,
+        },
+        message: e.message,
+    }));
+}
+
+/// The mail sent so far, oldest first (failed ones included).
+pub fn mail_messages() -> Vec<mail::Message> {
+    stub::mail_messages()
+        .into_iter()
+        .map(|m| mail::Message {
+            connection: m.connection,
+            to: m.to,
+            subject: m.subject,
+            body: m.body,
         })
         .collect()
 }

@@ -13,6 +13,7 @@ pub mod alertmanager;
 pub mod k8s;
 pub mod kafka;
 pub mod programs;
+pub mod tls;
 
 /// How long any condition is waited for before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);

@@ -44,8 +44,17 @@ impl AlertBook {
         let mut all = self.lock();
         let alerts = all.entry(rule.to_string()).or_default();
         let changes = alerts.update(now, observations, for_, keep_firing_for);
+        // One line per alert is noise for a rule with thousands of them (and Rust's debug
+        // text besides): each change at debug, one summary per evaluation at info.
+        let mut to = [0usize; 3];
         for c in &changes {
-            tracing::info!(rule, alert = %c.labels, from = ?c.from, to = ?c.to, "alert changed");
+            to[c.to as usize] += 1;
+            let from = c.from.map_or("new", Status::as_str);
+            tracing::debug!(rule, alert = %c.labels, from, to = c.to.as_str(), "alert changed");
+        }
+        if !changes.is_empty() {
+            let [pending, firing, resolved] = to;
+            tracing::info!(rule, pending, firing, resolved, "alerts changed state");
         }
         let all_firing = !keep_firing_for.is_zero();
         if let Err(e) = persist::save(&self.db, rule, alerts, &changes, all_firing) {

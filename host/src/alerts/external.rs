@@ -93,6 +93,7 @@ impl ExternalAlert {
             resolved_at: resolved.then_some(self.ends_at),
             last_seen: self.updated_at,
             hold_until: None,
+            generator_url: self.generator_url.clone(),
         }
     }
 

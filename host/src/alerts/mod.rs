@@ -52,6 +52,9 @@ pub struct Alert {
     /// Restored after a restart: held as it is until this time (ms) even if not found,
     /// while the data that feeds the rule comes back. Not persisted.
     pub hold_until: Option<i64>,
+    /// Where the sender's graph of it is (Prometheus's `generatorURL`), passed on to
+    /// receivers; rule alerts have none.
+    pub generator_url: Option<String>,
 }
 
 /// What one evaluation found for one alert instance.
@@ -160,6 +163,7 @@ impl RuleAlerts {
                             resolved_at: None,
                             last_seen: now,
                             hold_until: None,
+                            generator_url: None,
                         },
                     );
                 }
@@ -353,6 +357,7 @@ pub mod persist {
                         resolved_at: r.get(7)?,
                         last_seen: r.get(8)?,
                         hold_until: None,
+                        generator_url: None,
                     },
                 ))
             })?;

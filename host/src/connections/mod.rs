@@ -1,9 +1,12 @@
 //! Connections: named outbound endpoints of the server configuration (an HTTP API with its
-//! URL, bearer token and TLS CA; a Kafka cluster with its brokers). A recovery action's
+//! URL, bearer token and TLS CA; a Kafka cluster with its brokers; an SMTP server with its
+//! credentials and sender, see [`smtp`]). A recovery action's
 //! grants name the connections it may use; the plugin names one in a request and the host
 //! adds what the connection holds. Plugins never see a token, and neither do logs nor the
 //! API: tokens are read from a file (again at every use, so rotated tokens are picked up)
-//! or an environment variable, and print as `<redacted>`.
+//! or an environment variable, and print as `<redacted>`. An HTTP connection may also hold
+//! named `secrets` that the host fills into a request where the plugin wrote their
+//! placeholder (see [`secrets`]).
 //!
 //! ```toml
 //! [connection.kubernetes]
@@ -11,11 +14,17 @@
 //! token = { file = "/var/run/secrets/kubernetes.io/serviceaccount/token" }
 //! ca = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 //!
+//! [connection.slack]
+//! url = "https://hooks.slack.com"
+//! secrets = { webhook_path = { file = "/etc/faultline/slack-webhook-path" } }
+//!
 //! [connection.events]
 //! brokers = "kafka-1:9092,kafka-2:9092"
 //! ```
 
 pub mod kafka;
+pub mod secrets;
+pub mod smtp;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,19 +35,34 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::model::units::SecretRef;
+use secrets::SecretError;
 
 /// A connection as written in the server configuration.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionConfig {
     /// An HTTP API: the URL that requests' paths are appended to.
     pub url: Option<String>,
     /// The bearer token sent to the HTTP API (`{ file = "..." }` or `{ env = "..." }`).
     pub token: Option<SecretRef>,
-    /// A PEM file of the CA certificates that the HTTPS API's certificate must chain to.
+    /// A PEM file of the CA certificates that the HTTPS API's (or the SMTP server's)
+    /// certificate must chain to.
     pub ca: Option<PathBuf>,
     /// A Kafka cluster: bootstrap brokers, `host:port[,host:port...]`.
     pub brokers: Option<String>,
+    /// Secrets of the HTTP API by name (`{ NAME = { file = "..." } }`, or `{ env = "..." }`),
+    /// filled in where a request through this connection has their placeholder. Files are
+    /// read again at every use.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretRef>,
+    /// A mail server, `host:port`, spoken to with STARTTLS (usually port 587).
+    pub smtp: Option<String>,
+    /// The sender of mail through the SMTP connection: `Faultline <faultline@example.com>`.
+    pub from: Option<String>,
+    /// The SMTP user, when the server asks for authentication.
+    pub username: Option<String>,
+    /// The SMTP user's password (`{ file = "..." }` or `{ env = "..." }`).
+    pub password: Option<SecretRef>,
 }
 
 /// Where a bearer token comes from.
@@ -62,6 +86,8 @@ impl fmt::Debug for Token {
 pub struct HttpConnection {
     pub base: reqwest::Url,
     token: Option<Token>,
+    /// Where each named secret is read from (files with absolute paths).
+    secrets: BTreeMap<String, SecretRef>,
     /// A client trusting the connection's CA (or the server's default client).
     pub client: reqwest::Client,
 }
@@ -93,6 +119,20 @@ impl HttpConnection {
                 .map(|t| Some(format!("Bearer {}", t.trim())))
                 .map_err(|e| format!("cannot read the token file {}: {e}", p.display())),
         }
+    }
+
+    /// The value of the secret `name`, read now.
+    pub fn secret(&self, name: &str) -> Result<Vec<u8>, SecretError> {
+        let secret = self
+            .secrets
+            .get(name)
+            .ok_or_else(|| SecretError::Unknown(name.to_string()))?;
+        secret
+            .read(Path::new("/"))
+            .map_err(|cause| SecretError::Unreadable {
+                name: name.to_string(),
+                cause,
+            })
     }
 }
 
@@ -126,6 +166,7 @@ impl KafkaConnection {
 pub enum Connection {
     Http(HttpConnection),
     Kafka(KafkaConnection),
+    Smtp(smtp::SmtpConnection),
 }
 
 impl Connection {
@@ -134,6 +175,7 @@ impl Connection {
         match self {
             Connection::Http(_) => "HTTP",
             Connection::Kafka(_) => "Kafka",
+            Connection::Smtp(_) => "SMTP",
         }
     }
 }
@@ -175,13 +217,57 @@ fn build_one(c: &ConnectionConfig, base: &Path) -> Result<Connection, String> {
             p.to_path_buf()
         }
     };
-    match (&c.url, &c.brokers) {
-        (Some(_), Some(_)) => Err("has both `url` (HTTP) and `brokers` (Kafka): pick one".into()),
-        (None, None) => Err("needs `url` (an HTTP API) or `brokers` (a Kafka cluster)".into()),
-        (None, Some(brokers)) => {
-            if c.token.is_some() || c.ca.is_some() {
-                return Err("`token` and `ca` apply to HTTP connections (`url`) only".into());
+    // Fields of one kind of connection set on another are refused, not ignored.
+    let misplaced = |kind: &str, fields: &[(&str, bool)]| match fields.iter().find(|f| f.1) {
+        Some((field, _)) => Err(format!("`{field}` does not apply to {kind} connections")),
+        None => Ok(()),
+    };
+    let read_ca = |ca: &Path| {
+        let ca = resolve(ca);
+        std::fs::read(&ca).map_err(|e| format!("`ca`: cannot read {}: {e}", ca.display()))
+    };
+    match (&c.url, &c.brokers, &c.smtp) {
+        (None, None, None) => Err(
+            "needs `url` (an HTTP API), `brokers` (a Kafka cluster) or `smtp` (a mail server)"
+                .into(),
+        ),
+        (None, None, Some(server)) => {
+            misplaced(
+                "SMTP",
+                &[
+                    ("token", c.token.is_some()),
+                    ("secrets", !c.secrets.is_empty()),
+                ],
+            )?;
+            let Some(from) = &c.from else {
+                return Err("an SMTP connection needs `from`, the sender's address".into());
+            };
+            let password = match &c.password {
+                Some(SecretRef::File(f)) => Some(SecretRef::File(resolve(f))),
+                other => other.clone(),
+            };
+            if let Some(password) = &password {
+                // Checked now, so a missing file fails the configuration, not a notification.
+                password
+                    .read(base)
+                    .map_err(|e| format!("`password`: {e}"))?;
             }
+            let ca = c.ca.as_deref().map(read_ca).transpose()?;
+            smtp::SmtpConnection::new(server, from, c.username.clone(), password, ca.as_deref())
+                .map(Connection::Smtp)
+        }
+        (None, Some(brokers), None) => {
+            misplaced(
+                "Kafka",
+                &[
+                    ("token", c.token.is_some()),
+                    ("ca", c.ca.is_some()),
+                    ("secrets", !c.secrets.is_empty()),
+                    ("from", c.from.is_some()),
+                    ("username", c.username.is_some()),
+                    ("password", c.password.is_some()),
+                ],
+            )?;
             if brokers
                 .split(',')
                 .any(|b| b.trim().rsplit_once(':').is_none())
@@ -195,7 +281,15 @@ fn build_one(c: &ConnectionConfig, base: &Path) -> Result<Connection, String> {
                 producer: OnceLock::new(),
             }))
         }
-        (Some(url), None) => {
+        (Some(url), None, None) => {
+            misplaced(
+                "HTTP",
+                &[
+                    ("from", c.from.is_some()),
+                    ("username", c.username.is_some()),
+                    ("password", c.password.is_some()),
+                ],
+            )?;
             let base_url = reqwest::Url::parse(url).map_err(|e| format!("`url` {url:?}: {e}"))?;
             if !matches!(base_url.scheme(), "http" | "https") || base_url.host_str().is_none() {
                 return Err(format!("`url` {url:?} must be an http:// or https:// URL"));
@@ -213,13 +307,29 @@ fn build_one(c: &ConnectionConfig, base: &Path) -> Result<Connection, String> {
                     Some(Token::File(f))
                 }
             };
+            let mut secrets = BTreeMap::new();
+            for (name, secret) in &c.secrets {
+                if !secrets::valid_name(name) {
+                    return Err(format!(
+                        "`secrets`: {name:?} is not a valid name (letters, digits, `_` and `-`)"
+                    ));
+                }
+                let secret = match secret {
+                    SecretRef::File(f) => SecretRef::File(resolve(f)),
+                    SecretRef::Env(var) => SecretRef::Env(var.clone()),
+                };
+                // Checked now, so a missing file fails the configuration, not a notification.
+                secret
+                    .read(base)
+                    .map_err(|e| format!("`secrets.{name}`: {e}"))?;
+                secrets.insert(name.clone(), secret);
+            }
             let mut client = reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
                 .tls_built_in_root_certs(false);
             if let Some(ca) = &c.ca {
+                let pem = read_ca(ca)?;
                 let ca = resolve(ca);
-                let pem = std::fs::read(&ca)
-                    .map_err(|e| format!("`ca`: cannot read {}: {e}", ca.display()))?;
                 let certs = reqwest::Certificate::from_pem_bundle(&pem)
                     .map_err(|e| format!("`ca`: {} is not PEM certificates: {e}", ca.display()))?;
                 if certs.is_empty() {
@@ -235,9 +345,14 @@ fn build_one(c: &ConnectionConfig, base: &Path) -> Result<Connection, String> {
             Ok(Connection::Http(HttpConnection {
                 base: base_url,
                 token,
+                secrets,
                 client,
             }))
         }
+        _ => Err(
+            "has more than one of `url` (HTTP), `brokers` (Kafka) and `smtp` (mail): pick one"
+                .into(),
+        ),
     }
 }
 
@@ -254,13 +369,19 @@ mod tests {
                 token: None,
                 ca: None,
                 brokers: None,
+                secrets: BTreeMap::new(),
+                smtp: None,
+                from: None,
+                username: None,
+                password: None,
             },
         );
         let c = Connections::build(&configs, Path::new(".")).unwrap();
-        match Arc::try_unwrap(c.0.into_values().next().unwrap()).unwrap() {
-            Connection::Http(h) => h,
-            Connection::Kafka(_) => unreachable!(),
-        }
+        let Connection::Http(h) = Arc::try_unwrap(c.0.into_values().next().unwrap()).unwrap()
+        else {
+            panic!("not HTTP")
+        };
+        h
     }
 
     #[test]
@@ -286,6 +407,11 @@ mod tests {
                 token: Some(SecretRef::File("token".into())),
                 ca: None,
                 brokers: None,
+                secrets: BTreeMap::new(),
+                smtp: None,
+                from: None,
+                username: None,
+                password: None,
             },
         );
         let c = Connections::build(&configs, dir.path()).unwrap();
@@ -294,6 +420,42 @@ mod tests {
         };
         assert_eq!(h.authorization().unwrap().as_deref(), Some("Bearer s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), "R0UT1NG\n").unwrap();
+        let config = |secrets: &[(&str, &str)]| {
+            let mut configs = BTreeMap::new();
+            configs.insert(
+                "pd".to_string(),
+                ConnectionConfig {
+                    url: Some("http://127.0.0.1:1".into()),
+                    secrets: secrets
+                        .iter()
+                        .map(|(n, f)| (n.to_string(), SecretRef::File(f.into())))
+                        .collect(),
+                    ..ConnectionConfig::default()
+                },
+            );
+            Connections::build(&configs, dir.path())
+        };
+        let c = config(&[("routing_key", "key")]).unwrap();
+        let Connection::Http(h) = &**c.get("pd").unwrap() else {
+            panic!("not HTTP")
+        };
+        assert_eq!(h.secret("routing_key").unwrap(), b"R0UT1NG");
+        assert!(matches!(h.secret("other"), Err(SecretError::Unknown(_))));
+        assert!(!format!("{c:?}").contains("R0UT1NG"));
+
+        let e = config(&[("routing_key", "missing")]).unwrap_err();
+        assert!(
+            e.contains("connection \"pd\": `secrets.routing_key`") && e.contains("missing"),
+            "{e}"
+        );
+        let e = config(&[("a b", "key")]).unwrap_err();
+        assert!(e.contains("\"a b\" is not a valid name"), "{e}");
     }
 
     #[test]
@@ -306,6 +468,11 @@ mod tests {
                 token: None,
                 ca: None,
                 brokers: Some("b:9092".into()),
+                secrets: BTreeMap::new(),
+                smtp: None,
+                from: None,
+                username: None,
+                password: None,
             },
         );
         let e = Connections::build(&configs, Path::new(".")).unwrap_err();
@@ -321,11 +488,72 @@ mod tests {
                 token: None,
                 ca: Some("/nonexistent/ca.pem".into()),
                 brokers: None,
+                secrets: BTreeMap::new(),
+                smtp: None,
+                from: None,
+                username: None,
+                password: None,
             },
         );
         let e = Connections::build(&configs, Path::new(".")).unwrap_err();
         assert!(
             e.contains("`ca`") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn smtp_connections_need_a_sender_and_take_no_http_fields() {
+        let build = |c: ConnectionConfig| {
+            let configs = BTreeMap::from([("mail".to_string(), c)]);
+            Connections::build(&configs, Path::new("."))
+        };
+        let smtp = || ConnectionConfig {
+            smtp: Some("mail.example:587".into()),
+            from: Some("Faultline <faultline@example.com>".into()),
+            ..ConnectionConfig::default()
+        };
+        let c = build(smtp()).unwrap();
+        assert_eq!(c.get("mail").unwrap().kind(), "SMTP");
+        let e = build(ConnectionConfig {
+            from: None,
+            ..smtp()
+        })
+        .unwrap_err();
+        assert!(e.contains("needs `from`"), "{e}");
+        let e = build(ConnectionConfig {
+            token: Some(SecretRef::Env("T".into())),
+            ..smtp()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("`token` does not apply to SMTP connections"),
+            "{e}"
+        );
+        let e = build(ConnectionConfig {
+            url: Some("http://a".into()),
+            ..smtp()
+        })
+        .unwrap_err();
+        assert!(e.contains("pick one"), "{e}");
+        let e = build(ConnectionConfig {
+            password: Some(SecretRef::File("/nonexistent/password".into())),
+            username: Some("u".into()),
+            ..smtp()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("`password`") && e.contains("/nonexistent/password"),
+            "{e}"
+        );
+        let e = build(ConnectionConfig {
+            url: Some("http://a".into()),
+            username: Some("u".into()),
+            ..ConnectionConfig::default()
+        })
+        .unwrap_err();
+        assert!(
+            e.contains("`username` does not apply to HTTP connections"),
             "{e}"
         );
     }

@@ -34,7 +34,7 @@ fn incident_alert(a: &Alert) -> IncidentAlert {
         state: a.status.as_str().into(),
         active_at: a.active_at,
         resolved_at: a.resolved_at,
-        generator_url: None,
+        generator_url: a.generator_url.clone(),
     }
 }
 

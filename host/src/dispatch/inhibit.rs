@@ -149,6 +149,11 @@ impl Inhibitor {
         }
     }
 
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[InhibitRule] {
+        &self.inner.rules
+    }
+
     /// Number of rules.
     pub fn len(&self) -> usize {
         self.inner.rules.len()
@@ -295,6 +300,7 @@ mod tests {
             resolved_at: None,
             last_seen: 0,
             hold_until: None,
+            generator_url: None,
         }
     }
 

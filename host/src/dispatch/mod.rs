@@ -8,6 +8,14 @@
 //! `repeat_interval` has passed. What was notified is kept in the notification log, in the
 //! database, so a restart neither re-notifies nor forgets when to repeat.
 //!
+//! A route muted by its time intervals (`mute_time_intervals`, `active_time_intervals`)
+//! flushes nothing and logs nothing while muted.
+//!
+//! Resolved after mute, a deliberate difference from Alertmanager: a receiver that was
+//! notified of a firing alert is notified of its resolution even if a silence or inhibition
+//! started in between (unless it sets `send_resolved_after_mute = false`). A muted alert stays
+//! in the groups that owe it a resolution, held in their log but not notified while it fires.
+//!
 //! A notification is an incident: before it goes out, the localization rules that match its
 //! alerts rank suspects for it. It is then handed to the outbox (see `outbox/`), which
 //! applies the receiver's safety rails, writes the action durably and delivers it with
@@ -20,6 +28,7 @@ pub mod mute;
 pub mod nflog;
 pub mod route;
 pub mod silences;
+pub mod time_interval;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -43,6 +52,10 @@ pub struct Routed {
     pub alert: Alert,
     pub recovery: Option<String>,
 }
+
+/// An aggregation group of one pass, by (receiver, group key): its route, its group labels
+/// and its alerts, each with whether it is muted.
+type Group<'a> = (Route, Labels, Vec<(&'a Alert, bool)>);
 
 /// Timers of one aggregation group.
 struct GroupTimer {
@@ -124,14 +137,16 @@ impl Dispatcher {
         receivers: &BTreeMap<String, Arc<Receiver>>,
         localize: &Localize<'_>,
     ) {
-        // (receiver, group key) -> (route, group labels, alerts)
-        let mut groups: HashMap<(String, String), (Route, Labels, Vec<&Alert>)> = HashMap::new();
+        let mut state = self.lock();
+        let state = &mut *state;
+        let mut groups: HashMap<(String, String), Group<'_>> = HashMap::new();
         let mut direct: HashMap<String, Route> = HashMap::new();
         for r in alerts {
             let a = &r.alert;
-            if a.status == Status::Pending || muted(a) {
+            if a.status == Status::Pending {
                 continue;
             }
+            let is_muted = muted(a);
             let mut routes: Vec<&Route> = tree.map(|t| t.matches(&a.labels)).unwrap_or_default();
             let own;
             if let Some(rec) = &r.recovery {
@@ -144,18 +159,22 @@ impl Dispatcher {
             for route in routes {
                 let gl = route.group_by.group_labels(&a.labels);
                 let key = group_key(&route.key, &gl);
+                // A muted alert stays in its group only where its resolution is owed: the
+                // receiver was told it fired and wants resolutions after a mute.
+                let id = (route.receiver.clone(), key);
+                if is_muted && !owes_resolution(&state.nflog, receivers, &id, a) {
+                    continue;
+                }
                 groups
-                    .entry((route.receiver.clone(), key))
+                    .entry(id)
                     .or_insert_with(|| (route.clone(), gl, Vec::new()))
                     .2
-                    .push(a);
+                    .push((a, is_muted));
             }
         }
-        let mut state = self.lock();
-        let state = &mut *state;
         let mut localized: HashMap<String, Ranking> = HashMap::new();
         state.timers.retain(|k, _| groups.contains_key(k));
-        for ((receiver_name, key), (route, gl, mut members)) in groups {
+        for ((receiver_name, key), (route, gl, members)) in groups {
             let id = (receiver_name.clone(), key.clone());
             let timer = state.timers.entry(id.clone()).or_insert(GroupTimer {
                 created_at: now,
@@ -169,10 +188,22 @@ impl Dispatcher {
                 continue;
             }
             timer.last_flush = Some(now);
+            // Muted by its time intervals, the route notifies nothing and logs nothing, so
+            // the group notifies what it owes once the interval ends (as Alertmanager does).
+            if route.time_muted(now) {
+                continue;
+            }
             let firing: BTreeSet<u64> = members
                 .iter()
-                .filter(|a| a.status == Status::Firing)
-                .map(|a| a.labels.fingerprint())
+                .filter(|(a, m)| a.status == Status::Firing && !m)
+                .map(|(a, _)| a.labels.fingerprint())
+                .collect();
+            // Notified alerts that fire on muted: their resolution is still owed, so they
+            // stay in the log without being notified again.
+            let held: BTreeSet<u64> = members
+                .iter()
+                .filter(|(a, m)| a.status == Status::Firing && *m)
+                .map(|(a, _)| a.labels.fingerprint())
                 .collect();
             let (notified, notified_at) = state
                 .nflog
@@ -180,27 +211,36 @@ impl Dispatcher {
                 .get(&id)
                 .cloned()
                 .unwrap_or((BTreeSet::new(), i64::MIN));
-            let newly_resolved = notified.iter().any(|f| !firing.contains(f));
+            let newly_resolved = notified
+                .iter()
+                .any(|f| !firing.contains(f) && !held.contains(f));
             let needs = !firing.is_subset(&notified)
                 || (newly_resolved
-                    && members.iter().any(|a| {
+                    && members.iter().any(|(a, _)| {
                         a.status == Status::Resolved && notified.contains(&a.labels.fingerprint())
                     }))
                 || (!firing.is_empty()
                     && now.saturating_sub(notified_at) >= route.repeat_interval.as_millis() as i64);
+            let logged: BTreeSet<u64> = firing.union(&held).copied().collect();
             if !needs {
                 // Alerts that vanished (silenced, rule removed) are forgotten quietly.
                 if newly_resolved {
                     state
                         .nflog
-                        .record(&receiver_name, &key, firing, notified_at);
+                        .record(&receiver_name, &key, logged, notified_at);
                 }
                 continue;
             }
-            // Firing alerts, and resolved ones that were notified as firing.
-            members.retain(|a| {
-                a.status == Status::Firing || notified.contains(&a.labels.fingerprint())
-            });
+            // Firing alerts not muted, and resolved ones that were notified as firing.
+            let mut members: Vec<&Alert> = members
+                .into_iter()
+                .filter(|(a, m)| {
+                    (a.status == Status::Firing && !m)
+                        || (a.status == Status::Resolved
+                            && notified.contains(&a.labels.fingerprint()))
+                })
+                .map(|(a, _)| a)
+                .collect();
             members.sort_by(|a, b| a.labels.cmp(&b.labels));
             let Some(receiver) = receivers.get(&receiver_name) else {
                 tracing::error!(receiver = %receiver_name, "no such receiver: dropping notification");
@@ -226,7 +266,7 @@ impl Dispatcher {
                 now,
             );
             // Written with the action: the outbox now owns its delivery.
-            state.nflog.record(&receiver_name, &key, firing, now);
+            state.nflog.record(&receiver_name, &key, logged, now);
             // Receivers of the same pass accumulate; a later pass starts the list afresh.
             let mut sent_to = match state.incidents.remove(&incident.id) {
                 Some(v) if v.updated_at == now => v.receivers,
@@ -257,6 +297,23 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Whether the group `id` (receiver, group key) owes a muted alert its resolution: the
+/// receiver was notified of it firing and sends resolutions after a mute.
+fn owes_resolution(
+    nflog: &Nflog,
+    receivers: &BTreeMap<String, Arc<Receiver>>,
+    id: &(String, String),
+    a: &Alert,
+) -> bool {
+    receivers
+        .get(&id.0)
+        .is_some_and(|r| r.send_resolved && r.send_resolved_after_mute)
+        && nflog
+            .entries
+            .get(id)
+            .is_some_and(|(notified, _)| notified.contains(&a.labels.fingerprint()))
 }
 
 #[cfg(test)]

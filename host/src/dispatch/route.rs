@@ -1,16 +1,24 @@
 //! The routing tree, as Alertmanager's: an alert descends from the root into the first
 //! child whose matchers it satisfies (and on into later siblings while `continue` is set);
 //! the deepest matching nodes receive it. Each node names a receiver and how alerts are
-//! grouped and timed; unset values are inherited from the parent.
+//! grouped and timed; unset values are inherited from the parent. A node's time intervals
+//! (`mute_time_intervals`, `active_time_intervals`) are its own, not inherited.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::Labels;
 use crate::model::matcher::{matches_all, parse_matchers};
 use serde::Deserialize;
 
+use crate::dispatch::time_interval::TimeInterval;
 use crate::model::matcher::Matcher;
 use crate::model::units::PromDuration;
+
+/// The receiver `/api/v2/alerts` and `config.original` name for alerts that no route takes
+/// (there is no `[route]`): Alertmanager always has one, and tools expect a name.
+pub const UNROUTED: &str = "(unrouted)";
 
 /// Alertmanager's defaults.
 const GROUP_WAIT: Duration = Duration::from_secs(30);
@@ -53,12 +61,22 @@ pub struct Route {
     pub group_wait: Duration,
     pub group_interval: Duration,
     pub repeat_interval: Duration,
+    /// While one of these holds, the node notifies nothing.
+    pub mute_time_intervals: Vec<Arc<TimeInterval>>,
+    /// If any, the node notifies only while one of these holds.
+    pub active_time_intervals: Vec<Arc<TimeInterval>>,
     pub routes: Vec<Route>,
 }
 
+/// The receivers and time intervals a routing tree may name.
+pub struct Names<'a> {
+    pub receivers: &'a [&'a str],
+    pub time_intervals: &'a BTreeMap<String, Arc<TimeInterval>>,
+}
+
 impl Route {
-    /// Builds the tree from its configuration; `receivers` are the names that exist.
-    pub fn build(config: &RouteConfig, receivers: &[&str]) -> Result<Route, String> {
+    /// Builds the tree from its configuration and the names it may refer to.
+    pub fn build(config: &RouteConfig, names: &Names<'_>) -> Result<Route, String> {
         let root = Route {
             key: "{}".into(),
             receiver: String::new(),
@@ -68,6 +86,8 @@ impl Route {
             group_wait: GROUP_WAIT,
             group_interval: GROUP_INTERVAL,
             repeat_interval: REPEAT_INTERVAL,
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
             routes: Vec::new(),
         };
         if config.receiver.is_none() {
@@ -76,15 +96,23 @@ impl Route {
         if !config.matchers.is_empty() {
             return Err("the root route must not have `matchers`: it matches every alert".into());
         }
-        Self::node(config, &root, receivers, true)
+        if !config.mute_time_intervals.is_empty() || !config.active_time_intervals.is_empty() {
+            return Err(
+                "the root route must not have `mute_time_intervals` or `active_time_intervals`: \
+                 set them on a child route"
+                    .into(),
+            );
+        }
+        Self::node(config, &root, names, true)
     }
 
     fn node(
         config: &RouteConfig,
         parent: &Route,
-        receivers: &[&str],
+        names: &Names<'_>,
         root: bool,
     ) -> Result<Route, String> {
+        let receivers = names.receivers;
         let receiver = config
             .receiver
             .clone()
@@ -123,7 +151,30 @@ impl Route {
                 .collect();
             format!("{}/{{{}}}", parent.key, text.join(","))
         };
+        let intervals = |field: &str, list: &[String]| -> Result<Vec<Arc<TimeInterval>>, String> {
+            list.iter()
+                .map(|name| {
+                    names.time_intervals.get(name).cloned().ok_or_else(|| {
+                        let known: Vec<&str> =
+                            names.time_intervals.keys().map(String::as_str).collect();
+                        format!(
+                            "{field}: no [[time_interval]] named {name:?} (known: {})",
+                            if known.is_empty() {
+                                "none".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        )
+                    })
+                })
+                .collect()
+        };
         let mut route = Route {
+            mute_time_intervals: intervals("mute_time_intervals", &config.mute_time_intervals)?,
+            active_time_intervals: intervals(
+                "active_time_intervals",
+                &config.active_time_intervals,
+            )?,
             key,
             receiver,
             matchers,
@@ -137,7 +188,7 @@ impl Route {
             routes: Vec::new(),
         };
         for child in &config.routes {
-            let c = Self::node(child, &route, receivers, false)?;
+            let c = Self::node(child, &route, names, false)?;
             route.routes.push(c);
         }
         Ok(route)
@@ -155,8 +206,23 @@ impl Route {
             group_wait: Duration::ZERO,
             group_interval: Duration::ZERO,
             repeat_interval: REPEAT_INTERVAL,
+            mute_time_intervals: Vec::new(),
+            active_time_intervals: Vec::new(),
             routes: Vec::new(),
         }
+    }
+
+    /// Whether the node's time intervals mute it at `now` (ms): one of its mute intervals
+    /// holds, or it has active intervals and none holds.
+    pub fn time_muted(&self, now: i64) -> bool {
+        self.mute_time_intervals.iter().any(|t| t.contains(now))
+            || (!self.active_time_intervals.is_empty()
+                && !self.active_time_intervals.iter().any(|t| t.contains(now)))
+    }
+
+    /// The matchers an alert must satisfy to enter this node.
+    pub fn matchers(&self) -> &[Matcher] {
+        &self.matchers
     }
 
     /// The nodes an alert with `labels` is routed to.
@@ -203,6 +269,14 @@ pub struct RouteConfig {
     pub group_interval: Option<PromDuration>,
     /// How long to wait before notifying an unchanged firing group again.
     pub repeat_interval: Option<PromDuration>,
+    /// Names of `[[time_interval]]`s during which this route notifies nothing (not
+    /// inherited; not on the root).
+    #[serde(default)]
+    pub mute_time_intervals: Vec<String>,
+    /// Names of `[[time_interval]]`s outside which this route notifies nothing (not
+    /// inherited; not on the root).
+    #[serde(default)]
+    pub active_time_intervals: Vec<String>,
     /// Child routes.
     #[serde(default, rename = "routes")]
     pub routes: Vec<RouteConfig>,
@@ -214,7 +288,11 @@ mod tests {
 
     fn tree(toml_text: &str) -> Route {
         let c: RouteConfig = toml::from_str(toml_text).unwrap();
-        Route::build(&c, &["default", "pager", "db-team", "audit"]).unwrap()
+        let names = Names {
+            receivers: &["default", "pager", "db-team", "audit"],
+            time_intervals: &BTreeMap::new(),
+        };
+        Route::build(&c, &names).unwrap()
     }
 
     fn receivers(r: &Route, pairs: &[(&str, &str)]) -> Vec<String> {
@@ -293,17 +371,63 @@ matchers = ["service=db"]
         assert!(GroupBy::Labels(vec![]).group_labels(&l).is_empty());
     }
 
+    fn only_default() -> Names<'static> {
+        static NONE: BTreeMap<String, Arc<TimeInterval>> = BTreeMap::new();
+        Names {
+            receivers: &["default"],
+            time_intervals: &NONE,
+        }
+    }
+
     #[test]
     fn bad_trees_are_refused() {
         let c: RouteConfig = toml::from_str("receiver = \"nope\"").unwrap();
         assert!(
-            Route::build(&c, &["default"])
+            Route::build(&c, &only_default())
                 .unwrap_err()
                 .contains("\"nope\"")
         );
         let c: RouteConfig =
             toml::from_str("receiver = \"default\"\n[[routes]]\nmatchers = ['a=~\"(\"']").unwrap();
-        let err = Route::build(&c, &["default"]).unwrap_err();
+        let err = Route::build(&c, &only_default()).unwrap_err();
         assert!(err.contains("matchers") && err.contains("a=~"), "{err}");
+    }
+
+    #[test]
+    fn time_intervals_are_named_own_and_not_on_the_root() {
+        use crate::dispatch::time_interval::TimeIntervalConfig;
+        let always: TimeIntervalConfig =
+            toml::from_str("name = \"always\"\n[[time_intervals]]").unwrap();
+        let intervals = BTreeMap::from([(
+            "always".to_string(),
+            Arc::new(TimeInterval::new(&always).unwrap()),
+        )]);
+        let names = Names {
+            receivers: &["default"],
+            time_intervals: &intervals,
+        };
+        let build = |text: &str| {
+            let c: RouteConfig = toml::from_str(text).unwrap();
+            Route::build(&c, &names)
+        };
+        let t = build(
+            "receiver = \"default\"\n[[routes]]\nmute_time_intervals = [\"always\"]\n\
+             [[routes.routes]]\nmatchers = [\"a=b\"]\n\
+             [[routes]]\nactive_time_intervals = [\"always\"]",
+        )
+        .unwrap();
+        assert!(t.routes[0].time_muted(0));
+        assert!(!t.routes[0].routes[0].time_muted(0), "not inherited");
+        assert!(!t.routes[1].time_muted(0));
+        assert!(!t.time_muted(0));
+        let err = build("receiver = \"default\"\n[[routes]]\nmute_time_intervals = [\"never\"]")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "mute_time_intervals: no [[time_interval]] named \"never\" (known: always)"
+        );
+        let err =
+            build("receiver = \"default\"\nactive_time_intervals = [\"always\"]").unwrap_err();
+        assert!(err.contains("the root route must not have"), "{err}");
     }
 }

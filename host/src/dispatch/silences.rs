@@ -3,6 +3,11 @@
 //! API v2, with Alertmanager 0.25's rules and messages; kept in the database, so they
 //! survive a restart; forgotten [`RETENTION`] after they expire.
 //!
+//! A recurring silence (Faultline's extension, Alertmanager's #3339) has a `schedule` in the
+//! syntax of time intervals (`[{"weekdays": ["saturday", "sunday"]}]`): between its start and
+//! its end it mutes only while the schedule holds, and the API shows it `pending` between
+//! its windows, so amtool lists it sensibly.
+//!
 //! Updating a silence keeps its ID only when nothing that defines it changes: same matchers,
 //! and for an active silence the same start. Otherwise the old one is expired and a new one
 //! created, so that what muted an alert at any time stays on record.
@@ -21,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::db::{Db, DbError};
+use crate::dispatch::time_interval::{TimeInterval, TimeIntervalConfig, TimeSpecConfig};
 use crate::model::Labels;
 use crate::model::matcher::{MatchOp, Matcher};
 use crate::model::matcher::{MatcherIndex, matches_all};
@@ -80,6 +86,8 @@ pub struct SilenceSpec {
     pub ends_at: i64,
     pub created_by: String,
     pub comment: String,
+    /// When it mutes within its start and end (empty: all the time).
+    pub schedule: Vec<TimeSpecConfig>,
 }
 
 /// A stored silence.
@@ -95,6 +103,8 @@ pub struct Silence {
     pub updated_at: i64,
     pub created_by: String,
     pub comment: String,
+    /// A recurring silence's schedule, compiled; `None`: it mutes all the time.
+    pub schedule: Option<TimeInterval>,
 }
 
 impl Silence {
@@ -113,6 +123,43 @@ impl Silence {
     pub fn matches(&self, labels: &Labels) -> bool {
         matches_all(&self.matchers, labels)
     }
+
+    /// Whether it mutes at `now`: active, and within its schedule if it has one.
+    pub fn mutes_at(&self, now: i64) -> bool {
+        self.state(now) == SilenceState::Active
+            && self.schedule.as_ref().is_none_or(|s| s.contains(now))
+    }
+
+    /// The state the API shows at `now`: a recurring silence between its windows is
+    /// pending.
+    pub fn shown_state(&self, now: i64) -> SilenceState {
+        match self.state(now) {
+            SilenceState::Active if !self.mutes_at(now) => SilenceState::Pending,
+            state => state,
+        }
+    }
+
+    /// The schedule as given (empty: none).
+    pub fn schedule_specs(&self) -> &[TimeSpecConfig] {
+        self.schedule
+            .as_ref()
+            .map_or(&[], |s| s.config.time_intervals.as_slice())
+    }
+}
+
+/// Compiles a schedule; an empty one is none.
+fn schedule(specs: &[TimeSpecConfig]) -> Result<Option<TimeInterval>, String> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let config = TimeIntervalConfig {
+        name: "schedule".into(),
+        time_intervals: specs.to_vec(),
+    };
+    TimeInterval::new(&config).map(Some).map_err(|e| {
+        let at = e.field.trim_start_matches("time_intervals");
+        format!("schedule{at}: {}", e.message)
+    })
 }
 
 /// Why a silence could not be set or expired. Messages are Alertmanager's.
@@ -149,11 +196,20 @@ impl Silences {
                      ends_at INTEGER NOT NULL,
                      updated_at INTEGER NOT NULL,
                      created_by TEXT NOT NULL,
-                     comment TEXT NOT NULL
+                     comment TEXT NOT NULL,
+                     schedule TEXT
                  );",
             )?;
+            // Databases from before recurring silences lack the column.
+            let has_schedule = c
+                .prepare("SELECT 1 FROM pragma_table_info('silences') WHERE name = 'schedule'")?
+                .exists([])?;
+            if !has_schedule {
+                c.execute_batch("ALTER TABLE silences ADD COLUMN schedule TEXT")?;
+            }
             let mut st = c.prepare(
-                "SELECT id, matchers, starts_at, ends_at, updated_at, created_by, comment
+                "SELECT id, matchers, starts_at, ends_at, updated_at, created_by, comment,
+                        schedule
                  FROM silences",
             )?;
             let rows = st.query_map([], |r| {
@@ -165,11 +221,12 @@ impl Silences {
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, specs, starts_at, ends_at, updated_at, created_by, comment) = row?;
+                let (id, specs, starts_at, ends_at, updated_at, created_by, comment, sched) = row?;
                 let specs: Vec<MatcherSpec> = match serde_json::from_str(&specs) {
                     Ok(s) => s,
                     Err(e) => {
@@ -177,8 +234,11 @@ impl Silences {
                         continue;
                     }
                 };
-                match compile(&specs) {
-                    Ok(matchers) => out.push(Silence {
+                let sched: Vec<TimeSpecConfig> = sched
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                match compile(&specs).and_then(|m| Ok((m, schedule(&sched)?))) {
+                    Ok((matchers, schedule)) => out.push(Silence {
                         id,
                         specs,
                         matchers,
@@ -187,6 +247,7 @@ impl Silences {
                         updated_at,
                         created_by,
                         comment,
+                        schedule,
                     }),
                     Err(e) => tracing::error!(silence = %id, "invalid silence skipped: {e}"),
                 }
@@ -231,6 +292,7 @@ impl Silences {
     /// which is new unless the update kept the silence (see the module documentation).
     pub fn set(&self, spec: SilenceSpec, now: i64) -> Result<String, SilenceError> {
         let matchers = compile(&spec.matchers).map_err(SilenceError::Invalid)?;
+        let schedule = schedule(&spec.schedule).map_err(SilenceError::Invalid)?;
         if spec.ends_at < spec.starts_at {
             return Err(SilenceError::Invalid(
                 "end time must not be before start time".into(),
@@ -250,6 +312,7 @@ impl Silences {
             updated_at: now,
             created_by: spec.created_by,
             comment: spec.comment,
+            schedule,
         };
         let mut expired = None;
         match prev {
@@ -296,6 +359,11 @@ impl Silences {
         Ok(())
     }
 
+    /// A number that changes with every change of the silences.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
     /// Forgets silences that expired more than [`RETENTION`] ago.
     pub fn gc(&self, now: i64) {
         let horizon = now - RETENTION.as_millis() as i64;
@@ -335,7 +403,13 @@ impl Silences {
             match s.state(now) {
                 SilenceState::Active => {
                     valid_until = valid_until.min(s.ends_at);
-                    active.push(s.clone());
+                    if s.schedule.is_some() {
+                        // Schedules turn on and off at whole minutes.
+                        valid_until = valid_until.min((now.div_euclid(60_000) + 1) * 60_000);
+                    }
+                    if s.mutes_at(now) {
+                        active.push(s.clone());
+                    }
                 }
                 SilenceState::Pending => valid_until = valid_until.min(s.starts_at),
                 SilenceState::Expired => {}
@@ -463,7 +537,7 @@ fn compile(specs: &[MatcherSpec]) -> Result<Vec<Matcher>, String> {
 
 /// Whether `new` may replace `prev` under the same ID (Alertmanager's `canUpdate`).
 fn can_update(prev: &Silence, new: &Silence, now: i64) -> bool {
-    if prev.specs != new.specs {
+    if prev.specs != new.specs || prev.schedule_specs() != new.schedule_specs() {
         return false;
     }
     match prev.state(now) {
@@ -486,13 +560,18 @@ fn expire(s: &Silence, now: i64) -> Silence {
 
 fn save(c: &rusqlite::Connection, s: &Silence) -> rusqlite::Result<()> {
     let specs = serde_json::to_string(&s.specs).unwrap_or_else(|_| "[]".into());
+    let schedule = s
+        .schedule
+        .as_ref()
+        .and_then(|_| serde_json::to_string(s.schedule_specs()).ok());
     c.execute(
-        "INSERT INTO silences (id, matchers, starts_at, ends_at, updated_at, created_by, comment)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO silences (id, matchers, starts_at, ends_at, updated_at, created_by, comment,
+                               schedule)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers,
              starts_at = excluded.starts_at, ends_at = excluded.ends_at,
              updated_at = excluded.updated_at, created_by = excluded.created_by,
-             comment = excluded.comment",
+             comment = excluded.comment, schedule = excluded.schedule",
         params![
             s.id,
             specs,
@@ -500,7 +579,8 @@ fn save(c: &rusqlite::Connection, s: &Silence) -> rusqlite::Result<()> {
             s.ends_at,
             s.updated_at,
             s.created_by,
-            s.comment
+            s.comment,
+            schedule
         ],
     )?;
     Ok(())
@@ -529,6 +609,7 @@ mod tests {
             ends_at,
             created_by: "me".into(),
             comment: "maintenance".into(),
+            schedule: Vec::new(),
         }
     }
 
@@ -718,6 +799,73 @@ mod tests {
         drop(s);
         let s = Silences::open(&Db::open(&path).unwrap()).unwrap();
         assert!(s.get(&old).is_none(), "forgotten in the database too");
+    }
+
+    #[test]
+    fn a_recurring_silence_mutes_only_while_its_schedule_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        // A database from before schedules: the column is added on opening.
+        Db::open(&path)
+            .unwrap()
+            .with(|c| {
+                c.execute_batch(
+                    "CREATE TABLE silences (id TEXT PRIMARY KEY, matchers TEXT NOT NULL,
+                     starts_at INTEGER NOT NULL, ends_at INTEGER NOT NULL,
+                     updated_at INTEGER NOT NULL, created_by TEXT NOT NULL,
+                     comment TEXT NOT NULL)",
+                )
+            })
+            .unwrap();
+        let s = Silences::open(&Db::open(&path).unwrap()).unwrap();
+        // 1970-01-01 was a Thursday: the first hour of each day, on Thursdays.
+        let weekly: Vec<TimeSpecConfig> = serde_json::from_str(
+            r#"[{"weekdays": ["thursday"], "times": [{"start_time": "00:00", "end_time": "01:00"}]}]"#,
+        )
+        .unwrap();
+        let week = 7 * 24 * 60 * MIN;
+        let id = s
+            .set(
+                SilenceSpec {
+                    schedule: weekly.clone(),
+                    ..spec(vec![eq("a", "1")], 0, 2 * week)
+                },
+                0,
+            )
+            .unwrap();
+        let a1 = labels(&[("a", "1")]);
+        assert!(s.index(30 * MIN).is_silenced(&a1));
+        assert!(
+            !s.index(90 * MIN).is_silenced(&a1),
+            "the index is rebuilt as it ends"
+        );
+        assert!(s.index(week + 10 * MIN).is_silenced(&a1), "a week later");
+        let silence = s.get(&id).unwrap();
+        assert_eq!(silence.shown_state(90 * MIN), SilenceState::Pending);
+        assert_eq!(silence.shown_state(30 * MIN), SilenceState::Active);
+        assert_eq!(silence.state(90 * MIN), SilenceState::Active);
+        drop(s);
+        let s = Silences::open(&Db::open(&path).unwrap()).unwrap();
+        assert_eq!(s.get(&id).unwrap().schedule_specs(), weekly.as_slice());
+        assert!(
+            s.index(week + 10 * MIN).is_silenced(&a1),
+            "kept across a restart"
+        );
+        let bad: Vec<TimeSpecConfig> =
+            serde_json::from_str(r#"[{"weekdays": ["friday:monday"]}]"#).unwrap();
+        let err = s
+            .set(
+                SilenceSpec {
+                    schedule: bad,
+                    ..spec(vec![eq("a", "1")], 0, week)
+                },
+                0,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "silence invalid: schedule[0].weekdays: start day cannot be before end day"
+        );
     }
 
     #[test]

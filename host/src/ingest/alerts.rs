@@ -48,7 +48,7 @@ pub struct PostedAlerts {
 /// `{labels, annotations, startsAt, endsAt, generatorURL}`. Errors for the body as a whole
 /// (bad JSON, a time that is not RFC 3339, an alert without `labels`) refuse all of it.
 pub fn parse_postable(body: &[u8], limits: &Limits) -> Result<PostedAlerts, IngestError> {
-    let raw: Vec<RawAlert> = super::json_body(body, limits)?;
+    let raw: Vec<RawAlert> = json_array(body, limits)?;
     let (valid, invalid) = convert_all(raw, limits)?;
     Ok(PostedAlerts {
         valid,
@@ -75,6 +75,28 @@ pub fn parse_webhook(body: &[u8], limits: &Limits) -> Result<Vec<PostableAlert>,
         return Err(IngestError::InvalidAlerts(invalid));
     }
     Ok(valid)
+}
+
+/// Parses a body that must be a JSON array of alerts. serde reports a type mismatch before
+/// a syntax error (`{{{` is "invalid type: map, expected a sequence"), which hides what is
+/// wrong: on failure, the syntax error is named if there is one, else the wrong shape.
+fn json_array<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    limits: &Limits,
+) -> Result<Vec<T>, IngestError> {
+    super::json_body(body, limits).map_err(|e| {
+        let (IngestError::Malformed { .. }, Ok(text)) = (&e, std::str::from_utf8(body)) else {
+            return e;
+        };
+        match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Err(syntax) => IngestError::malformed(Location::Body, format!("JSON: {syntax}")),
+            Ok(_) if !text.trim_start().starts_with('[') => IngestError::malformed(
+                Location::Body,
+                "the body must be a JSON array of alerts ([{\"labels\": {...}}, ...])",
+            ),
+            Ok(_) => e,
+        }
+    })
 }
 
 #[derive(Deserialize)]
@@ -318,10 +340,15 @@ mod tests {
         );
         let e = parse_postable(br#"{"labels":{}}"#, &l).unwrap_err();
         assert_eq!(e.status(), 400);
-        assert!(
-            e.to_string()
-                .starts_with("JSON: invalid type: map, expected a sequence"),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            r#"the body must be a JSON array of alerts ([{"labels": {...}}, ...])"#
+        );
+        // A syntax error is named as such, not as the shape it might have had.
+        let e = parse_postable(b"{{{", &l).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "JSON: key must be a string at line 1 column 2"
         );
         let e = parse_postable(br#"[{"labels":{"a":1}}]"#, &l).unwrap_err();
         assert!(

@@ -1,11 +1,13 @@
 //! Ingestion parsers: turn the bodies that Prometheus, Alertmanager, Pushgateway-style push
-//! scripts and Loki log shippers send into Faultline's own types, unchanged in meaning.
+//! scripts, Loki log shippers and Elasticsearch bulk clients send into Faultline's own types,
+//! unchanged in meaning.
 //!
 //! Every parser is a pure function of the body (and of the request headers that select the
 //! format), bounded by [`Limits`], and fails with an [`IngestError`] that names the place and
 //! the problem and knows the HTTP status to answer with.
 
 pub mod alerts;
+pub mod elasticsearch;
 pub mod exposition;
 pub mod loki;
 pub mod ndjson;
@@ -226,6 +228,24 @@ pub(crate) fn json_body<'a, T: Deserialize<'a>>(
     check_body_size(body, limits)?;
     serde_json::from_str(utf8(body)?)
         .map_err(|e| IngestError::malformed(Location::Body, format!("JSON: {e}")))
+}
+
+/// One line of an NDJSON body as a JSON object; a syntax error names the column.
+pub(crate) fn json_object_line(
+    line: &str,
+    at: Location,
+) -> Result<serde_json::Map<String, serde_json::Value>, IngestError> {
+    serde_json::from_str(line).map_err(|e| {
+        // serde_json ends its message with the position; the line is ours, the column its.
+        let msg = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
+        if e.is_data() {
+            IngestError::malformed(at, format!("expected a JSON object: {msg}"))
+        } else {
+            IngestError::malformed(at, format!("invalid JSON at column {}: {msg}", e.column()))
+        }
+    })
 }
 
 /// The media type of a Content-Type header, lowercased, without parameters.

@@ -13,7 +13,7 @@
 //!
 //! Blank lines are skipped; an error names its line.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{IngestError, Limits, Location, build_labels, check_log_entry};
 use crate::model::LogRecord;
@@ -41,17 +41,7 @@ fn parse_line(
     limits: &Limits,
 ) -> Result<LogRecord, IngestError> {
     let bad = |reason: String| IngestError::malformed(at, reason);
-    let mut obj: Map<String, Value> = serde_json::from_str(line).map_err(|e| {
-        // serde_json ends its message with the position; the line is ours, the column its.
-        let msg = e.to_string();
-        let suffix = format!(" at line {} column {}", e.line(), e.column());
-        let msg = msg.strip_suffix(&suffix).unwrap_or(&msg);
-        if e.is_data() {
-            bad(format!("expected a JSON object: {msg}"))
-        } else {
-            bad(format!("invalid JSON at column {}: {msg}", e.column()))
-        }
-    })?;
+    let mut obj = super::json_object_line(line, at)?;
     let line = match obj.remove("message") {
         Some(Value::String(s)) => s,
         Some(_) => return Err(bad("\"message\" must be a string".to_string())),

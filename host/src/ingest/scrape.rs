@@ -12,8 +12,10 @@
 //!
 //! Each series gets the target's labels (`job`, `instance` = the address, and the extra
 //! ones) with Prometheus's `honor_labels: false` semantics: where a scraped series already has
-//! one of them, its value moves to `exported_<name>`. Every scrape also writes `up`,
-//! `scrape_duration_seconds` and `scrape_samples_scraped` with the target's labels. A failed
+//! one of them, its value moves to `exported_<name>`. Every scrape also writes Prometheus's
+//! `up`, `scrape_duration_seconds`, `scrape_samples_scraped`,
+//! `scrape_samples_post_metric_relabeling` (the same: there is no relabelling) and
+//! `scrape_series_added` (series not in the previous scrape) with the target's labels. A failed
 //! scrape writes `up 0` and a staleness marker for every series of the previous scrape, as
 //! does a series that simply disappears from one scrape to the next: detectors stop seeing it
 //! at once rather than after the lookback.
@@ -262,7 +264,7 @@ impl Target {
 
     /// Scrapes once at `now` (ms): what to append to the store, that is the scraped series
     /// with the target's labels, staleness markers for series gone since the previous
-    /// scrape, and `up`, `scrape_duration_seconds` and `scrape_samples_scraped`.
+    /// scrape, and the scrape's own series (`up`, `scrape_duration_seconds`...).
     pub async fn scrape(&mut self, now: i64) -> Vec<SeriesSamples> {
         let started = Instant::now();
         let result = match tokio::time::timeout(self.timeout, self.fetch()).await {
@@ -303,6 +305,7 @@ impl Target {
             ts: now,
             value: f64::from_bits(STALE_NAN_BITS),
         };
+        let added = current.difference(&self.previous).count();
         for gone in self.previous.difference(&current) {
             batch.push(SeriesSamples {
                 labels: gone.clone(),
@@ -314,6 +317,8 @@ impl Target {
             ("up", if up { 1.0 } else { 0.0 }),
             ("scrape_duration_seconds", duration),
             ("scrape_samples_scraped", scraped as f64),
+            ("scrape_samples_post_metric_relabeling", scraped as f64),
+            ("scrape_series_added", added as f64),
         ] {
             let mut labels = self.labels.clone();
             labels.set("__name__", name);
@@ -524,6 +529,11 @@ mod tests {
             [(format!("{{__name__=\"up\", {i}}}"), 1.0)]
         );
         assert_eq!(store.instant("scrape_samples_scraped", 1_500)[0].1, 2.0);
+        assert_eq!(
+            store.instant("scrape_samples_post_metric_relabeling", 1_500)[0].1,
+            2.0
+        );
+        assert_eq!(store.instant("scrape_series_added", 1_500)[0].1, 2.0);
         assert_eq!(store.instant("scrape_duration_seconds", 1_500).len(), 1);
 
         drop(stop);
@@ -537,6 +547,7 @@ mod tests {
             [(format!("{{__name__=\"up\", {i}}}"), 0.0)]
         );
         assert_eq!(store.instant("scrape_samples_scraped", 2_500)[0].1, 0.0);
+        assert_eq!(store.instant("scrape_series_added", 2_500)[0].1, 0.0);
         assert_eq!(
             store.instant("temp", 2_500),
             [],
@@ -562,6 +573,10 @@ mod tests {
         assert_eq!(store.instant("a", 2_500).len(), 1);
         assert_eq!(store.instant("b", 2_500), []);
         assert_eq!(store.instant("up", 2_500)[0].1, 1.0);
+        assert_eq!(store.instant("scrape_series_added", 2_500)[0].1, 0.0);
+        *body.lock().unwrap() = "a 4\nc 5\n";
+        store.append(target.scrape(3_000).await);
+        assert_eq!(store.instant("scrape_series_added", 3_500)[0].1, 1.0);
     }
 
     #[tokio::test]

@@ -129,6 +129,21 @@ async fn attempt(
         "faultline_plugin_calls_total",
         &[("plugin", &receiver.plugin.name), ("world", "recovery")],
     );
+    // Alertmanager's counters, its integration being the receiver's plugin: a notification
+    // is counted once, at its first attempt, and as failed once, when given up; every
+    // attempt is a request.
+    let integration = [("integration", receiver.plugin.name.as_str())];
+    if a.attempts == 1 {
+        m.inc("alertmanager_notifications_total", &integration);
+    }
+    m.inc("alertmanager_notification_requests_total", &integration);
+    if !matches!(result, Ok(Ok(Outcome::Done(_)))) {
+        m.inc(
+            "alertmanager_notification_requests_failed_total",
+            &integration,
+        );
+    }
+    let failed = || m.inc("alertmanager_notifications_failed_total", &integration);
     let retry_reason = match result {
         Ok(Ok(Outcome::Done(msg))) => {
             m.inc(
@@ -143,12 +158,14 @@ async fn attempt(
                 "faultline_notifications_total",
                 &[("receiver", name), ("outcome", "failed")],
             );
+            failed();
             let reason = format!("the plugin failed permanently: {msg}");
             outbox.finish(&a, state::DEAD, a.next_at, "failed", &reason);
             return;
         }
         Ok(Ok(Outcome::RetryLater(msg))) => msg,
         Ok(Err(e)) if matches!(e.failure, Failure::Params(_)) => {
+            failed();
             outbox.finish(&a, state::DEAD, a.next_at, "failed", &e.to_string());
             return;
         }
@@ -166,6 +183,7 @@ async fn attempt(
             "faultline_notifications_total",
             &[("receiver", name), ("outcome", "gave_up")],
         );
+        failed();
         let reason = format!(
             "gave up after {} attempts over {}s (max_attempts {}, max_age {}): {retry_reason}",
             a.attempts,

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use super::selector::{LogSelector, Selector};
 use crate::dispatch::inhibit::InhibitRuleConfig;
 use crate::dispatch::route::RouteConfig;
+use crate::dispatch::time_interval::TimeIntervalConfig;
 use crate::model::units::{ByteSize, PromDuration, SecretRef};
 use crate::outbox::rails::RailsConfig;
 
@@ -50,6 +51,10 @@ pub struct RuleFile {
     pub inhibit_rules: Vec<InhibitRuleConfig>,
     /// The routing tree (at most one file of the directory may define it).
     pub route: Option<RouteConfig>,
+    /// Named time intervals that routes' `mute_time_intervals` and `active_time_intervals`
+    /// refer to, as Alertmanager's `time_intervals`.
+    #[serde(default, rename = "time_interval")]
+    pub time_intervals: Vec<TimeIntervalConfig>,
     /// Localization rules: which incidents they apply to, the data they need, the plugin.
     #[serde(default, rename = "localizer")]
     pub localizers: Vec<LocalizerConfig>,
@@ -184,6 +189,10 @@ pub struct ReceiverConfig {
     /// Whether resolved incidents are sent too (default true, as Alertmanager's webhook).
     /// Actions that change systems (restart, scale, cordon) set it to false.
     pub send_resolved: Option<bool>,
+    /// Whether the resolution of an alert this receiver was told fired is sent even when a
+    /// silence or inhibition started since (default true). Alertmanager drops it, which
+    /// leaves remediations and paging incidents open; set false for its behaviour.
+    pub send_resolved_after_mute: Option<bool>,
     /// Safety rails: how often, on what and whether the action may run.
     #[serde(default)]
     pub rails: RailsConfig,

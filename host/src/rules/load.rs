@@ -15,7 +15,8 @@ use super::error::{LoadErrors, RuleError, line_of_item, toml_error};
 use super::file::{LocalizationConfig, RuleFile};
 use super::{Group, LoadContext, Localization, LocalizerRule, Rule, RuleSet, is_test_file};
 use crate::dispatch::inhibit::{Inhibitor, validate_file};
-use crate::dispatch::route::{Route, RouteConfig};
+use crate::dispatch::route::{Names, Route, RouteConfig};
+use crate::dispatch::time_interval::TimeInterval;
 use crate::model::is_label_name;
 use crate::model::units::{ByteSize, PromDuration};
 use crate::runtime::instance::Instance;
@@ -154,6 +155,7 @@ pub fn load_files(
         }
     }
     let mut inhibit = Vec::new();
+    let mut time_intervals: BTreeMap<String, Arc<TimeInterval>> = BTreeMap::new();
     let mut route: Option<(PathBuf, RouteConfig)> = None;
     let mut localization: Option<(PathBuf, Localization)> = None;
     for (path, text, file) in &parsed {
@@ -177,6 +179,29 @@ pub fn load_files(
                 (Ok(l), None) => localization = Some((path.clone(), l)),
             }
         }
+        for tc in &file.time_intervals {
+            let item = format!("time interval {:?}", tc.name);
+            let line = line_of_item(text, &tc.name);
+            let mut error = |field: Option<String>, message: String| {
+                loader.errors.push(RuleError {
+                    file: path.clone(),
+                    line,
+                    item: Some(item.clone()),
+                    field,
+                    message,
+                })
+            };
+            if time_intervals.contains_key(&tc.name) {
+                error(Some("name".into()), "is defined twice".into());
+                continue;
+            }
+            match TimeInterval::new(tc) {
+                Ok(t) => {
+                    time_intervals.insert(tc.name.clone(), Arc::new(t));
+                }
+                Err(e) => error(Some(e.field), e.message),
+            }
+        }
         let (valid, errors) = validate_file(path, text, &file.inhibit_rules);
         inhibit.extend(valid);
         loader.errors.extend(errors);
@@ -195,6 +220,10 @@ pub fn load_files(
         }
     }
     let names: Vec<&str> = receivers.keys().map(String::as_str).collect();
+    let names = Names {
+        receivers: &names,
+        time_intervals: &time_intervals,
+    };
     let tree = match &route {
         Some((path, rc)) => match Route::build(rc, &names) {
             Ok(t) => Some(t),
@@ -217,6 +246,7 @@ pub fn load_files(
             receivers,
             inhibitor: Inhibitor::new(inhibit),
             tree,
+            time_intervals,
             localizers,
             localization: localization.map(|(_, l)| l).unwrap_or_default(),
         })

@@ -22,6 +22,7 @@ use crate::connections::Connections;
 use crate::db::Db;
 use crate::dispatch::inhibit::Inhibitor;
 use crate::dispatch::route::Route;
+use crate::dispatch::time_interval::TimeInterval;
 use crate::model::Labels;
 use crate::outbox::rails::RailsConfig;
 use crate::runtime::instance::{Instance, Selection};
@@ -76,6 +77,8 @@ pub struct RuleSet {
     pub inhibitor: Inhibitor,
     /// The routing tree, if a file defines one.
     pub tree: Option<Route>,
+    /// The time intervals of every file, by name.
+    pub time_intervals: BTreeMap<String, Arc<TimeInterval>>,
     /// Localization rules, in file order.
     pub localizers: Vec<Arc<LocalizerRule>>,
     /// How their suspects combine.
@@ -119,6 +122,35 @@ impl RuleSet {
     pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
         self.groups.iter().flat_map(|g| g.rules.iter())
     }
+
+    /// Why alerts can arrive that no route takes, if they can: without a `[route]`, alerts
+    /// posted to the Alertmanager API and those of rules without `recovery` reach no one.
+    /// `check` and `serve` warn with it.
+    pub fn unrouted(&self) -> Option<String> {
+        if self.tree.is_some() {
+            return None;
+        }
+        let silent: Vec<String> = self
+            .rules()
+            .filter(|r| r.recovery.is_none())
+            .map(|r| r.id())
+            .collect();
+        let rules = match silent.len() {
+            0 => String::new(),
+            n if n <= 5 => format!(
+                ", nor do the alerts of rules without `recovery` ({})",
+                silent.join(", ")
+            ),
+            n => format!(
+                ", nor do the alerts of {n} rules without `recovery` ({}, ...)",
+                silent[..5].join(", ")
+            ),
+        };
+        Some(format!(
+            "no [route] in the rules directory: alerts posted to /api/v2/alerts (Prometheus, \
+             amtool) reach no receiver{rules}; add a [route] with a default `receiver`"
+        ))
+    }
 }
 
 /// Rules evaluated together on one interval.
@@ -134,6 +166,8 @@ pub struct Rule {
     pub name: String,
     pub group: String,
     pub file: PathBuf,
+    /// The line of the file where the rule is declared, when found.
+    pub line: Option<usize>,
     pub select: Option<Selector>,
     pub range: Option<Duration>,
     pub logs: Option<LogSelector>,
@@ -170,6 +204,8 @@ pub struct Receiver {
     /// How long an action is retried before it is dead-lettered.
     pub max_age: Duration,
     pub send_resolved: bool,
+    /// Whether resolutions owed for notified alerts are sent even while they are muted.
+    pub send_resolved_after_mute: bool,
     pub rails: RailsConfig,
     pub instance: Mutex<Instance>,
 }

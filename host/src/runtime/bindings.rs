@@ -28,4 +28,4 @@ pub mod localizer {
     });
 }
 
-pub use recovery::faultline::plugin::{clock, http, kafka, log, state, types};
+pub use recovery::faultline::plugin::{clock, http, kafka, log, mail, state, types};

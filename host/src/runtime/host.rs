@@ -1,6 +1,6 @@
 //! The host side of the plugin contract: what a plugin instance's store holds, and the
 //! implementations of the interfaces the host exports to plugins (log, clock, state, http,
-//! kafka). Outbound capabilities are checked here against the rule's grants.
+//! kafka, mail). Outbound capabilities are checked here against the rule's grants.
 
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{clock, http, kafka, log, state, types};
+use super::bindings::{clock, http, kafka, log, mail, state, types};
+use crate::connections::secrets::{self, SecretError, Substitution};
+use crate::connections::smtp::MailError;
 use crate::connections::{Connection, Connections};
 use crate::db::Db;
 
@@ -186,7 +188,30 @@ fn http_error(kind: http::ErrorKind, message: impl Into<String>) -> http::Error 
 const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl HostState {
+    /// Sends a plugin's request, with its connection's secrets filled in, and scrubs them from
+    /// whatever goes back to the plugin: a server may echo the body, an error may quote the URL.
     fn send_http(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
+        let mut filled = Substitution::default();
+        match self.send_http_filled(req, &mut filled) {
+            Ok(mut response) => {
+                response.body = filled.scrub(&response.body);
+                for (_, value) in &mut response.headers {
+                    *value = filled.scrub_str(value);
+                }
+                Ok(response)
+            }
+            Err(mut e) => {
+                e.message = filled.scrub_str(&e.message);
+                Err(e)
+            }
+        }
+    }
+
+    fn send_http_filled(
+        &mut self,
+        mut req: http::Request,
+        filled: &mut Substitution,
+    ) -> Result<http::Response, http::Error> {
         use http::ErrorKind::{Denied, Invalid, Transport};
         let rule = self.ctx.identity.rule.clone();
         let mut authorization = None;
@@ -210,11 +235,38 @@ impl HostState {
                     format!("connection {name:?}: its token cannot be read"),
                 )
             })?;
+            let secret_error = |e: SecretError| {
+                if let SecretError::Unreadable { cause, .. } = &e {
+                    tracing::error!(rule, connection = %name, "{cause}");
+                    return http_error(Transport, format!("connection {name:?}: {e}"));
+                }
+                http_error(Invalid, format!("connection {name:?}: {e}"))
+            };
+            let path = filled
+                .fill_str(&req.url, |s| conn.secret(s))
+                .map_err(secret_error)?;
+            for (_, value) in &mut req.headers {
+                *value = filled
+                    .fill_str(value, |s| conn.secret(s))
+                    .map_err(secret_error)?;
+            }
+            req.body = filled
+                .fill(&req.body, |s| conn.secret(s))
+                .map_err(secret_error)?;
             (
                 conn.client.clone(),
-                conn.url(&req.url).map_err(|m| http_error(Invalid, m))?,
+                conn.url(&path).map_err(|m| http_error(Invalid, m))?,
             )
         } else {
+            let texts = [req.url.as_bytes(), &req.body]
+                .into_iter()
+                .chain(req.headers.iter().map(|(_, v)| v.as_bytes()));
+            if let Some(secret) = texts.filter_map(secrets::first_placeholder).next() {
+                return Err(http_error(
+                    Invalid,
+                    SecretError::NoConnection(secret).to_string(),
+                ));
+            }
             let url = reqwest::Url::parse(&req.url)
                 .map_err(|e| http_error(Invalid, format!("invalid url {:?}: {e}", req.url)))?;
             if !matches!(url.scheme(), "http" | "https") {
@@ -263,9 +315,12 @@ impl HostState {
         let Some(io) = self.ctx.io.clone() else {
             return Err(http_error(Transport, "no I/O runtime available"));
         };
+        // A secret in the URL may be percent-encoded there, beyond what scrubbing finds.
+        let quote_url = filled.is_empty();
         io.block_on(async move {
             let resp = builder.send().await.map_err(|e| {
                 let kind = if e.is_builder() { Invalid } else { Transport };
+                let e = if quote_url { e } else { e.without_url() };
                 http_error(kind, error_chain(&e))
             })?;
             let status = resp.status().as_u16();
@@ -313,7 +368,7 @@ impl HostState {
             .filter_map(|n| self.ctx.connections.get(n))
             .find_map(|c| match &**c {
                 Connection::Kafka(k) => Some(k),
-                Connection::Http(_) => None,
+                Connection::Http(_) | Connection::Smtp(_) => None,
             });
         let Some(conn) = kafka else {
             return Err(format!(
@@ -330,6 +385,41 @@ impl HostState {
         let (partition, offset) =
             io.block_on(producer.send(&msg.topic, msg.key.as_deref(), &msg.value, &msg.headers))?;
         tracing::debug!(rule, topic = %msg.topic, partition, offset, "produced");
+        Ok(())
+    }
+}
+
+impl HostState {
+    fn send_mail(&mut self, msg: mail::Message) -> Result<(), mail::Error> {
+        use mail::ErrorKind::{Denied, Invalid, Rejected, Transient};
+        let error = |kind, message: String| mail::Error { kind, message };
+        let name = &msg.connection;
+        let conn = self
+            .granted_connection(name)
+            .map_err(|m| error(Denied, m))?;
+        let Connection::Smtp(smtp) = &*conn else {
+            return Err(error(
+                Denied,
+                format!(
+                    "connection {name:?} is a {} connection, not SMTP",
+                    conn.kind()
+                ),
+            ));
+        };
+        let Some(io) = self.ctx.io.clone() else {
+            return Err(error(Transient, "no I/O runtime available".into()));
+        };
+        io.block_on(smtp.send(&msg.to, &msg.subject, &msg.body))
+            .map_err(|e| {
+                let kind = match &e {
+                    MailError::Invalid(_) => Invalid,
+                    MailError::Transient(_) => Transient,
+                    MailError::Rejected(_) => Rejected,
+                };
+                error(kind, e.to_string())
+            })?;
+        let rule = &self.ctx.identity.rule;
+        tracing::debug!(rule, connection = %name, recipients = msg.to.len(), "mail sent");
         Ok(())
     }
 }
@@ -359,6 +449,16 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 impl http::Host for HostState {
     fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
         self.timed(|s| s.send_http(req))
+    }
+
+    fn secret_placeholder(&mut self, name: String) -> String {
+        secrets::placeholder(&name)
+    }
+}
+
+impl mail::Host for HostState {
+    fn send(&mut self, msg: mail::Message) -> Result<(), mail::Error> {
+        self.timed(|s| s.send_mail(msg))
     }
 }
 

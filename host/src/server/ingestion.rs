@@ -1,11 +1,13 @@
-//! The ingestion endpoints: Prometheus remote_write 1.0, NDJSON logs and Loki push. Each
-//! reads the body within the size limit, decodes it with its parser in [`crate::ingest`],
-//! appends to the store and counts what it accepted or refused on `/metrics`.
+//! The ingestion endpoints: Prometheus remote_write 1.0, NDJSON logs, Loki push and the
+//! Elasticsearch bulk API (in [`elasticsearch`], with the rest of the Elasticsearch API that
+//! shippers call first). Each reads the body within the size limit, decodes it with its parser
+//! in [`crate::ingest`], appends to the store and counts what it accepted or refused on
+//! `/metrics`.
 //!
 //! Status codes are the ones senders act on: 204 when accepted (as Prometheus's receiver and
-//! Loki answer), the parser's 400 / 413 / 415 for a body that must not be retried, never a
-//! 5xx for a client's mistake. Appending to the store cannot fail, so there is no transient
-//! failure of ours to answer 5xx for yet.
+//! Loki answer; the bulk API answers 200 with its items), the parser's 400 / 413 / 415 for a
+//! body that must not be retried, never a 5xx for a client's mistake. Appending to the store
+//! cannot fail, so there is no transient failure of ours to answer 5xx for yet.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,12 +21,15 @@ use super::{ApiError, body, header_str, ingest_limits};
 use crate::ingest::{self, IngestError};
 use crate::service::Service;
 
+pub(super) mod elasticsearch;
+
 /// The ingestion routes, merged into [`super::app`].
 pub fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/api/v1/write", post(remote_write))
         .route("/api/v1/logs", post(logs_ndjson))
         .route("/loki/api/v1/push", post(loki_push))
+        .merge(elasticsearch::routes())
 }
 
 /// Copies the store's counts of dropped data into `faultline_dropped_total{reason}`.

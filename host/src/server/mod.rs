@@ -7,14 +7,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+use crate::auth;
 use crate::ingest::{self, IngestError};
 use crate::service::Service;
 
 pub mod alertmanager;
+mod console;
 mod ingestion;
 mod recovery;
 
@@ -52,6 +55,7 @@ type Shared = Arc<Service>;
 /// The router.
 pub fn app(svc: Shared) -> Router {
     Router::new()
+        .route("/", get(root))
         .route("/-/healthy", get(|| async { "Faultline is Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -59,11 +63,51 @@ pub fn app(svc: Shared) -> Router {
         .route("/-/reload", post(reload))
         .route("/api/v1/status/reload", get(reload_status))
         .route("/api/v1/rules", get(rules_list))
-        .route("/api/v1/alerts", get(alerts_list))
+        .route(
+            "/api/v1/alerts",
+            get(alerts_list).post(alertmanager::alerts::alerts_create_v1),
+        )
         .merge(ingestion::routes())
         .merge(alertmanager::routes())
         .merge(recovery::routes())
+        .merge(console::routes())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(svc.clone(), authorize))
         .with_state(svc)
+}
+
+/// `GET /` is two things: the console for a browser, and Elasticsearch's version document for
+/// its clients and shippers, which read it before they send logs. A request that accepts HTML
+/// is a browser's.
+async fn root(headers: HeaderMap) -> Response {
+    let html = header_str(&headers, header::ACCEPT).is_some_and(|a| a.contains("text/html"));
+    if html {
+        console::page().await
+    } else {
+        ingestion::elasticsearch::info().await
+    }
+}
+
+/// An unknown path: 404 with a body saying so, in the shape of the API it is under
+/// (Alertmanager's `{"code", "message"}` for `/api/v2/`).
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/v2/") {
+        let body = json!({"code": 404, "message": format!("path {path} was not found")});
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    ApiError::new(StatusCode::NOT_FOUND, format!("path {path} was not found")).into_response()
+}
+
+/// Refuses a request whose token may not do what it asks (see [`crate::auth`]).
+async fn authorize(State(svc): State<Shared>, req: Request, next: Next) -> Response {
+    let Some(needed) = auth::needed(req.method(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    match svc.tokens().check(req.headers(), needed) {
+        Ok(()) => next.run(req).await,
+        Err(denied) => denied.into_response(),
+    }
 }
 
 async fn ready(State(svc): State<Shared>) -> Response {
@@ -181,6 +225,7 @@ async fn rules_list(State(svc): State<Shared>) -> Response {
                 "name": r.name,
                 "group": r.group,
                 "file": r.file.display().to_string(),
+                "line": r.line,
                 "plugin": r.plugin.name,
                 "pluginHash": r.plugin.hash,
                 "select": r.select.as_ref().map(|s| s.to_string()),

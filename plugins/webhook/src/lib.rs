@@ -222,7 +222,8 @@ mod tests {
         (outcome, testing::http_requests().remove(0))
     }
 
-    /// The capture, with its generator URL replaced by ours: the WIT alert carries none.
+    /// The capture, with its generator URL replaced by ours: the alert given here has none
+    /// of its own (a rule alert), so the external URL stands in.
     fn expected(capture: &str) -> Value {
         let mut expected: Value = serde_json::from_str(capture).unwrap();
         expected["alerts"][0]["generatorURL"] = "http://vm:19093".into();

@@ -6,7 +6,7 @@
 //! the HTTP and Kafka mocks), and the public [`testing`](crate::testing) module drives it.
 //! Both speak the WIT types of [`bindings::wit`](crate::bindings::wit), so the capability
 //! modules ([`state`](crate::state), [`clock`](crate::clock), [`log`](crate::log),
-//! [`http`](crate::http), [`kafka`](crate::kafka)) do their conversions the same way on every
+//! [`http`](crate::http), [`kafka`](crate::kafka), [`mail`](crate::mail)) do their conversions the same way on every
 //! target and call this module with no `cfg` of their own: native tests run the same code as
 //! the plugin, up to the host boundary.
 //!
@@ -29,5 +29,6 @@ pub(crate) mod stub;
 use stub as backend;
 
 pub(crate) use backend::{
-    http_send, kafka_produce, log, now_ms, state_delete, state_get, state_set,
+    http_secret_placeholder, http_send, kafka_produce, log, mail_send, now_ms, state_delete,
+    state_get, state_set,
 };

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::bindings::wit::{http, kafka, log as wit_log};
+use crate::bindings::wit::{http, kafka, log as wit_log, mail};
 
 /// What the stub remembers: state, clock, queued results, recorded requests and messages.
 #[derive(Default)]
@@ -19,6 +19,8 @@ struct Stub {
     http_requests: Vec<http::Request>,
     kafka_results: VecDeque<Result<(), String>>,
     kafka_messages: Vec<kafka::Message>,
+    mail_results: VecDeque<Result<(), mail::Error>>,
+    mail_messages: Vec<mail::Message>,
 }
 
 thread_local! {
@@ -79,11 +81,25 @@ pub(crate) fn http_send(request: &http::Request) -> Result<http::Response, http:
     })
 }
 
+/// `{{secret:NAME:test}}`: the host's placeholder shape, with the key `test`. Requests are
+/// recorded with their placeholders, as the plugin built them.
+pub(crate) fn http_secret_placeholder(name: &str) -> String {
+    format!("{{{{secret:{name}:test}}}}")
+}
+
 /// Records `message` and answers with the next queued result, else success.
 pub(crate) fn kafka_produce(message: &kafka::Message) -> Result<(), String> {
     with(|s| {
         s.kafka_messages.push(message.clone());
         s.kafka_results.pop_front().unwrap_or(Ok(()))
+    })
+}
+
+/// Records `message` and answers with the next queued result, else success.
+pub(crate) fn mail_send(message: &mail::Message) -> Result<(), mail::Error> {
+    with(|s| {
+        s.mail_messages.push(message.clone());
+        s.mail_results.pop_front().unwrap_or(Ok(()))
     })
 }
 
@@ -122,4 +138,14 @@ pub(crate) fn queue_kafka_result(result: Result<(), String>) {
 /// The messages produced so far, oldest first.
 pub(crate) fn kafka_messages() -> Vec<kafka::Message> {
     with(|s| s.kafka_messages.clone())
+}
+
+/// Queues the result of a future [`mail_send`].
+pub(crate) fn queue_mail_result(result: Result<(), mail::Error>) {
+    with(|s| s.mail_results.push_back(result));
+}
+
+/// The mail sent so far, oldest first.
+pub(crate) fn mail_messages() -> Vec<mail::Message> {
+    with(|s| s.mail_messages.clone())
 }

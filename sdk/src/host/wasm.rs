@@ -1,6 +1,8 @@
 //! The real host: each function calls the import that wit-bindgen generated for it.
 
-use crate::bindings::recovery::faultline::plugin::{clock, http, kafka, log as wit_log, state};
+use crate::bindings::recovery::faultline::plugin::{
+    clock, http, kafka, log as wit_log, mail, state,
+};
 
 /// `log.log`.
 pub(crate) fn log(level: wit_log::Level, message: &str) {
@@ -30,6 +32,16 @@ pub(crate) fn state_delete(key: &str) {
 /// `http.send`.
 pub(crate) fn http_send(request: &http::Request) -> Result<http::Response, http::Error> {
     http::send(request)
+}
+
+/// `http.secret-placeholder`.
+pub(crate) fn http_secret_placeholder(name: &str) -> String {
+    http::secret_placeholder(name)
+}
+
+/// `mail.send`.
+pub(crate) fn mail_send(message: &mail::Message) -> Result<(), mail::Error> {
+    mail::send(message)
 }
 
 /// `kafka.produce`.

@@ -1,7 +1,10 @@
 //! LIST calls: the `labelSelector` parameter parsed and matched as the API server does,
 //! and `limit`/`continue` paging.
 
-use axum::http::StatusCode;
+use std::collections::HashMap;
+
+use axum::extract::Query;
+use axum::http::{StatusCode, Uri};
 use serde_json::{Value, json};
 
 use super::Failure;
@@ -105,36 +108,14 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-/// The value of query parameter `name`, decoded (`+` is a space, `%XX` a byte).
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(key) == name).then(|| decode(value))
-    })
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            byte => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The parameters of a query string, decoded as the API server decodes them.
+pub fn query_params(query: &str) -> HashMap<String, String> {
+    format!("/?{query}")
+        .parse::<Uri>()
+        .ok()
+        .and_then(|uri| Query::<HashMap<String, String>>::try_from_uri(&uri).ok())
+        .map(|q| q.0)
+        .unwrap_or_default()
 }
 
 /// The `<Kind>List` answer for `items` (sorted by name, as etcd keeps them), one page of at
@@ -204,12 +185,8 @@ mod tests {
         );
         assert!(Selector::parse("app in web").is_err());
         assert_eq!(
-            query_param(
-                "labelSelector=app%3Dweb%2Ctrack+in+%28a%29&limit=2",
-                "labelSelector"
-            )
-            .as_deref(),
-            Some("app=web,track in (a)")
+            query_params("labelSelector=app%3Dweb%2Ctrack+in+%28a%29&limit=2")["labelSelector"],
+            "app=web,track in (a)"
         );
     }
 

@@ -348,9 +348,9 @@ impl Cluster {
     /// A LIST of `resource` in `namespace`, filtered by the `labelSelector` parameter and
     /// paged by `limit` and `continue`.
     fn list(&self, namespace: &str, resource: &str, query: &str) -> Result<Value, Failure> {
-        let selector =
-            list::Selector::parse(&list::query_param(query, "labelSelector").unwrap_or_default())?;
-        let limit = match list::query_param(query, "limit") {
+        let params = list::query_params(query);
+        let selector = list::Selector::parse(params.get("labelSelector").map_or("", |s| s))?;
+        let limit = match params.get("limit") {
             None => None,
             Some(limit) => Some(limit.parse::<usize>().map_err(|_| {
                 Failure::new(
@@ -374,8 +374,8 @@ impl Cluster {
             .iter()
             .find(|(r, _)| *r == resource)
             .map_or("", |(_, kind)| kind);
-        let token = list::query_param(query, "continue");
-        list::page(kind, self.revision, items, limit, token.as_deref())
+        let token = params.get("continue").map(String::as_str);
+        list::page(kind, self.revision, items, limit, token)
     }
 
     fn store(&mut self, path: String, mut object: Value) -> Value {

@@ -109,6 +109,7 @@ impl Loader<'_> {
                     .max(1),
                 max_age: rc.max_age.map_or(DEFAULT_MAX_AGE, |d| d.0),
                 send_resolved: rc.send_resolved.unwrap_or(true),
+                send_resolved_after_mute: rc.send_resolved_after_mute.unwrap_or(true),
                 rails: rc.rails.clone(),
                 instance: Mutex::new(instance),
             }),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Loader, json_params, known};
 use crate::model::Labels;
+use crate::rules::error::line_of_item;
 use crate::rules::file::RuleConfig;
 use crate::rules::template::Template;
 use crate::rules::{Receiver, Rule, RuleExec};
@@ -102,6 +103,7 @@ impl Loader<'_> {
             name: rc.name.clone(),
             group: group.to_string(),
             file: path.to_path_buf(),
+            line: line_of_item(text, &rc.name),
             select: rc.select.clone(),
             range: rc.range.map(|r| r.0),
             logs: rc.logs.clone(),

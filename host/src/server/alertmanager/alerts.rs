@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use regex::Regex;
 use serde::Serialize;
 
@@ -27,37 +27,105 @@ use crate::service::Service;
 
 type Shared = Arc<Service>;
 
-/// `POST /api/v2/alerts`: stores the valid alerts (durably, before answering); answers 200
-/// with no body, or 400 with the invalid alerts' messages (the valid ones are kept).
-pub async fn alerts_create(State(svc): State<Shared>, req: Request) -> Result<StatusCode, AmError> {
-    let bytes = body(&svc, req.into_body()).await?;
+/// Why an alert intake was refused (in part, for [`Refused::Invalid`]).
+enum Refused {
+    /// The body could not be read (over the size limit).
+    Body(ApiError),
+    /// The body could not be parsed: nothing was stored.
+    Parse(crate::ingest::IngestError),
+    /// Storing failed.
+    Store(StoreError),
+    /// Some alerts were invalid (the valid ones were stored).
+    Invalid(crate::ingest::IngestError),
+}
+
+/// Takes a `POST /api/v{1,2}/alerts` body: stores the valid alerts (durably, before
+/// answering) and counts them as Alertmanager does, by API `version`.
+async fn take(svc: &Service, req: Request, version: &str) -> Result<(), Refused> {
+    let bytes = body(svc, req.into_body()).await.map_err(Refused::Body)?;
     let posted =
-        crate::ingest::alerts::parse_postable(&bytes, &ingest_limits(&svc)).map_err(|e| {
+        crate::ingest::alerts::parse_postable(&bytes, &ingest_limits(svc)).map_err(|e| {
             svc.metrics()
                 .inc("faultline_alerts_invalid_total", &[("source", "api")]);
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            match e.status() {
-                422 => AmError::Schema {
-                    status,
-                    code: 602,
-                    message: e.to_string(),
-                },
-                400 => AmError::parsing("alerts", e),
-                _ => AmError::Message(status, e.to_string()),
-            }
+            Refused::Parse(e)
         })?;
-    receive(&svc, "api", posted.valid, svc.config().resolve_timeout.0)
+    let m = svc.metrics();
+    let now = crate::model::time::now_ms();
+    let resolved = posted
+        .valid
+        .iter()
+        .filter(|a| a.ends_at.is_some_and(|e| e <= now))
+        .count();
+    let firing = posted.valid.len() - resolved;
+    for (status, n) in [("firing", firing), ("resolved", resolved)] {
+        m.add(
+            "alertmanager_alerts_received_total",
+            &[("status", status), ("version", version)],
+            n as f64,
+        );
+    }
+    receive(svc, "api", posted.valid, svc.config().resolve_timeout.0)
         .await
-        .map_err(|e| AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(Refused::Store)?;
     if let Some(invalid) = posted.invalid {
         svc.metrics()
             .inc("faultline_alerts_invalid_total", &[("source", "api")]);
-        return Err(AmError::Message(
-            StatusCode::BAD_REQUEST,
-            invalid.to_string(),
-        ));
+        if let crate::ingest::IngestError::InvalidAlerts(each) = &invalid {
+            m.add(
+                "alertmanager_alerts_invalid_total",
+                &[("version", version)],
+                each.len() as f64,
+            );
+        }
+        return Err(Refused::Invalid(invalid));
     }
+    Ok(())
+}
+
+/// `POST /api/v2/alerts`: stores the valid alerts (durably, before answering); answers 200
+/// with no body, or 400 with the invalid alerts' messages (the valid ones are kept).
+pub async fn alerts_create(State(svc): State<Shared>, req: Request) -> Result<StatusCode, AmError> {
+    take(&svc, req, "v2")
+        .await
+        .map_err(|refused| match refused {
+            Refused::Body(e) => e.into(),
+            Refused::Parse(e) => {
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+                match e.status() {
+                    422 => AmError::Schema {
+                        status,
+                        code: 602,
+                        message: e.to_string(),
+                    },
+                    400 => AmError::parsing("alerts", e),
+                    _ => AmError::Message(status, e.to_string()),
+                }
+            }
+            Refused::Store(e) => AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Refused::Invalid(e) => AmError::Message(StatusCode::BAD_REQUEST, e.to_string()),
+        })?;
     Ok(StatusCode::OK)
+}
+
+/// `POST /api/v1/alerts`: Alertmanager 0.25's API v1 intake (a Prometheus with
+/// `api_version: v1` posts here): the body of v2, the answers of v1,
+/// `{"status": "success"}` or `{"status": "error", "errorType", "error"}`.
+pub async fn alerts_create_v1(State(svc): State<Shared>, req: Request) -> Response {
+    let (status, kind, message) = match take(&svc, req, "v1").await {
+        Ok(()) => return super::json_response(&serde_json::json!({"status": "success"})),
+        Err(Refused::Body(e)) => (e.status, "bad_data", e.message),
+        Err(Refused::Parse(e) | Refused::Invalid(e)) => {
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, "bad_data", e.to_string())
+        }
+        Err(Refused::Store(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            e.to_string(),
+        ),
+    };
+    let body = serde_json::json!({"status": "error", "errorType": kind, "error": message});
+    (status, super::json_response(&body)).into_response()
 }
 
 /// `POST /api/v1/alertmanager/webhook`: an Alertmanager's webhook notification. Its firing
@@ -284,6 +352,10 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
         {
             l.receivers.push(r.clone());
         }
+        if l.receivers.is_empty() {
+            l.receivers
+                .push(crate::dispatch::route::UNROUTED.to_string());
+        }
     }
     out
 }
@@ -321,6 +393,15 @@ fn select<'a>(listed: &'a [Listed], muter: &Muter<'_>, q: &AlertsQuery) -> Vec<S
         .collect();
     shown.sort_by_key(|s| s.listed.fingerprint);
     shown
+}
+
+/// How many listed alerts are active and how many suppressed at `now`, for
+/// `alertmanager_alerts`.
+pub fn counts(svc: &Service, now: i64) -> (usize, usize) {
+    let listed = gather(svc, now);
+    let muter = muter(svc, &listed, now);
+    let suppressed = listed.iter().filter(|l| muter.is_muted(l.labels())).count();
+    (listed.len() - suppressed, suppressed)
 }
 
 /// The body of `GET /api/v2/alerts` at `now`.

@@ -5,12 +5,13 @@
 //! | Route                                | Handler                    |
 //! |--------------------------------------|----------------------------|
 //! | `POST /api/v2/alerts`                | [`alerts::alerts_create`]  |
+//! | `POST /api/v1/alerts`                | [`alerts::alerts_create_v1`]: API v1's answers (routed in `server`) |
 //! | `GET /api/v2/alerts`                 | [`alerts::alerts_list`]    |
 //! | `GET /api/v2/alerts/groups`          | [`alerts::alert_groups_list`] |
 //! | `POST /api/v1/alertmanager/webhook`  | [`alerts::webhook_receive`]: an Alertmanager `webhook_config` URL |
 //! | `GET`, `POST /api/v2/silences`       | [`silences::silences_list`], [`silences::silences_create`] |
 //! | `GET`, `DELETE /api/v2/silence/{id}` | [`silences::silence_get`], [`silences::silence_delete`] |
-//! | `GET /api/v2/status`                 | [`status`]                 |
+//! | `GET /api/v2/status`                 | [`status`], with the routing as YAML ([`original`]) |
 //! | `GET /api/v2/receivers`              | [`receivers_list`]         |
 //!
 //! Answers are Alertmanager 0.25's, shapes and messages: a handler's refusal is a JSON string
@@ -18,6 +19,7 @@
 //! `{"code": 602, "message": "comment in body is required"}`.
 
 pub mod alerts;
+pub mod original;
 pub mod silences;
 
 use std::collections::HashMap;
@@ -77,11 +79,43 @@ pub fn export_metrics(svc: &Service) {
     );
     let mut by_state: HashMap<&str, usize> = HashMap::new();
     for s in svc.silences().list(now) {
-        *by_state.entry(s.state(now).as_str()).or_default() += 1;
+        *by_state.entry(s.shown_state(now).as_str()).or_default() += 1;
     }
     for state in ["active", "pending", "expired"] {
         let n = by_state.get(state).copied().unwrap_or(0);
         m.set("faultline_silences", &[("state", state)], n as f64);
+        m.set("alertmanager_silences", &[("state", state)], n as f64);
+    }
+    let (active, suppressed) = alerts::counts(svc, now);
+    for (state, n) in [
+        ("active", active),
+        ("suppressed", suppressed),
+        ("unprocessed", 0),
+    ] {
+        m.set("alertmanager_alerts", &[("state", state)], n as f64);
+    }
+    // Alertmanager shows every counter from the start, at zero until it counts.
+    for version in ["v1", "v2"] {
+        for status in ["firing", "resolved"] {
+            let labels = [("status", status), ("version", version)];
+            m.add("alertmanager_alerts_received_total", &labels, 0.0);
+        }
+        m.add(
+            "alertmanager_alerts_invalid_total",
+            &[("version", version)],
+            0.0,
+        );
+    }
+    for receiver in svc.rules().receivers.values() {
+        let integration = [("integration", receiver.plugin.name.as_str())];
+        for name in [
+            "alertmanager_notifications_total",
+            "alertmanager_notifications_failed_total",
+            "alertmanager_notification_requests_total",
+            "alertmanager_notification_requests_failed_total",
+        ] {
+            m.add(name, &integration, 0.0);
+        }
     }
 }
 
@@ -307,11 +341,12 @@ const API_VERSION: &str = "0.25.0";
 
 /// `GET /api/v2/status`: what `amtool` asks before every command. Faultline runs alone:
 /// the cluster is disabled, with no peers. The version is [`API_VERSION`]; Faultline's own
-/// is in `revision`.
-async fn status() -> Response {
+/// is in `revision`. The configuration is the routing part of the rules, as Alertmanager
+/// YAML (see [`original`]).
+async fn status(axum::extract::State(svc): axum::extract::State<Arc<Service>>) -> Response {
     json_response(&serde_json::json!({
         "cluster": {"peers": [], "status": "disabled"},
-        "config": {"original": ""},
+        "config": {"original": original::render(&svc.rules())},
         "uptime": crate::model::time::rfc3339(*STARTED),
         "versionInfo": {
             "branch": "",

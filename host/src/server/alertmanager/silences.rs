@@ -1,6 +1,7 @@
 //! Silences through Alertmanager's API: create or update (`POST /api/v2/silences`), list
 //! (`GET /api/v2/silences`, with `filter`), get and expire (`GET`, `DELETE
-//! /api/v2/silence/{id}`). Validation and messages are Alertmanager 0.25's.
+//! /api/v2/silence/{id}`). Validation and messages are Alertmanager 0.25's. A silence may
+//! carry a `schedule` (Faultline's extension, see `dispatch::silences`).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AmError, Rfc3339, json_response, parse_filter, passes_filter, query_pairs};
 use crate::dispatch::silences::{MatcherSpec, Silence, SilenceError, SilenceSpec, is_uuid};
+use crate::dispatch::time_interval::TimeSpecConfig;
 use crate::server::body;
 use crate::service::Service;
 
@@ -29,6 +31,10 @@ struct Postable {
     #[serde(rename = "createdBy")]
     created_by: Option<String>,
     comment: Option<String>,
+    /// Faultline's extension: a recurring silence's schedule, in the syntax of time
+    /// intervals.
+    #[serde(default)]
+    schedule: Vec<TimeSpecConfig>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +116,7 @@ fn parse_postable(bytes: &[u8]) -> Result<SilenceSpec, AmError> {
         ends_at: time(&ends_at)?,
         created_by,
         comment,
+        schedule: p.schedule,
     })
 }
 
@@ -152,7 +159,9 @@ pub async fn silence_get(
     )))
 }
 
-/// `DELETE /api/v2/silence/{id}`: expires the silence.
+/// `DELETE /api/v2/silence/{id}`: expires the silence. An unknown one is 500 "silence not
+/// found", as Alertmanager 0.25 answers: its API declares no 404 here, so amtool would print
+/// only that the status is undeclared.
 pub async fn silence_delete(
     State(svc): State<Shared>,
     Path(id): Path<String>,
@@ -160,10 +169,7 @@ pub async fn silence_delete(
     check_id(&id)?;
     svc.silences()
         .expire(&id, crate::model::time::now_ms())
-        .map_err(|e| match e {
-            SilenceError::NotFound => AmError::Message(StatusCode::NOT_FOUND, e.to_string()),
-            e => AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        })?;
+        .map_err(|e| AmError::Message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     tracing::info!(silence = %id, "silence expired");
     Ok(StatusCode::OK)
 }
@@ -195,6 +201,9 @@ struct Gettable<'a> {
     matchers: &'a [MatcherSpec],
     #[serde(rename = "startsAt")]
     starts_at: Rfc3339,
+    /// A recurring silence's schedule; Alertmanager's clients ignore it.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    schedule: &'a [TimeSpecConfig],
 }
 
 #[derive(Serialize)]
@@ -207,7 +216,7 @@ impl<'a> Gettable<'a> {
         Gettable {
             id: &s.id,
             status: SilenceStatus {
-                state: s.state(now).as_str(),
+                state: s.shown_state(now).as_str(),
             },
             updated_at: Rfc3339(s.updated_at),
             comment: &s.comment,
@@ -215,6 +224,7 @@ impl<'a> Gettable<'a> {
             ends_at: Rfc3339(s.ends_at),
             matchers: &s.specs,
             starts_at: Rfc3339(s.starts_at),
+            schedule: s.schedule_specs(),
         }
     }
 }
