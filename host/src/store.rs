@@ -89,8 +89,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct MatchCache {
     generation: Option<u64>,
-    series: Vec<u32>,
-    streams: Vec<u32>,
+    /// Per input, the ids it matched.
+    series: Vec<Vec<u32>>,
+    streams: Vec<Vec<u32>>,
 }
 
 impl Store {
@@ -284,22 +285,27 @@ impl Store {
         }
     }
 
-    /// Fills `out` with what a rule selects at `now`: for `series`, the latest sample per
-    /// matching series (instant) or all samples in the range; for `logs`, the matching
-    /// records in `(now - log_range, now]`.
+    /// Fills `out` with what a rule selects at `now`: for each of `series`, the latest
+    /// sample per matching series (instant) or all samples in the range; for each of `logs`,
+    /// the matching records in `(now - log_range, now]`. Inputs come one after the other,
+    /// each starting at the row `out.bounds` gives (a series matched by two inputs appears
+    /// in both).
+    #[allow(clippy::too_many_arguments)]
     pub fn select(
         &self,
-        series: Option<&Selector>,
+        series: &[Selector],
         range: Option<Duration>,
-        logs: Option<(&LogSelector, Duration)>,
+        logs: &[LogSelector],
+        log_range: Duration,
         now: i64,
         cache: &mut MatchCache,
         out: &mut Selection,
     ) {
         let inner = self.read();
         if cache.generation != Some(inner.generation) {
-            cache.series = match series {
-                Some(sel) => {
+            cache.series = series
+                .iter()
+                .map(|sel| {
                     let mut ids: Vec<u32> = match sel.metric_name() {
                         Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
                         None => inner.series.keys().copied().collect(),
@@ -307,11 +313,11 @@ impl Store {
                     ids.retain(|id| sel.matches(&inner.series[id].labels));
                     ids.sort_unstable();
                     ids
-                }
-                None => Vec::new(),
-            };
-            cache.streams = match logs {
-                Some((sel, _)) => {
+                })
+                .collect();
+            cache.streams = logs
+                .iter()
+                .map(|sel| {
                     let mut ids: Vec<u32> = inner
                         .streams
                         .iter()
@@ -320,12 +326,13 @@ impl Store {
                         .collect();
                     ids.sort_unstable();
                     ids
-                }
-                None => Vec::new(),
-            };
+                })
+                .collect();
             cache.generation = Some(inner.generation);
         }
         out.series.clear();
+        out.bounds.samples.clear();
+        out.bounds.logs.clear();
         let types::Samples {
             ids,
             timestamps,
@@ -336,44 +343,49 @@ impl Store {
         values.clear();
         out.logs.clear();
         let lookback = self.limits.lookback.as_millis() as i64;
-        for id in &cache.series {
-            let e = &inner.series[id];
-            let before = ids.len();
-            match range {
-                None => {
-                    // The latest sample at or before `now`, within the lookback.
-                    let end = e.samples.partition_point(|s| s.ts <= now);
-                    if let Some(s) = end.checked_sub(1).map(|i| e.samples[i])
-                        && s.ts > now - lookback
-                        && !s.is_stale_marker()
-                    {
-                        ids.push(*id);
-                        timestamps.push(s.ts);
-                        values.push(s.value);
-                    }
-                }
-                Some(r) => {
-                    let start = now - r.as_millis() as i64;
-                    let from = e.samples.partition_point(|s| s.ts <= start);
-                    for s in e.samples.range(from..) {
-                        if s.ts > now {
-                            break;
-                        }
-                        if !s.is_stale_marker() {
+        for input in &cache.series {
+            out.bounds.samples.push(row(ids.len()));
+            for id in input {
+                let e = &inner.series[id];
+                let before = ids.len();
+                match range {
+                    None => {
+                        // The latest sample at or before `now`, within the lookback.
+                        let end = e.samples.partition_point(|s| s.ts <= now);
+                        if let Some(s) = end.checked_sub(1).map(|i| e.samples[i])
+                            && s.ts > now - lookback
+                            && !s.is_stale_marker()
+                        {
                             ids.push(*id);
                             timestamps.push(s.ts);
                             values.push(s.value);
                         }
                     }
+                    Some(r) => {
+                        let start = now - r.as_millis() as i64;
+                        let from = e.samples.partition_point(|s| s.ts <= start);
+                        for s in e.samples.range(from..) {
+                            if s.ts > now {
+                                break;
+                            }
+                            if !s.is_stale_marker() {
+                                ids.push(*id);
+                                timestamps.push(s.ts);
+                                values.push(s.value);
+                            }
+                        }
+                    }
+                }
+                if ids.len() > before {
+                    out.series.push((*id, e.labels.clone()));
                 }
             }
-            if ids.len() > before {
-                out.series.push((*id, e.labels.clone()));
-            }
         }
-        if let Some((sel, log_range)) = logs {
-            let start = now - log_range.as_millis() as i64;
-            for id in &cache.streams {
+        let start = now - log_range.as_millis() as i64;
+        for (sel, input) in logs.iter().zip(&cache.streams) {
+            let first = out.logs.len();
+            out.bounds.logs.push(row(first));
+            for id in input {
                 let e = &inner.streams[id];
                 let before = out.logs.len();
                 let from = e.records.partition_point(|r| r.0 <= start);
@@ -400,10 +412,18 @@ impl Store {
                     out.series.push((*id, e.labels.clone()));
                 }
             }
-            out.series.sort_unstable_by_key(|(id, _)| *id);
-            out.logs.sort_by_key(|r| r.timestamp);
+            out.logs[first..].sort_by_key(|r| r.timestamp);
         }
+        // One entry per series or stream, however many inputs selected it.
+        out.series.sort_unstable_by_key(|(id, _)| *id);
+        out.series.dedup_by_key(|(id, _)| *id);
     }
+}
+
+/// A row number as the contract carries it: selections stay far below 2^32 rows, which
+/// the cap on a plugin's memory enforces long before.
+fn row(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -412,9 +432,10 @@ impl Store {
     pub(crate) fn instant(&self, selector: &str, now: i64) -> Vec<(String, f64)> {
         let mut out = Selection::default();
         self.select(
-            Some(&Selector::parse(selector).unwrap()),
+            &[Selector::parse(selector).unwrap()],
             None,
-            None,
+            &[],
+            Duration::ZERO,
             now,
             &mut MatchCache::default(),
             &mut out,

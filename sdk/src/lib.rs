@@ -59,11 +59,11 @@
 //! impl Detector for Above {
 //!     type Params = Params;
 //!
-//!     fn new(p: Params) -> Result<Self, String> {
+//!     fn new(p: Params) -> Result<Self, Error> {
 //!         Ok(Self { p })
 //!     }
 //!
-//!     fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String> {
+//!     fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error> {
 //!         Ok(input
 //!             .series()
 //!             .filter(|s| s.latest().value > self.p.above)
@@ -101,11 +101,11 @@
 //! impl Localizer for MostErrors {
 //!     type Params = serde::de::IgnoredAny;
 //!
-//!     fn new(_: Self::Params) -> Result<Self, String> {
+//!     fn new(_: Self::Params) -> Result<Self, Error> {
 //!         Ok(MostErrors)
 //!     }
 //!
-//!     fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {
+//!     fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {
 //!         let mut errors = std::collections::BTreeMap::<&str, u32>::new();
 //!         for record in input.logs().filter(|r| r.field("level") == Some("error")) {
 //!             if let Some(instance) = record.labels().get("instance") {
@@ -166,7 +166,7 @@
 //! impl Recovery for Restart {
 //!     type Params = Params;
 //!
-//!     fn new(p: Params) -> Result<Self, String> {
+//!     fn new(p: Params) -> Result<Self, Error> {
 //!         Ok(Self { p })
 //!     }
 //!
@@ -205,10 +205,13 @@
 // Generated code: its lints are wit-bindgen's business.
 #[allow(unsafe_code, missing_docs, clippy::all)]
 mod bindings;
+mod counter;
+mod error;
 mod host;
 mod incident;
 mod input;
 mod labels;
+mod panic;
 
 pub mod clock;
 pub mod detector;
@@ -218,6 +221,7 @@ pub mod localizer;
 pub mod log;
 pub mod params;
 pub mod recovery;
+pub mod rule;
 pub mod state;
 pub mod stats;
 pub mod template;
@@ -226,8 +230,10 @@ pub mod testing;
 pub mod text;
 pub mod time;
 
+pub use counter::LOOKBACK;
+pub use error::Error;
 pub use incident::{Alert, AlertmanagerAlert, Incident};
-pub use input::{Input, InputBuilder, LogRecord, Sample, Series};
+pub use input::{Input, InputBuilder, LogRecord, Sample, Selection, Series};
 pub use labels::Labels;
 
 /// What the export macros expand to: not part of the API.
@@ -236,5 +242,6 @@ pub mod __private {
     pub use crate::bindings::{detector, localizer, recovery};
     pub use crate::detector::{Instance as DetectorInstance, assert_detector};
     pub use crate::localizer::{Instance as LocalizerInstance, assert_localizer};
+    pub use crate::panic::install_hook;
     pub use crate::recovery::{Instance as RecoveryInstance, assert_recovery};
 }

@@ -161,14 +161,14 @@ pub struct {alert} {{
 impl Detector for {alert} {{
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {{
+    fn new(p: Params) -> Result<Self, Error> {{
         if !p.above.is_finite() {{
             return Err("params: `above` must be a finite number".into());
         }}
         Ok(Self {{ above: p.above }})
     }}
 
-    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String> {{
+    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error> {{
         Ok(input
             .series()
             .filter(|s| s.latest().value > self.above)
@@ -232,11 +232,11 @@ pub struct {alert} {{
 impl Localizer for {alert} {{
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {{
+    fn new(p: Params) -> Result<Self, Error> {{
         Ok(Self {{ by: p.by }})
     }}
 
-    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {{
+    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {{
         let mut counts = std::collections::BTreeMap::<String, u32>::new();
         for record in input.logs() {{
             if let Some(v) = record.labels().get(&self.by) {{
@@ -304,7 +304,7 @@ pub struct {alert} {{
 impl Recovery for {alert} {{
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {{
+    fn new(p: Params) -> Result<Self, Error> {{
         if !p.url.starts_with("http://") && !p.url.starts_with("https://") {{
             return Err("params: `url` must be an http(s) URL".into());
         }}

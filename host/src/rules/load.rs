@@ -19,7 +19,7 @@ use crate::dispatch::route::{Route, RouteConfig};
 use crate::model::is_label_name;
 use crate::model::units::{ByteSize, PromDuration};
 use crate::runtime::instance::Instance;
-use crate::runtime::{Grants, HostContext, Identity, Limits, Plugin, World};
+use crate::runtime::{Grants, HostContext, Identity, Limits, Plugin, RuleSettings, World};
 
 /// Reads and validates every rule file (`*.toml` but `*_test.toml`) in `dir`, loading and
 /// configuring plugins.
@@ -109,6 +109,7 @@ pub fn load_files(
                 );
                 continue;
             }
+            let interval = gc.interval.map_or(cx.defaults.interval, |d| d.0);
             let mut rules: Vec<Arc<Rule>> = Vec::new();
             for rc in &gc.rules {
                 if rules.iter().any(|r| r.name == rc.name) {
@@ -122,14 +123,14 @@ pub fn load_files(
                     );
                     continue;
                 }
-                if let Some(r) = loader.rule(path, text, &gc.name, rc, &receivers) {
+                if let Some(r) = loader.rule(path, text, &gc.name, interval, rc, &receivers) {
                     rules.push(Arc::new(r));
                 }
             }
             groups.push(Arc::new(Group {
                 name: gc.name.clone(),
                 file: path.clone(),
-                interval: gc.interval.map_or(cx.defaults.interval, |d| d.0),
+                interval,
                 rules,
             }));
         }
@@ -287,6 +288,7 @@ impl Loader<'_> {
         &self,
         plugin: &Arc<Plugin>,
         identity: Identity,
+        rule: RuleSettings,
         state_scope: String,
         grants: Grants,
         defaults: &Limits,
@@ -300,6 +302,7 @@ impl Loader<'_> {
         };
         let ctx = HostContext {
             identity,
+            rule,
             state_scope,
             db: self.cx.db.clone(),
             grants,

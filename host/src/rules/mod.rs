@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod file;
+pub mod inputs;
 pub mod load;
 pub mod selector;
 pub mod template;
@@ -27,6 +28,7 @@ use crate::outbox::rails::RailsConfig;
 use crate::runtime::instance::{Instance, Selection};
 use crate::runtime::{Limits, Plugin, Runtime};
 use crate::store::MatchCache;
+use inputs::Inputs;
 use selector::{LogSelector, Selector};
 use template::Template;
 
@@ -134,9 +136,9 @@ pub struct Rule {
     pub name: String,
     pub group: String,
     pub file: PathBuf,
-    pub select: Option<Selector>,
+    pub select: Option<Inputs<Selector>>,
     pub range: Option<Duration>,
-    pub logs: Option<LogSelector>,
+    pub logs: Option<Inputs<LogSelector>>,
     pub for_: Duration,
     pub keep_firing_for: Duration,
     pub labels: Labels,
@@ -158,6 +160,16 @@ impl Rule {
     /// `group/name`: how the rule is named in logs, metrics and the API.
     pub fn id(&self) -> String {
         format!("{}/{}", self.group, self.name)
+    }
+
+    /// The series selectors, one per input.
+    pub fn series_selectors(&self) -> &[Selector] {
+        self.select.as_ref().map_or(&[], Inputs::selectors)
+    }
+
+    /// The log selectors, one per input.
+    pub fn log_selectors(&self) -> &[LogSelector] {
+        self.logs.as_ref().map_or(&[], Inputs::selectors)
     }
 }
 

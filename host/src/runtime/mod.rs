@@ -24,7 +24,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use bindings::types;
 pub use cache::content_hash;
-pub use host::{Grants, HostContext, Identity, sign};
+pub use host::{Grants, HostContext, Identity, RuleSettings, sign};
 
 use bindings::{detector, localizer, recovery};
 use cache::Cache;

@@ -183,7 +183,7 @@ async fn rules_list(State(svc): State<Shared>) -> Response {
                 "file": r.file.display().to_string(),
                 "plugin": r.plugin.name,
                 "pluginHash": r.plugin.hash,
-                "select": r.select.as_ref().map(|s| s.to_string()),
+                "select": r.select,
                 "health": h.health,
                 "lastEvaluation": h.last_evaluation.map(crate::model::time::rfc3339),
                 "evaluationTime": h.last_duration_seconds,

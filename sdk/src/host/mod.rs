@@ -29,5 +29,6 @@ pub(crate) mod stub;
 use stub as backend;
 
 pub(crate) use backend::{
-    http_send, kafka_produce, log, now_ms, state_delete, state_get, state_set,
+    http_send, input_bounds, kafka_produce, log, now_ms, rule_settings, state_delete, state_get,
+    state_set,
 };

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::bindings::wit::{http, kafka, log as wit_log};
+use crate::bindings::wit::{http, kafka, log as wit_log, rule};
 
 /// What the stub remembers: state, clock, queued results, recorded requests and messages.
 #[derive(Default)]
@@ -19,6 +19,7 @@ struct Stub {
     http_requests: Vec<http::Request>,
     kafka_results: VecDeque<Result<(), String>>,
     kafka_messages: Vec<kafka::Message>,
+    rule: Option<rule::RuleSettings>,
 }
 
 thread_local! {
@@ -87,7 +88,27 @@ pub(crate) fn kafka_produce(message: &kafka::Message) -> Result<(), String> {
     })
 }
 
+/// The settings given with [`set_rule_settings`], else those of an instant rule with one
+/// unnamed `select`, evaluated every 15s.
+pub(crate) fn rule_settings() -> rule::RuleSettings {
+    with(|s| s.rule.clone()).unwrap_or_else(|| crate::rule::Settings::default().into_wit())
+}
+
+/// Natively, inputs come from [`InputBuilder`](crate::InputBuilder), which knows its own
+/// bounds: nothing asks for these.
+pub(crate) fn input_bounds() -> rule::InputStart {
+    rule::InputStart {
+        samples: Vec::new(),
+        logs: Vec::new(),
+    }
+}
+
 // What `testing` drives.
+
+/// Fixes what [`rule_settings`] returns.
+pub(crate) fn set_rule_settings(settings: rule::RuleSettings) {
+    with(|s| s.rule = Some(settings));
+}
 
 /// Forgets everything.
 pub(crate) fn reset() {

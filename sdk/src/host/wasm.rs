@@ -1,6 +1,7 @@
 //! The real host: each function calls the import that wit-bindgen generated for it.
 
 use crate::bindings::recovery::faultline::plugin::{clock, http, kafka, log as wit_log, state};
+use crate::bindings::wit::rule;
 
 /// `log.log`.
 pub(crate) fn log(level: wit_log::Level, message: &str) {
@@ -35,4 +36,14 @@ pub(crate) fn http_send(request: &http::Request) -> Result<http::Response, http:
 /// `kafka.produce`.
 pub(crate) fn kafka_produce(message: &kafka::Message) -> Result<(), String> {
     kafka::produce(message)
+}
+
+/// `rule.settings`.
+pub(crate) fn rule_settings() -> rule::RuleSettings {
+    rule::settings()
+}
+
+/// `rule.input-bounds`.
+pub(crate) fn input_bounds() -> rule::InputStart {
+    rule::input_bounds()
 }
