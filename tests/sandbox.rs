@@ -116,7 +116,12 @@ fn a_trap_is_reported_and_the_next_call_gets_a_fresh_instance() {
 #[test]
 fn a_stack_overflow_is_named_as_such() {
     let rt = runtime();
-    let mut inst = instance_with(&rt, "sandbox-trap", Limits::default(), r#"{"overflow": true}"#);
+    let mut inst = instance_with(
+        &rt,
+        "sandbox-trap",
+        Limits::default(),
+        r#"{"overflow": true}"#,
+    );
     let err = inst.evaluate(0, &mut Selection::default()).unwrap_err();
     assert!(
         matches!(&err.failure, Failure::Trap(m) if m.starts_with("stack overflow")),
@@ -205,9 +210,11 @@ select = "up"
     // The plugin's own report of the panic is in the log, with the rule it ran for.
     let log = server.log();
     assert!(
-        log.lines().any(|l| l.contains("panicked at tests/plugins/sandbox-trap/src/lib.rs:")
-            && l.contains("sandbox-trap: evaluate always panics")
-            && l.contains("bad/Traps")),
+        log.lines().any(
+            |l| l.contains("panicked at tests/plugins/sandbox-trap/src/lib.rs:")
+                && l.contains("sandbox-trap: evaluate always panics")
+                && l.contains("bad/Traps")
+        ),
         "{log}"
     );
     assert!(traps["consecutiveFailures"].as_u64().unwrap() >= 3);

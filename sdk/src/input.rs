@@ -247,6 +247,52 @@ impl<'a> Selection<'a> {
     }
 }
 
+impl<'a> Selection<'a> {
+    /// Sums `value` of this input's series by the labels `by`, as PromQL's
+    /// `sum by (by) (...)`: one `(labels, sum)` per distinct combination of their values,
+    /// sorted by labels. Series for which `value` is `None` (too few samples) count for
+    /// nothing, and a group with none is left out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use faultline_sdk::Input;
+    ///
+    /// let input = Input::builder()
+    ///     .now(60_000)
+    ///     .input("errors")
+    ///     .series([("job", "api"), ("code", "500")], &[(0, 0.0), (60_000, 6.0)])
+    ///     .series([("job", "api"), ("code", "503")], &[(0, 0.0), (60_000, 3.0)])
+    ///     .build();
+    /// let errors = input.selection("errors").unwrap();
+    /// let sums = errors.sum_by(&["job"], |s| s.increase(Duration::from_secs(60)));
+    /// assert_eq!(sums.len(), 1);
+    /// assert_eq!(sums[0].0.get("job"), Some("api"));
+    /// assert_eq!(sums[0].1, 9.0);
+    /// ```
+    pub fn sum_by(
+        &self,
+        by: &[&str],
+        value: impl Fn(&Series<'a>) -> Option<f64>,
+    ) -> Vec<(Labels, f64)> {
+        let mut sums: Vec<(Labels, f64)> = Vec::new();
+        for s in self.series() {
+            let Some(v) = value(&s) else { continue };
+            let mut key = Labels::new();
+            for &name in by {
+                if let Some(v) = s.labels().get(name) {
+                    key.insert(name, v);
+                }
+            }
+            match sums.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, sum)) => *sum += v,
+                None => sums.push((key, v)),
+            }
+        }
+        sums.sort_by(|a, b| a.0.iter().cmp(b.0.iter()));
+        sums
+    }
+}
+
 /// What [`Selection::join`] matches series on.
 fn join_key<'k>(labels: &'k Labels, on: &[&'k str]) -> Vec<(&'k str, &'k str)> {
     if on.is_empty() {

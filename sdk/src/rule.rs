@@ -49,8 +49,6 @@
 
 use std::time::Duration;
 
-use crate::bindings::wit::rule;
-
 /// A detection rule's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -87,17 +85,5 @@ pub fn settings() -> Settings {
         interval: ms(s.interval_ms),
         inputs: s.series_inputs,
         log_inputs: s.log_inputs,
-    }
-}
-
-impl Settings {
-    pub(crate) fn into_wit(self) -> rule::RuleSettings {
-        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        rule::RuleSettings {
-            range_ms: self.range.map(ms),
-            interval_ms: ms(self.interval),
-            series_inputs: self.inputs,
-            log_inputs: self.log_inputs,
-        }
     }
 }

@@ -44,7 +44,7 @@ pub fn set_now_ms(now_ms: i64) {
 
 /// Sets what [`rule::settings`](crate::rule::settings) returns.
 pub fn set_rule(settings: crate::rule::Settings) {
-    stub::set_rule_settings(settings.into_wit());
+    stub::set_rule_settings(stub::settings_to_wit(settings));
 }
 
 /// The state store's contents.

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::selector::{LogSelector, Selector};
+
 /// One selector, or named selectors sorted by name.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inputs<T> {
@@ -28,6 +30,19 @@ impl<T> Inputs<T> {
     }
 }
 
+/// The rule field a kind of selector is written in, for error messages.
+pub trait Field {
+    const FIELD: &'static str;
+}
+
+impl Field for Selector {
+    const FIELD: &'static str = "select";
+}
+
+impl Field for LogSelector {
+    const FIELD: &'static str = "logs";
+}
+
 /// Whether `name` may name an input: what a plugin can spell as a plain identifier.
 fn is_input_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -39,7 +54,7 @@ fn is_input_name(name: &str) -> bool {
 
 impl<'de, T> Deserialize<'de> for Inputs<T>
 where
-    T: FromStr,
+    T: FromStr + Field,
     T::Err: fmt::Display,
 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -47,7 +62,7 @@ where
 
         impl<'de, T> Visitor<'de> for InputsVisitor<T>
         where
-            T: FromStr,
+            T: FromStr + Field,
             T::Err: fmt::Display,
         {
             type Value = Inputs<T>;
@@ -68,16 +83,18 @@ where
                 while let Some((name, text)) = map.next_entry::<String, String>()? {
                     if !is_input_name(&name) {
                         return Err(de::Error::custom(format!(
-                            "input name {name:?} must start with a letter or `_` and hold only letters, digits, `_` and `-`"
+                            "{}: input name {name:?} must start with a letter or `_` and hold \
+                             only letters, digits, `_` and `-`",
+                            T::FIELD
                         )));
                     }
                     let selector = text
                         .parse()
-                        .map_err(|e| de::Error::custom(format!("input {name:?}: {e}")))?;
+                        .map_err(|e| de::Error::custom(format!("{}.{name}: {e}", T::FIELD)))?;
                     named.push((name, selector));
                 }
                 if named.is_empty() {
-                    return Err(de::Error::custom("names no input"));
+                    return Err(de::Error::custom(format!("{} names no input", T::FIELD)));
                 }
                 named.sort_by(|a, b| a.0.cmp(&b.0));
                 let (names, selectors) = named.into_iter().unzip();
@@ -108,7 +125,6 @@ impl<T: fmt::Display> Serialize for Inputs<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::selector::{LogSelector, Selector};
 
     #[derive(Debug, Deserialize)]
     struct Rule {
@@ -143,10 +159,15 @@ mod tests {
     fn bad_inputs_are_named() {
         let err = |text: &str| toml::from_str::<Rule>(text).unwrap_err().to_string();
         let bad_selector = err("select = { errors = 'up{', total = 'up' }");
-        assert!(bad_selector.contains("input \"errors\""), "{bad_selector}");
+        assert!(
+            bad_selector.contains("select.errors: at char 4"),
+            "{bad_selector}"
+        );
         assert!(bad_selector.contains("line 1"), "{bad_selector}");
-        assert!(err("select = { 'a b' = 'up' }").contains("input name \"a b\""));
-        assert!(err("select = {}").contains("names no input"));
+        assert!(err("select = { 'a b' = 'up' }").contains("select: input name \"a b\""));
+        assert!(err("select = {}").contains("select names no input"));
+        let bad_logs = err("select = 'up'\nlogs = { app = 'up' }");
+        assert!(bad_logs.contains("logs.app: "), "{bad_logs}");
         assert!(err("select = 3").contains("a selector, or a table of named selectors"));
     }
 }

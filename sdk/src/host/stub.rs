@@ -91,7 +91,7 @@ pub(crate) fn kafka_produce(message: &kafka::Message) -> Result<(), String> {
 /// The settings given with [`set_rule_settings`], else those of an instant rule with one
 /// unnamed `select`, evaluated every 15s.
 pub(crate) fn rule_settings() -> rule::RuleSettings {
-    with(|s| s.rule.clone()).unwrap_or_else(|| crate::rule::Settings::default().into_wit())
+    with(|s| s.rule.clone()).unwrap_or_else(|| settings_to_wit(crate::rule::Settings::default()))
 }
 
 /// Natively, inputs come from [`InputBuilder`](crate::InputBuilder), which knows its own
@@ -100,6 +100,17 @@ pub(crate) fn input_bounds() -> rule::InputStart {
     rule::InputStart {
         samples: Vec::new(),
         logs: Vec::new(),
+    }
+}
+
+/// Settings as the host would send them.
+pub(crate) fn settings_to_wit(s: crate::rule::Settings) -> rule::RuleSettings {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    rule::RuleSettings {
+        range_ms: s.range.map(ms),
+        interval_ms: ms(s.interval),
+        series_inputs: s.inputs,
+        log_inputs: s.log_inputs,
     }
 }
 
