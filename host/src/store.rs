@@ -420,6 +420,40 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The series matching `selector` with their samples in `(from, to]`, staleness
+    /// markers included, sorted by labels: what the query API reads.
+    pub fn series_matching(
+        &self,
+        selector: &Selector,
+        from: i64,
+        to: i64,
+    ) -> Vec<(Arc<Labels>, Vec<Sample>)> {
+        let inner = self.read();
+        let ids: Vec<u32> = match selector.metric_name() {
+            Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
+            None => inner.series.keys().copied().collect(),
+        };
+        let mut out: Vec<(Arc<Labels>, Vec<Sample>)> = ids
+            .iter()
+            .map(|id| &inner.series[id])
+            .filter(|e| selector.matches(&e.labels))
+            .map(|e| {
+                let start = e.samples.partition_point(|s| s.ts <= from);
+                let samples = e.samples.range(start..).take_while(|s| s.ts <= to);
+                (e.labels.clone(), samples.copied().collect())
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
+        out
+    }
+
+    /// How far back an instant selection looks for a series' latest sample.
+    pub fn lookback(&self) -> Duration {
+        self.limits.lookback
+    }
+}
+
 /// A row number as the contract carries it: selections stay far below 2^32 rows, which
 /// the cap on a plugin's memory enforces long before.
 fn row(n: usize) -> u32 {
