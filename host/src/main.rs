@@ -132,7 +132,11 @@ fn main() -> ExitCode {
                 return fail("cannot find faultline-sdk: give its folder with --sdk");
             };
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            match faultline::cli::new::create(&world, &name, &dir, &sdk) {
+            let faultline = match std::env::current_exe() {
+                Ok(p) => p,
+                Err(e) => return fail(format!("cannot tell where this faultline is: {e}")),
+            };
+            match faultline::cli::new::create(&world, &name, &dir, &sdk, &faultline) {
                 Ok(files) => {
                     for f in files {
                         println!("created {}", f.display());

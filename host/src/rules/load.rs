@@ -281,6 +281,31 @@ impl Loader<'_> {
         Ok(p)
     }
 
+    /// Refuses a `memory` cap above what the engine reserves per instance: such an instance
+    /// could never grow to it and would fail with an opaque trap.
+    pub(super) fn check_memory(
+        &mut self,
+        path: &Path,
+        text: &str,
+        name: &str,
+        kind: &str,
+        memory: Option<ByteSize>,
+    ) {
+        let max = self.cx.runtime.max_memory();
+        if let Some(m) = memory
+            && m.0 > max
+        {
+            self.error(
+                path,
+                text,
+                name,
+                kind,
+                Some("memory"),
+                format!("{m} is above the engine's maximum of {}", ByteSize(max)),
+            );
+        }
+    }
+
     /// A configured plugin instance: the defaults overridden by the item's `timeout` and
     /// `memory`, its params handed to the plugin (which may refuse them).
     #[allow(clippy::too_many_arguments)]

@@ -59,6 +59,7 @@ impl Loader<'_> {
                 Err(m) => err(self, "files", format!("{key}: {m}")),
             }
         }
+        self.check_memory(path, text, &lc.name, "localizer", lc.memory);
         let plugin = self
             .plugin(&lc.plugin, World::Localizer)
             .map_err(|m| err(self, "plugin", m))

@@ -73,6 +73,7 @@ impl Loader<'_> {
         {
             err(self, "rails.min_score", "must be a finite number".into());
         }
+        self.check_memory(path, text, &rc.name, "receiver", rc.memory);
         let plugin = self
             .plugin(&rc.plugin, World::Recovery)
             .map_err(|m| err(self, "plugin", m))

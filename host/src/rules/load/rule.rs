@@ -82,6 +82,7 @@ impl Loader<'_> {
                 format!("no receiver named {r:?} (known: {known})"),
             );
         }
+        self.check_memory(path, text, &rc.name, "rule", rc.memory);
         let plugin = self
             .plugin(&rc.plugin, World::Detector)
             .map_err(|m| err(self, "plugin", m))
