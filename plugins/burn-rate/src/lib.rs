@@ -136,7 +136,7 @@ impl Detector for BurnRate {
             return Err("params: `windows` is empty".into());
         }
         for w in &p.windows {
-            if !(w.factor > 0.0) || w.short.is_zero() || w.short > w.long {
+            if !w.factor.is_finite() || w.factor <= 0.0 || w.short.is_zero() || w.short > w.long {
                 return Err(format!(
                     "params: window {}/{}: the factor must be above 0 and the short window no longer than the long one",
                     w.long, w.short
