@@ -260,8 +260,8 @@ impl<'a> Selection<'a> {
     /// let input = Input::builder()
     ///     .now(60_000)
     ///     .input("errors")
-    ///     .series([("job", "api"), ("code", "500")], &[(0, 0.0), (60_000, 6.0)])
-    ///     .series([("job", "api"), ("code", "503")], &[(0, 0.0), (60_000, 3.0)])
+    ///     .series([("job", "api"), ("code", "500")], &[(1_000, 0.0), (60_000, 6.0)])
+    ///     .series([("job", "api"), ("code", "503")], &[(1_000, 0.0), (60_000, 3.0)])
     ///     .build();
     /// let errors = input.selection("errors").unwrap();
     /// let sums = errors.sum_by(&["job"], |s| s.increase(Duration::from_secs(60)));
