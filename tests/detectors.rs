@@ -208,7 +208,7 @@ params = { after = "2s" }
 #[test]
 fn each_detector_passes_its_rule_tests() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["ratio", "burn-rate", "absent"] {
+    for name in ["ratio", "burn-rate", "absent", "rate"] {
         std::fs::copy(plugin(name), tmp.path().join(format!("{name}.wasm"))).unwrap();
         let test = root().join(format!("plugins/{name}/rules/{name}_test.toml"));
         let out = Command::new(binary())
