@@ -208,7 +208,16 @@ params = { after = "2s" }
 #[test]
 fn each_detector_passes_its_rule_tests() {
     let tmp = tempfile::tempdir().unwrap();
-    for name in ["ratio", "burn-rate", "absent", "rate"] {
+    for name in [
+        "ratio",
+        "burn-rate",
+        "absent",
+        "rate",
+        "frequency",
+        "spike",
+        "flatline",
+        "new-term",
+    ] {
         std::fs::copy(plugin(name), tmp.path().join(format!("{name}.wasm"))).unwrap();
         let test = root().join(format!("plugins/{name}/rules/{name}_test.toml"));
         let out = Command::new(binary())
