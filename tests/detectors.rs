@@ -217,6 +217,7 @@ fn each_detector_passes_its_rule_tests() {
         "spike",
         "flatline",
         "new-term",
+        "anomaly",
     ] {
         std::fs::copy(plugin(name), tmp.path().join(format!("{name}.wasm"))).unwrap();
         let test = root().join(format!("plugins/{name}/rules/{name}_test.toml"));

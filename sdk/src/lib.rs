@@ -25,7 +25,14 @@
 //!
 //! # Helpers
 //!
-//! [`params::duration_ms`] reads a duration param (`"90s"`, `"1h30m"` or milliseconds);
+//! [`Error`] takes any `Display` error, so `?` works in trait methods; a panic is reported
+//! to the host with its message and location. [`Input::selection`] reads a named input
+//! (`select = { errors = '…', total = '…' }`), and [`Selection::join`] and
+//! [`Selection::sum_by`] pair and sum series by labels; [`Series::increase`],
+//! [`Series::rate`], [`Series::resets`] and [`Series::value_at`] read counters as PromQL
+//! does; [`rule::settings`] gives the rule's `range`, `interval` and input names.
+//! [`params::Duration`] deserializes `"5m"`; [`params::duration_ms`] reads a duration from a
+//! [`params::Value`] (`"90s"`, `"1h30m"` or milliseconds);
 //! [`time`] formats timestamps as RFC 3339; [`Alert::alertmanager`] and
 //! [`Incident::alertmanager_group_key`] give an incident the shape of Alertmanager's webhook
 //! notifications, and [`Suspect`](localizer::Suspect) serializes as their consumers expect;
