@@ -481,3 +481,61 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(code: &str, samples: &[(i64, f64)]) -> SeriesSamples {
+        SeriesSamples {
+            labels: Labels::from_pairs([("__name__", "requests_total"), ("code", code)]),
+            samples: samples
+                .iter()
+                .map(|&(ts, value)| Sample { ts, value })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn named_inputs_come_one_after_the_other_with_their_starts() {
+        let store = Store::new(StoreLimits::default());
+        store.append(vec![
+            series("500", &[(1_000, 1.0), (2_000, 2.0)]),
+            series("200", &[(1_000, 10.0), (2_000, 20.0)]),
+        ]);
+        let log = |ts, line: &str, app: &str| LogRecord {
+            labels: Labels::from_pairs([("app", app)]),
+            ts,
+            line: line.into(),
+            fields: vec![],
+        };
+        store.append_logs(vec![
+            log(1_500, "error b", "b"),
+            log(1_000, "error a", "a"),
+            log(1_200, "ok a", "a"),
+        ]);
+        let (mut cache, mut out) = (MatchCache::default(), Selection::default());
+        let errors = Selector::parse(r#"requests_total{code="500"}"#).unwrap();
+        let total = Selector::parse("requests_total").unwrap();
+        let all = LogSelector::parse(r#"{app=~".+"}"#).unwrap();
+        let failing = LogSelector::parse(r#"{app=~".+"} |= "error""#).unwrap();
+        store.select(
+            &[errors, total],
+            Some(Duration::from_secs(10)),
+            &[all, failing],
+            Duration::from_secs(10),
+            2_000,
+            &mut cache,
+            &mut out,
+        );
+        // errors: the 500 series; total: both, the 500 series again.
+        assert_eq!(out.bounds.samples, [0, 2]);
+        assert_eq!(out.samples.values, [1.0, 2.0, 1.0, 2.0, 10.0, 20.0]);
+        // Each input's records oldest first; the error lines again in the second input.
+        assert_eq!(out.bounds.logs, [0, 3]);
+        let lines: Vec<&str> = out.logs.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines, ["error a", "ok a", "error b", "error a", "error b"]);
+        // One entry per series or stream however many inputs selected it.
+        assert_eq!(out.series.len(), 4);
+    }
+}
