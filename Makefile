@@ -6,7 +6,8 @@ TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
 
 WASM_TARGET := wasm32-wasip2
 # Bundled plugins, copied beside the bundled rules; test plugins stay in the target dir.
-PLUGINS := threshold webhook log-count topology log-hotspot metric-deviation kubernetes kafka slack pagerduty email
+PLUGINS := threshold webhook log-count topology log-hotspot metric-deviation kubernetes kafka \
+	slack pagerduty email ratio burn-rate absent rate frequency spike flatline new-term anomaly
 TEST_PLUGINS := sandbox-loop sandbox-alloc sandbox-trap
 PLUGIN_OUT := $(TARGET_DIR)/$(WASM_TARGET)/plugin
 RULES_PLUGINS := rules/plugins

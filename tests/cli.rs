@@ -21,30 +21,31 @@ fn run(cmd: &mut Command) -> (bool, String) {
 #[test]
 fn new_then_build_then_test_from_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("queue-depth");
     let (ok, out) = run(Command::new(binary())
-        .args(["new", "detector", "queue-depth", "--dir"])
-        .arg(&dir));
+        .args(["new", "detector", "queue-depth"])
+        .current_dir(tmp.path()));
     assert!(ok, "{out}");
     assert!(out.contains("created"), "{out}");
+    let dir = tmp.path().join("queue-depth");
 
-    // `make test` in the new crate: build the component, run its unit tests and its rule
-    // tests with this faultline. Sharing the workspace's target dir reuses compiled crates.
-    let bin_dir = binary().parent().unwrap().to_path_buf();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let make = |dir: &Path| {
-        run(Command::new("make")
-            .arg("test")
-            .current_dir(dir)
-            .env("PATH", &path)
-            .env("CARGO_TARGET_DIR", target_dir()))
-    };
-    let (ok, out) = make(&dir);
-    assert!(ok, "{out}");
+    // The printed next step, run as printed: no faultline on the PATH, nothing edited.
+    // Only the target dir is shared with the workspace's, to reuse its compiled crates.
+    let next = out
+        .lines()
+        .find_map(|l| l.strip_prefix("next: "))
+        .unwrap_or_else(|| panic!("no next step printed: {out}"));
+    let path = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|d| !Path::new(d).join("faultline").exists())
+        .collect::<Vec<_>>()
+        .join(":");
+    let (ok, out) = run(Command::new("sh")
+        .args(["-c", next])
+        .current_dir(tmp.path())
+        .env("PATH", &path)
+        .env("CARGO_TARGET_DIR", target_dir()));
+    assert!(ok, "{next}: {out}");
     assert!(out.contains("test result: ok. 2 passed"), "{out}");
     assert!(
         out.contains("queue-depth_test.toml: 1 tests passed"),
@@ -70,6 +71,12 @@ fn new_then_build_then_test_from_nothing() {
         out.contains("got:\n    {alertname=\"QueueDepth\", instance=\"a\""),
         "{out}"
     );
+    assert!(
+        out.contains("1 of 1 tests failed (1 failed checks)"),
+        "{out}"
+    );
+    // Both sides in label notation, annotations included: no JSON maps.
+    assert!(!out.contains("{\""), "{out}");
 }
 
 #[test]
@@ -132,4 +139,21 @@ fn check_warns_when_alerts_can_reach_no_receiver() {
     dir.write("route.toml", "[route]\nreceiver = \"hook\"\n");
     let (ok, out) = run(Command::new(binary()).arg("check").arg(dir.rules()));
     assert!(ok && !out.contains("warning"), "{out}");
+}
+
+#[test]
+fn check_refuses_a_memory_cap_above_the_engine_maximum() {
+    let dir = faultline_system_tests::RulesDir::new(&["threshold"]);
+    dir.write(
+        "node.toml",
+        "[[group]]\nname = \"node\"\n\n[[group.rule]]\nname = \"HighLoad\"\nplugin = \"threshold\"\nselect = 'node_load1'\nparams = { above = 4 }\nmemory = \"4GiB\"\n",
+    );
+    let (ok, out) = run(Command::new(binary()).arg("check").arg(dir.rules()));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "node.toml:5: rule \"HighLoad\": field `memory`: 4GiB is above the engine's maximum of 1GiB"
+        ),
+        "{out}"
+    );
 }

@@ -22,12 +22,17 @@ fn runtime() -> Runtime {
 }
 
 fn instance(rt: &Runtime, name: &str, limits: Limits) -> Instance {
+    instance_with(rt, name, limits, "{}")
+}
+
+fn instance_with(rt: &Runtime, name: &str, limits: Limits, params: &str) -> Instance {
     let p = rt.load(name, &plugin(name), World::Detector).unwrap();
     let ctx = HostContext {
         identity: Identity {
             rule: format!("test/{name}"),
             plugin: name.into(),
         },
+        rule: Default::default(),
         state_scope: name.into(),
         db: Db::in_memory().unwrap(),
         grants: Grants::default(),
@@ -35,7 +40,7 @@ fn instance(rt: &Runtime, name: &str, limits: Limits) -> Instance {
         http: reqwest::Client::new(),
         connections: Default::default(),
     };
-    Instance::new(p, ctx, limits, "{}".into()).unwrap()
+    Instance::new(p, ctx, limits, params.into()).unwrap()
 }
 
 #[test]
@@ -92,11 +97,36 @@ fn a_trap_is_reported_and_the_next_call_gets_a_fresh_instance() {
     for _ in 0..3 {
         let err = inst.evaluate(0, &mut Selection::default()).unwrap_err();
         assert!(matches!(err.failure, Failure::Trap(_)), "{err}");
+        // The panic's message and location, not a backtrace of numbered Wasm functions.
+        assert!(
+            err.to_string().starts_with(
+                "rule \"test/sandbox-trap\" (plugin \"sandbox-trap\"): trapped: panicked at \
+                 tests/plugins/sandbox-trap/src/lib.rs:"
+            ),
+            "{err}"
+        );
         assert!(
             err.to_string()
-                .starts_with("rule \"test/sandbox-trap\" (plugin \"sandbox-trap\"): trapped")
+                .ends_with(": sandbox-trap: evaluate always panics"),
+            "{err}"
         );
     }
+}
+
+#[test]
+fn a_stack_overflow_is_named_as_such() {
+    let rt = runtime();
+    let mut inst = instance_with(
+        &rt,
+        "sandbox-trap",
+        Limits::default(),
+        r#"{"overflow": true}"#,
+    );
+    let err = inst.evaluate(0, &mut Selection::default()).unwrap_err();
+    assert!(
+        matches!(&err.failure, Failure::Trap(m) if m.starts_with("stack overflow")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -164,8 +194,28 @@ select = "up"
         (r["health"] == "quarantined").then_some(r)
     });
     assert!(
-        traps["lastError"].as_str().unwrap().contains("trapped"),
+        traps["lastError"]
+            .as_str()
+            .unwrap()
+            .contains("trapped: panicked at tests/plugins/sandbox-trap/src/lib.rs:"),
         "{traps}"
+    );
+    assert!(
+        traps["lastError"]
+            .as_str()
+            .unwrap()
+            .ends_with("sandbox-trap: evaluate always panics"),
+        "{traps}"
+    );
+    // The plugin's own report of the panic is in the log, with the rule it ran for.
+    let log = server.log();
+    assert!(
+        log.lines().any(
+            |l| l.contains("panicked at tests/plugins/sandbox-trap/src/lib.rs:")
+                && l.contains("sandbox-trap: evaluate always panics")
+                && l.contains("bad/Traps")
+        ),
+        "{log}"
     );
     assert!(traps["consecutiveFailures"].as_u64().unwrap() >= 3);
     assert!(traps["quarantinedUntil"].is_string());

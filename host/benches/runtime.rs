@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use faultline::db::Db;
@@ -40,6 +41,7 @@ fn instance(plugin: &Arc<Plugin>, db: &Db) -> Instance {
             rule: "bench/threshold".into(),
             plugin: "threshold".into(),
         },
+        rule: Default::default(),
         state_scope: "bench".into(),
         db: db.clone(),
         grants: Grants::default(),
@@ -87,7 +89,15 @@ fn detector_call(c: &mut Criterion) {
         let sel = Selector::parse("load").unwrap();
         let mut cache = MatchCache::default();
         let mut selection = Selection::default();
-        store.select(Some(&sel), None, None, 2000, &mut cache, &mut selection);
+        store.select(
+            std::slice::from_ref(&sel),
+            None,
+            &[],
+            Duration::ZERO,
+            2000,
+            &mut cache,
+            &mut selection,
+        );
         let mut inst = instance(&plugin, &db);
         // The first call sends every series' labels; measure the steady state after it.
         let first = inst.evaluate(2000, &mut selection).unwrap();
@@ -98,7 +108,15 @@ fn detector_call(c: &mut Criterion) {
         });
         g.bench_with_input(BenchmarkId::new("select_and_threshold", n), &n, |b, _| {
             b.iter(|| {
-                store.select(Some(&sel), None, None, 2000, &mut cache, &mut selection);
+                store.select(
+                    std::slice::from_ref(&sel),
+                    None,
+                    &[],
+                    Duration::ZERO,
+                    2000,
+                    &mut cache,
+                    &mut selection,
+                );
                 inst.evaluate(2000, &mut selection).unwrap()
             })
         });
@@ -174,7 +192,15 @@ fn cycle(c: &mut Criterion) {
         b.iter(|| {
             let mut findings = 0;
             for (sel, cache, selection, inst) in rules.iter_mut() {
-                store.select(Some(sel), None, None, 2000, cache, selection);
+                store.select(
+                    std::slice::from_ref(sel),
+                    None,
+                    &[],
+                    Duration::ZERO,
+                    2000,
+                    cache,
+                    selection,
+                );
                 findings += inst.evaluate(2000, selection).unwrap().len();
             }
             assert_eq!(findings, 10_000);

@@ -10,7 +10,7 @@
 //! ]
 //! ```
 //!
-//! - `read`: every `GET` and `HEAD`;
+//! - `read`: every `GET` and `HEAD`, and the query API's form `POST`s;
 //! - `write`: also what adds data: ingestion (push, remote_write, Loki, NDJSON,
 //!   Elasticsearch bulk) and alert intake (Alertmanager API, webhooks);
 //! - `admin`: also what changes what Faultline does: `/-/reload`, silences, and retrying
@@ -137,7 +137,13 @@ pub fn needed(method: &Method, path: &str) -> Option<Role> {
     if matches!(path, "/-/healthy" | "/-/ready" | "/") || path.starts_with("/console/") {
         return None;
     }
-    if matches!(*method, Method::GET | Method::HEAD) {
+    // Prometheus's query API takes its parameters as a form POST too (Grafana does so):
+    // that reads.
+    let query = matches!(
+        path,
+        "/api/v1/query" | "/api/v1/query_range" | "/api/v1/series" | "/api/v1/labels"
+    );
+    if matches!(*method, Method::GET | Method::HEAD) || query {
         return Some(Role::Read);
     }
     let admin = path == "/-/reload"
@@ -233,6 +239,7 @@ mod tests {
         assert_eq!(needed(&Method::GET, "/console/app.js"), None);
         assert_eq!(needed(&Method::GET, "/api/v2/alerts"), Some(Role::Read));
         assert_eq!(needed(&Method::HEAD, "/logs-app"), Some(Role::Read));
+        assert_eq!(needed(&Method::POST, "/api/v1/query"), Some(Role::Read));
         assert_eq!(needed(&Method::POST, "/api/v2/alerts"), Some(Role::Write));
         assert_eq!(needed(&Method::POST, "/api/v1/write"), Some(Role::Write));
         assert_eq!(needed(&Method::POST, "/_bulk"), Some(Role::Write));

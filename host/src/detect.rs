@@ -150,9 +150,10 @@ pub fn evaluate_blocking(
     let mut exec = rule.exec.lock().unwrap_or_else(|e| e.into_inner());
     let exec = &mut *exec;
     store.select(
-        rule.select.as_ref(),
+        rule.series_selectors(),
         rule.range,
-        rule.logs.as_ref().zip(rule.range),
+        rule.log_selectors(),
+        rule.range.unwrap_or_default(),
         now,
         &mut exec.cache,
         &mut exec.selection,

@@ -53,9 +53,10 @@ pub fn localize(
         let mut exec = l.exec.lock().unwrap_or_else(|e| e.into_inner());
         let exec = &mut *exec;
         store.select(
-            l.select.as_ref(),
+            l.select.as_slice(),
             Some(l.range),
-            l.logs.as_ref().map(|s| (s, l.range)),
+            l.logs.as_slice(),
+            l.range,
             now,
             &mut exec.cache,
             &mut exec.selection,

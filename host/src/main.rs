@@ -1,4 +1,5 @@
-//! The `faultline` command: `serve` runs the service, `check` validates a rules directory.
+//! The `faultline` command: `serve` runs the service, `check` validates a rules directory,
+//! `test` runs rule tests, `new` scaffolds a plugin, `query` asks a running server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,17 @@ enum Command {
         /// The faultline-sdk folder [default: the one this binary was built from].
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+    /// Print the series a selector matches on a running server, with their values.
+    Query {
+        /// A series selector, e.g. 'node_load1{job="node"}' (add [5m] for raw samples).
+        selector: String,
+        /// The server's URL.
+        #[arg(long, default_value = "http://127.0.0.1:9797")]
+        server: String,
+        /// Evaluation time: Unix seconds or RFC 3339 [default: now].
+        #[arg(long)]
+        time: Option<String>,
     },
     /// Validate a rules directory: every file, rule, receiver and plugin.
     Check {
@@ -120,12 +132,40 @@ fn main() -> ExitCode {
                 return fail("cannot find faultline-sdk: give its folder with --sdk");
             };
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            match faultline::cli::new::create(&world, &name, &dir, &sdk) {
+            let faultline = match std::env::current_exe() {
+                Ok(p) => p,
+                Err(e) => return fail(format!("cannot tell where this faultline is: {e}")),
+            };
+            match faultline::cli::new::create(&world, &name, &dir, &sdk, &faultline) {
                 Ok(files) => {
                     for f in files {
                         println!("created {}", f.display());
                     }
                     println!("\nnext: cd {} && make test", dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Query {
+            selector,
+            server,
+            time,
+        } => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return fail(e),
+            };
+            match rt.block_on(faultline::cli::query::run(
+                &server,
+                &selector,
+                time.as_deref(),
+            )) {
+                Ok(text) => {
+                    print!("{text}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),

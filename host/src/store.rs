@@ -89,8 +89,9 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct MatchCache {
     generation: Option<u64>,
-    series: Vec<u32>,
-    streams: Vec<u32>,
+    /// Per input, the ids it matched.
+    series: Vec<Vec<u32>>,
+    streams: Vec<Vec<u32>>,
 }
 
 impl Store {
@@ -284,22 +285,27 @@ impl Store {
         }
     }
 
-    /// Fills `out` with what a rule selects at `now`: for `series`, the latest sample per
-    /// matching series (instant) or all samples in the range; for `logs`, the matching
-    /// records in `(now - log_range, now]`.
+    /// Fills `out` with what a rule selects at `now`: for each of `series`, the latest
+    /// sample per matching series (instant) or all samples in the range; for each of `logs`,
+    /// the matching records in `(now - log_range, now]`. Inputs come one after the other,
+    /// each starting at the row `out.bounds` gives (a series matched by two inputs appears
+    /// in both).
+    #[allow(clippy::too_many_arguments)]
     pub fn select(
         &self,
-        series: Option<&Selector>,
+        series: &[Selector],
         range: Option<Duration>,
-        logs: Option<(&LogSelector, Duration)>,
+        logs: &[LogSelector],
+        log_range: Duration,
         now: i64,
         cache: &mut MatchCache,
         out: &mut Selection,
     ) {
         let inner = self.read();
         if cache.generation != Some(inner.generation) {
-            cache.series = match series {
-                Some(sel) => {
+            cache.series = series
+                .iter()
+                .map(|sel| {
                     let mut ids: Vec<u32> = match sel.metric_name() {
                         Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
                         None => inner.series.keys().copied().collect(),
@@ -307,11 +313,11 @@ impl Store {
                     ids.retain(|id| sel.matches(&inner.series[id].labels));
                     ids.sort_unstable();
                     ids
-                }
-                None => Vec::new(),
-            };
-            cache.streams = match logs {
-                Some((sel, _)) => {
+                })
+                .collect();
+            cache.streams = logs
+                .iter()
+                .map(|sel| {
                     let mut ids: Vec<u32> = inner
                         .streams
                         .iter()
@@ -320,12 +326,13 @@ impl Store {
                         .collect();
                     ids.sort_unstable();
                     ids
-                }
-                None => Vec::new(),
-            };
+                })
+                .collect();
             cache.generation = Some(inner.generation);
         }
         out.series.clear();
+        out.bounds.samples.clear();
+        out.bounds.logs.clear();
         let types::Samples {
             ids,
             timestamps,
@@ -336,44 +343,49 @@ impl Store {
         values.clear();
         out.logs.clear();
         let lookback = self.limits.lookback.as_millis() as i64;
-        for id in &cache.series {
-            let e = &inner.series[id];
-            let before = ids.len();
-            match range {
-                None => {
-                    // The latest sample at or before `now`, within the lookback.
-                    let end = e.samples.partition_point(|s| s.ts <= now);
-                    if let Some(s) = end.checked_sub(1).map(|i| e.samples[i])
-                        && s.ts > now - lookback
-                        && !s.is_stale_marker()
-                    {
-                        ids.push(*id);
-                        timestamps.push(s.ts);
-                        values.push(s.value);
-                    }
-                }
-                Some(r) => {
-                    let start = now - r.as_millis() as i64;
-                    let from = e.samples.partition_point(|s| s.ts <= start);
-                    for s in e.samples.range(from..) {
-                        if s.ts > now {
-                            break;
-                        }
-                        if !s.is_stale_marker() {
+        for input in &cache.series {
+            out.bounds.samples.push(row(ids.len()));
+            for id in input {
+                let e = &inner.series[id];
+                let before = ids.len();
+                match range {
+                    None => {
+                        // The latest sample at or before `now`, within the lookback.
+                        let end = e.samples.partition_point(|s| s.ts <= now);
+                        if let Some(s) = end.checked_sub(1).map(|i| e.samples[i])
+                            && s.ts > now - lookback
+                            && !s.is_stale_marker()
+                        {
                             ids.push(*id);
                             timestamps.push(s.ts);
                             values.push(s.value);
                         }
                     }
+                    Some(r) => {
+                        let start = now - r.as_millis() as i64;
+                        let from = e.samples.partition_point(|s| s.ts <= start);
+                        for s in e.samples.range(from..) {
+                            if s.ts > now {
+                                break;
+                            }
+                            if !s.is_stale_marker() {
+                                ids.push(*id);
+                                timestamps.push(s.ts);
+                                values.push(s.value);
+                            }
+                        }
+                    }
+                }
+                if ids.len() > before {
+                    out.series.push((*id, e.labels.clone()));
                 }
             }
-            if ids.len() > before {
-                out.series.push((*id, e.labels.clone()));
-            }
         }
-        if let Some((sel, log_range)) = logs {
-            let start = now - log_range.as_millis() as i64;
-            for id in &cache.streams {
+        let start = now - log_range.as_millis() as i64;
+        for (sel, input) in logs.iter().zip(&cache.streams) {
+            let first = out.logs.len();
+            out.bounds.logs.push(row(first));
+            for id in input {
                 let e = &inner.streams[id];
                 let before = out.logs.len();
                 let from = e.records.partition_point(|r| r.0 <= start);
@@ -400,10 +412,52 @@ impl Store {
                     out.series.push((*id, e.labels.clone()));
                 }
             }
-            out.series.sort_unstable_by_key(|(id, _)| *id);
-            out.logs.sort_by_key(|r| r.timestamp);
+            out.logs[first..].sort_by_key(|r| r.timestamp);
         }
+        // One entry per series or stream, however many inputs selected it.
+        out.series.sort_unstable_by_key(|(id, _)| *id);
+        out.series.dedup_by_key(|(id, _)| *id);
     }
+}
+
+impl Store {
+    /// The series matching `selector` with their samples in `(from, to]`, staleness
+    /// markers included, sorted by labels: what the query API reads.
+    pub fn series_matching(
+        &self,
+        selector: &Selector,
+        from: i64,
+        to: i64,
+    ) -> Vec<(Arc<Labels>, Vec<Sample>)> {
+        let inner = self.read();
+        let ids: Vec<u32> = match selector.metric_name() {
+            Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
+            None => inner.series.keys().copied().collect(),
+        };
+        let mut out: Vec<(Arc<Labels>, Vec<Sample>)> = ids
+            .iter()
+            .map(|id| &inner.series[id])
+            .filter(|e| selector.matches(&e.labels))
+            .map(|e| {
+                let start = e.samples.partition_point(|s| s.ts <= from);
+                let samples = e.samples.range(start..).take_while(|s| s.ts <= to);
+                (e.labels.clone(), samples.copied().collect())
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.as_slice().cmp(b.0.as_slice()));
+        out
+    }
+
+    /// How far back an instant selection looks for a series' latest sample.
+    pub fn lookback(&self) -> Duration {
+        self.limits.lookback
+    }
+}
+
+/// A row number as the contract carries it: selections stay far below 2^32 rows, which
+/// the cap on a plugin's memory enforces long before.
+fn row(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -412,9 +466,10 @@ impl Store {
     pub(crate) fn instant(&self, selector: &str, now: i64) -> Vec<(String, f64)> {
         let mut out = Selection::default();
         self.select(
-            Some(&Selector::parse(selector).unwrap()),
+            &[Selector::parse(selector).unwrap()],
             None,
-            None,
+            &[],
+            Duration::ZERO,
             now,
             &mut MatchCache::default(),
             &mut out,
@@ -424,5 +479,63 @@ impl Store {
             .zip(&out.samples.values)
             .map(|((_, l), v)| (l.to_string(), *v))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(code: &str, samples: &[(i64, f64)]) -> SeriesSamples {
+        SeriesSamples {
+            labels: Labels::from_pairs([("__name__", "requests_total"), ("code", code)]),
+            samples: samples
+                .iter()
+                .map(|&(ts, value)| Sample { ts, value })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn named_inputs_come_one_after_the_other_with_their_starts() {
+        let store = Store::new(StoreLimits::default());
+        store.append(vec![
+            series("500", &[(1_000, 1.0), (2_000, 2.0)]),
+            series("200", &[(1_000, 10.0), (2_000, 20.0)]),
+        ]);
+        let log = |ts, line: &str, app: &str| LogRecord {
+            labels: Labels::from_pairs([("app", app)]),
+            ts,
+            line: line.into(),
+            fields: vec![],
+        };
+        store.append_logs(vec![
+            log(1_500, "error b", "b"),
+            log(1_000, "error a", "a"),
+            log(1_200, "ok a", "a"),
+        ]);
+        let (mut cache, mut out) = (MatchCache::default(), Selection::default());
+        let errors = Selector::parse(r#"requests_total{code="500"}"#).unwrap();
+        let total = Selector::parse("requests_total").unwrap();
+        let all = LogSelector::parse(r#"{app=~".+"}"#).unwrap();
+        let failing = LogSelector::parse(r#"{app=~".+"} |= "error""#).unwrap();
+        store.select(
+            &[errors, total],
+            Some(Duration::from_secs(10)),
+            &[all, failing],
+            Duration::from_secs(10),
+            2_000,
+            &mut cache,
+            &mut out,
+        );
+        // errors: the 500 series; total: both, the 500 series again.
+        assert_eq!(out.bounds.samples, [0, 2]);
+        assert_eq!(out.samples.values, [1.0, 2.0, 1.0, 2.0, 10.0, 20.0]);
+        // Each input's records oldest first; the error lines again in the second input.
+        assert_eq!(out.bounds.logs, [0, 3]);
+        let lines: Vec<&str> = out.logs.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines, ["error a", "ok a", "error b", "error a", "error b"]);
+        // One entry per series or stream however many inputs selected it.
+        assert_eq!(out.series.len(), 4);
     }
 }

@@ -50,6 +50,7 @@ pub mod localizer {
 /// the interfaces with types of their own are here: the imported functions themselves are
 /// called by `crate::host` alone.
 pub(crate) mod wit {
+    pub(crate) use super::detector::faultline::plugin::rule;
     pub(crate) use super::recovery::faultline::plugin::types::*;
     pub(crate) use super::recovery::faultline::plugin::{http, kafka, log, mail};
 }

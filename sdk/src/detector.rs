@@ -7,10 +7,11 @@ use std::rc::Rc;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::wit;
-use crate::input::LabelCache;
-pub use crate::input::{Input, InputBuilder, LogRecord, Sample, Series};
+pub use crate::error::Error;
+pub use crate::input::{Input, InputBuilder, LogRecord, Sample, Selection, Series};
+use crate::input::{InputNames, LabelCache};
 pub use crate::labels::Labels;
-pub use crate::{clock, export_detector, log, state};
+pub use crate::{clock, export_detector, log, rule, state};
 
 /// A detection rule's judgement: given the data its rule selected, which alert instances
 /// are active now.
@@ -24,15 +25,15 @@ pub trait Detector: Sized {
 
     /// Builds the detector from its validated parameters. An error refuses the rule when it
     /// loads, with this message.
-    fn new(params: Self::Params) -> Result<Self, String>;
+    fn new(params: Self::Params) -> Result<Self, Error>;
 
     /// Evaluates the input. One finding per active alert instance; an error is reported
     /// against the rule and the evaluation counts as failed.
-    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String>;
+    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error>;
 
     /// What the host calls: parses `params` (JSON) into [`Params`](Self::Params) and calls
     /// [`new`](Self::new). Call it in tests to check parameters exactly as the host will.
-    fn configure(params: &str) -> Result<Self, String> {
+    fn configure(params: &str) -> Result<Self, Error> {
         Self::new(crate::params::parse(params)?)
     }
 }
@@ -105,6 +106,7 @@ impl Finding {
 pub struct Instance<T> {
     rule: Option<T>,
     cache: LabelCache,
+    names: InputNames,
 }
 
 impl<T: Detector> Instance<T> {
@@ -113,29 +115,50 @@ impl<T: Detector> Instance<T> {
         Self {
             rule: None,
             cache: LabelCache::default(),
+            names: InputNames::default(),
         }
     }
 
     pub fn configure(&mut self, params: &str) -> Result<(), String> {
-        self.rule = Some(T::configure(params)?);
+        let settings = crate::rule::settings();
+        self.names = InputNames {
+            series: settings.inputs,
+            logs: settings.log_inputs,
+        };
+        self.rule = Some(T::configure(params).map_err(String::from)?);
         Ok(())
     }
 
     pub fn evaluate(&mut self, input: wit::DetectInput) -> Result<Vec<wit::Finding>, String> {
         // Labels are cached even if the call fails: the host sends them only once.
+        // Only a rule with named inputs asks where they start: a host call saved otherwise.
+        let starts = if self.names.is_empty() {
+            wit::rule::InputStart {
+                samples: Vec::new(),
+                logs: Vec::new(),
+            }
+        } else {
+            crate::host::input_bounds()
+        };
         let input = Input::from_wit(
             input.now,
             input.new_series,
             input.samples,
             input.logs,
             mem::take(&mut self.cache),
+            &self.names,
+            starts,
         );
         let result = match &mut self.rule {
             Some(rule) => rule.evaluate(&input),
-            None => Err("evaluate called before configure".to_string()),
+            None => Err("evaluate called before configure".into()),
         };
         self.cache = input.into_cache();
-        Ok(result?.into_iter().map(Finding::into_wit).collect())
+        Ok(result
+            .map_err(String::from)?
+            .into_iter()
+            .map(Finding::into_wit)
+            .collect())
     }
 }
 
@@ -163,6 +186,7 @@ macro_rules! export_detector {
                 fn configure(
                     params: ::std::string::String,
                 ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::install_hook();
                     INSTANCE.with_borrow_mut(|i| i.configure(&params))
                 }
                 fn evaluate(
@@ -192,11 +216,11 @@ mod tests {
     impl Detector for Count {
         type Params = serde::de::IgnoredAny;
 
-        fn new(_: Self::Params) -> Result<Self, String> {
+        fn new(_: Self::Params) -> Result<Self, Error> {
             Ok(Self { calls: 0 })
         }
 
-        fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String> {
+        fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error> {
             self.calls += 1;
             Ok(input
                 .series()

@@ -1,8 +1,10 @@
 //! The data a rule selected: samples grouped per series and log records, with their labels
-//! resolved from the instance's label cache.
+//! resolved from the instance's label cache, and split by named input when the rule has
+//! several (`select = { errors = '…', total = '…' }`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 use std::rc::Rc;
 
 use crate::bindings::wit;
@@ -20,6 +22,29 @@ pub struct Input {
     samples: wit::Samples,
     logs: Vec<wit::LogRecord>,
     cache: LabelCache,
+    named: Vec<Named>,
+}
+
+/// Where a named input's data sits in the columns.
+#[derive(Debug, Clone, PartialEq)]
+struct Named {
+    name: String,
+    rows: Range<usize>,
+    logs: Range<usize>,
+}
+
+/// The names of a rule's inputs, as [`rule::settings`](crate::rule::settings) gives them:
+/// what an instance needs to split each evaluation's input.
+#[derive(Debug, Default)]
+pub(crate) struct InputNames {
+    pub(crate) series: Vec<String>,
+    pub(crate) logs: Vec<String>,
+}
+
+impl InputNames {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.series.is_empty() && self.logs.is_empty()
+    }
 }
 
 impl Input {
@@ -34,43 +59,113 @@ impl Input {
     }
 
     /// The selected series, each with its samples (oldest first): one sample per series
-    /// for instant rules, all of the range for range rules.
+    /// for instant rules, all of the range for range rules. With named inputs, the series
+    /// of every input, input after input.
     pub fn series(&self) -> impl Iterator<Item = Series<'_>> {
-        let s = &self.samples;
-        // The columns have one length; should the host ever disagree, read what all three have.
-        let rows = s.ids.len().min(s.timestamps.len()).min(s.values.len());
-        SeriesIter {
-            input: self,
-            ids: &s.ids[..rows],
-            pos: 0,
-        }
+        self.series_in(0..self.rows())
     }
 
-    /// The selected log records, oldest first.
+    /// The selected log records, oldest first (with named inputs: input after input, each
+    /// oldest first).
     pub fn logs(&self) -> impl ExactSizeIterator<Item = LogRecord<'_>> {
-        self.logs.iter().map(|r| LogRecord {
-            labels: self.cache.get(r.stream),
-            record: r,
+        self.logs_in(0..self.logs.len())
+    }
+
+    /// The data of the rule's input `name` (`select = { errors = '…', total = '…' }` or the
+    /// same for `logs`); `None` if the rule has no input so named. The names are in
+    /// [`rule::settings`](crate::rule::settings), to check in `new`.
+    ///
+    /// ```
+    /// use faultline_sdk::Input;
+    ///
+    /// let input = Input::builder()
+    ///     .input("errors")
+    ///     .series([("code", "500")], &[(60_000, 3.0)])
+    ///     .input("total")
+    ///     .series([("code", "500")], &[(60_000, 3.0)])
+    ///     .series([("code", "200")], &[(60_000, 97.0)])
+    ///     .build();
+    /// let total: f64 = input.selection("total").unwrap().series().map(|s| s.latest().value).sum();
+    /// let errors = input.selection("errors").unwrap();
+    /// assert_eq!(errors.series().count(), 1);
+    /// assert_eq!(total, 100.0);
+    /// assert!(input.selection("latency").is_none());
+    /// ```
+    pub fn selection(&self, name: &str) -> Option<Selection<'_>> {
+        let named = self.named.iter().find(|n| n.name == name)?;
+        Some(Selection {
+            input: self,
+            name: &named.name,
+            rows: named.rows.clone(),
+            logs: named.logs.clone(),
         })
     }
 
+    /// Rows of the sample columns: they have one length; should the host ever disagree,
+    /// read what all three have.
+    fn rows(&self) -> usize {
+        let s = &self.samples;
+        s.ids.len().min(s.timestamps.len()).min(s.values.len())
+    }
+
+    fn series_in(&self, rows: Range<usize>) -> SeriesIter<'_> {
+        let end = rows.end.min(self.rows());
+        SeriesIter {
+            input: self,
+            ids: &self.samples.ids[..end],
+            pos: rows.start.min(end),
+        }
+    }
+
+    fn logs_in(&self, logs: Range<usize>) -> impl ExactSizeIterator<Item = LogRecord<'_>> {
+        let end = logs.end.min(self.logs.len());
+        self.logs[logs.start.min(end)..end]
+            .iter()
+            .map(|r| LogRecord {
+                labels: self.cache.get(r.stream),
+                record: r,
+            })
+    }
+
     /// Takes the host's input, first adding the labels of series new to this instance to
-    /// its cache.
+    /// its cache; `names` and `starts` split it by named input.
     pub(crate) fn from_wit(
         now: i64,
         new_series: Vec<wit::SeriesInfo>,
         samples: wit::Samples,
         logs: Vec<wit::LogRecord>,
         mut cache: LabelCache,
+        names: &InputNames,
+        starts: wit::rule::InputStart,
     ) -> Self {
         for info in new_series {
             cache.insert(info.id, Labels::from_wit(info.labels));
+        }
+        let mut named = Vec::new();
+        for (i, name) in names.series.iter().enumerate() {
+            named.push(Named {
+                name: name.clone(),
+                rows: span(&starts.samples, i, samples.ids.len()),
+                logs: 0..0,
+            });
+        }
+        for (i, name) in names.logs.iter().enumerate() {
+            let records = span(&starts.logs, i, logs.len());
+            match named.iter_mut().find(|n| n.name == *name) {
+                Some(n) => n.logs = records,
+                None => named.push(Named {
+                    name: name.clone(),
+                    rows: 0..0,
+                    logs: records,
+                }),
+            }
         }
         Self {
             now,
             samples,
             logs,
             cache,
+            named,
         }
     }
 
@@ -80,13 +175,144 @@ impl Input {
     }
 }
 
+/// Input `i`'s rows, from where it starts to where the next starts (or the end); empty if
+/// the host gave no start for it.
+fn span(starts: &[u32], i: usize, len: usize) -> Range<usize> {
+    let at = |i: usize| starts.get(i).map(|&s| (s as usize).min(len));
+    match at(i) {
+        Some(start) => start..at(i + 1).unwrap_or(len).max(start),
+        None => 0..0,
+    }
+}
+
+/// The data of one named input of an [`Input`], from [`Input::selection`].
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    input: &'a Input,
+    name: &'a str,
+    rows: Range<usize>,
+    logs: Range<usize>,
+}
+
+impl<'a> Selection<'a> {
+    /// The input's name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// The input's series, as [`Input::series`].
+    pub fn series(&self) -> impl Iterator<Item = Series<'a>> + use<'a> {
+        self.input.series_in(self.rows.clone())
+    }
+
+    /// The input's log records, oldest first.
+    pub fn logs(&self) -> impl ExactSizeIterator<Item = LogRecord<'a>> + use<'a> {
+        self.input.logs_in(self.logs.clone())
+    }
+
+    /// Pairs each series of this input with each series of `other` that has the same values
+    /// of the labels `on` (with `on` empty: the same labels, `__name__` aside), as PromQL's
+    /// `a / on(...) b` matches them. Series without a partner are left out.
+    ///
+    /// ```
+    /// use faultline_sdk::Input;
+    ///
+    /// let input = Input::builder()
+    ///     .input("errors")
+    ///     .series([("__name__", "errors_total"), ("job", "api")], &[(0, 5.0)])
+    ///     .input("total")
+    ///     .series([("__name__", "requests_total"), ("job", "api")], &[(0, 100.0)])
+    ///     .series([("__name__", "requests_total"), ("job", "db")], &[(0, 10.0)])
+    ///     .build();
+    /// let (errors, total) = (input.selection("errors").unwrap(), input.selection("total").unwrap());
+    /// let pairs = errors.join(&total, &[]);
+    /// assert_eq!(pairs.len(), 1);
+    /// let (e, t) = pairs[0];
+    /// assert_eq!(t.labels().get("job"), Some("api"));
+    /// assert_eq!(e.latest().value / t.latest().value, 0.05);
+    /// assert_eq!(errors.join(&total, &["job"]).len(), 1);
+    /// ```
+    pub fn join(&self, other: &Selection<'a>, on: &[&str]) -> Vec<(Series<'a>, Series<'a>)> {
+        let mut right: HashMap<Vec<(&str, &str)>, Vec<Series<'a>>> = HashMap::new();
+        for s in other.series() {
+            right.entry(join_key(s.labels(), on)).or_default().push(s);
+        }
+        let mut pairs = Vec::new();
+        for s in self.series() {
+            if let Some(partners) = right.get(&join_key(s.labels(), on)) {
+                pairs.extend(partners.iter().map(|&p| (s, p)));
+            }
+        }
+        pairs
+    }
+}
+
+impl<'a> Selection<'a> {
+    /// Sums `value` of this input's series by the labels `by`, as PromQL's
+    /// `sum by (by) (...)`: one `(labels, sum)` per distinct combination of their values,
+    /// sorted by labels. Series for which `value` is `None` (too few samples) count for
+    /// nothing, and a group with none is left out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use faultline_sdk::Input;
+    ///
+    /// let input = Input::builder()
+    ///     .now(60_000)
+    ///     .input("errors")
+    ///     .series([("job", "api"), ("code", "500")], &[(1_000, 0.0), (60_000, 6.0)])
+    ///     .series([("job", "api"), ("code", "503")], &[(1_000, 0.0), (60_000, 3.0)])
+    ///     .build();
+    /// let errors = input.selection("errors").unwrap();
+    /// let sums = errors.sum_by(&["job"], |s| s.increase(Duration::from_secs(60)));
+    /// assert_eq!(sums.len(), 1);
+    /// assert_eq!(sums[0].0.get("job"), Some("api"));
+    /// assert_eq!(sums[0].1, 9.0);
+    /// ```
+    pub fn sum_by(
+        &self,
+        by: &[&str],
+        value: impl Fn(&Series<'a>) -> Option<f64>,
+    ) -> Vec<(Labels, f64)> {
+        let mut sums: Vec<(Labels, f64)> = Vec::new();
+        for s in self.series() {
+            let Some(v) = value(&s) else { continue };
+            let mut key = Labels::new();
+            for &name in by {
+                if let Some(v) = s.labels().get(name) {
+                    key.insert(name, v);
+                }
+            }
+            match sums.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, sum)) => *sum += v,
+                None => sums.push((key, v)),
+            }
+        }
+        sums.sort_by(|a, b| a.0.iter().cmp(b.0.iter()));
+        sums
+    }
+}
+
+/// What [`Selection::join`] matches series on.
+fn join_key<'k>(labels: &'k Labels, on: &[&'k str]) -> Vec<(&'k str, &'k str)> {
+    if on.is_empty() {
+        labels.iter().filter(|(n, _)| *n != "__name__").collect()
+    } else {
+        on.iter()
+            .map(|&n| (n, labels.get(n).unwrap_or("")))
+            .collect()
+    }
+}
+
 /// One series of an [`Input`]: its labels and its samples.
 #[derive(Debug, Clone, Copy)]
 pub struct Series<'a> {
     pub(crate) id: u32,
     pub(crate) labels: &'a Rc<Labels>,
-    timestamps: &'a [i64],
-    values: &'a [f64],
+    pub(crate) timestamps: &'a [i64],
+    pub(crate) values: &'a [f64],
+    /// The evaluation time: where the windows of the counter helpers end.
+    pub(crate) now: i64,
 }
 
 impl<'a> Series<'a> {
@@ -156,14 +382,23 @@ impl<'a> Iterator for SeriesIter<'a> {
     fn next(&mut self) -> Option<Series<'a>> {
         let start = self.pos;
         let id = *self.ids.get(start)?;
-        let len = self.ids[start..]
+        // A run also ends where a named input starts: a series in two inputs is two runs.
+        let end = self
+            .input
+            .named
+            .iter()
+            .map(|n| n.rows.start)
+            .filter(|&s| s > start)
+            .fold(self.ids.len(), usize::min);
+        let len = self.ids[start..end]
             .iter()
             .position(|&other| other != id)
-            .unwrap_or(self.ids.len() - start);
+            .unwrap_or(end - start);
         self.pos = start + len;
         let s = &self.input.samples;
         Some(Series {
             id,
+            now: self.input.now,
             labels: self.input.cache.get(id),
             timestamps: &s.timestamps[start..self.pos],
             values: &s.values[start..self.pos],
@@ -273,8 +508,10 @@ pub struct InputBuilder {
     now: i64,
     /// Series and streams in the order first given; the index is the id.
     ids: Vec<Labels>,
-    rows: Vec<(u32, i64, f64)>,
-    logs: Vec<wit::LogRecord>,
+    /// The input that series and records given next belong to; "" for none.
+    input: String,
+    rows: Vec<(String, u32, i64, f64)>,
+    logs: Vec<(String, wit::LogRecord)>,
 }
 
 impl InputBuilder {
@@ -284,12 +521,24 @@ impl InputBuilder {
         self
     }
 
+    /// Makes the series and log records given next part of the named input `name`, as a
+    /// rule's `select = { name = '…' }` (or `logs = { name = '…' }`) would: read it with
+    /// [`Input::selection`].
+    pub fn input(mut self, name: impl Into<String>) -> Self {
+        self.input = name.into();
+        self
+    }
+
     /// Adds samples `(timestamp, value)` of the series with `labels`. Samples given for the
-    /// same labels in several calls belong to one series.
+    /// same labels in several calls (of one input) belong to one series.
     pub fn series(mut self, labels: impl Into<Labels>, samples: &[(i64, f64)]) -> Self {
         let id = self.id(labels.into());
-        self.rows
-            .extend(samples.iter().map(|&(ts, value)| (id, ts, value)));
+        let input = &self.input;
+        self.rows.extend(
+            samples
+                .iter()
+                .map(|&(ts, value)| (input.clone(), id, ts, value)),
+        );
         self
     }
 
@@ -307,19 +556,44 @@ impl InputBuilder {
         fields: impl Into<Labels>,
     ) -> Self {
         let stream = self.id(labels.into());
-        self.logs.push(wit::LogRecord {
+        let record = wit::LogRecord {
             stream,
             timestamp,
             line: line.into(),
             fields: fields.into().into_wit(),
-        });
+        };
+        self.logs.push((self.input.clone(), record));
         self
     }
 
-    /// The input, ordered as the host orders it (samples by series then time, logs by time).
+    /// The input, ordered as the host orders it: samples by input (by name), series, then
+    /// time; logs by input, then time.
     pub fn build(mut self) -> Input {
-        self.rows.sort_by_key(|&(id, ts, _)| (id, ts));
-        self.logs.sort_by_key(|r| r.timestamp);
+        self.rows
+            .sort_by(|a, b| (&a.0, a.1, a.2).cmp(&(&b.0, b.1, b.2)));
+        self.logs
+            .sort_by(|a, b| (&a.0, a.1.timestamp).cmp(&(&b.0, b.1.timestamp)));
+        let mut names = InputNames::default();
+        let mut starts = wit::rule::InputStart {
+            samples: Vec::new(),
+            logs: Vec::new(),
+        };
+        for (i, (input, ..)) in self.rows.iter().enumerate() {
+            if !input.is_empty() && names.series.last() != Some(input) {
+                names.series.push(input.clone());
+                starts
+                    .samples
+                    .push(u32::try_from(i).expect("fewer than 2^32 rows in a test"));
+            }
+        }
+        for (i, (input, _)) in self.logs.iter().enumerate() {
+            if !input.is_empty() && names.logs.last() != Some(input) {
+                names.logs.push(input.clone());
+                starts
+                    .logs
+                    .push(u32::try_from(i).expect("fewer than 2^32 records in a test"));
+            }
+        }
         let new_series = self
             .ids
             .into_iter()
@@ -330,16 +604,19 @@ impl InputBuilder {
             })
             .collect();
         let samples = wit::Samples {
-            ids: self.rows.iter().map(|r| r.0).collect(),
-            timestamps: self.rows.iter().map(|r| r.1).collect(),
-            values: self.rows.iter().map(|r| r.2).collect(),
+            ids: self.rows.iter().map(|r| r.1).collect(),
+            timestamps: self.rows.iter().map(|r| r.2).collect(),
+            values: self.rows.iter().map(|r| r.3).collect(),
         };
+        let logs = self.logs.into_iter().map(|(_, r)| r).collect();
         Input::from_wit(
             self.now,
             new_series,
             samples,
-            self.logs,
+            logs,
             LabelCache::default(),
+            &names,
+            starts,
         )
     }
 
@@ -367,6 +644,13 @@ mod tests {
         }
     }
 
+    fn no_starts() -> wit::rule::InputStart {
+        wit::rule::InputStart {
+            samples: vec![],
+            logs: vec![],
+        }
+    }
+
     fn info(id: u32, instance: &str) -> wit::SeriesInfo {
         wit::SeriesInfo {
             id,
@@ -382,6 +666,8 @@ mod tests {
             samples(&[7, 7, 7, 3, 9, 9]),
             vec![],
             LabelCache::default(),
+            &InputNames::default(),
+            no_starts(),
         );
         let series: Vec<_> = input
             .series()
@@ -407,8 +693,18 @@ mod tests {
             samples(&[1]),
             vec![],
             LabelCache::default(),
+            &InputNames::default(),
+            no_starts(),
         );
-        let second = Input::from_wit(0, vec![], samples(&[1]), vec![], first.into_cache());
+        let second = Input::from_wit(
+            0,
+            vec![],
+            samples(&[1]),
+            vec![],
+            first.into_cache(),
+            &InputNames::default(),
+            no_starts(),
+        );
         let s = second.series().next().unwrap();
         assert_eq!(s.labels().get("instance"), Some("a"));
     }
@@ -417,7 +713,15 @@ mod tests {
     fn uneven_columns_do_not_panic() {
         let mut s = samples(&[1, 1, 2]);
         s.values.pop();
-        let input = Input::from_wit(0, vec![], s, vec![], LabelCache::default());
+        let input = Input::from_wit(
+            0,
+            vec![],
+            s,
+            vec![],
+            LabelCache::default(),
+            &InputNames::default(),
+            no_starts(),
+        );
         assert_eq!(input.series().map(|s| s.len()).collect::<Vec<_>>(), [2]);
     }
 
@@ -437,5 +741,90 @@ mod tests {
         assert_eq!(log.labels().get("i"), Some("a"));
         assert_eq!(log.field("level"), Some("error"));
         assert_eq!((log.timestamp(), log.line()), (5, "x"));
+    }
+
+    #[test]
+    fn named_inputs_split_the_columns() {
+        let names = InputNames {
+            series: vec!["errors".into(), "total".into()],
+            logs: vec!["app".into()],
+        };
+        let starts = wit::rule::InputStart {
+            samples: vec![0, 2],
+            logs: vec![0],
+        };
+        let log = |stream| wit::LogRecord {
+            stream,
+            timestamp: 1,
+            line: "x".into(),
+            fields: vec![],
+        };
+        // Series 7 is in both inputs: its run is cut where `total` starts.
+        let input = Input::from_wit(
+            0,
+            vec![info(7, "a"), info(3, "b")],
+            samples(&[3, 7, 7, 9]),
+            vec![log(3), log(3)],
+            LabelCache::default(),
+            &names,
+            starts,
+        );
+        let values = |name| {
+            input
+                .selection(name)
+                .unwrap()
+                .series()
+                .map(|s| s.values().to_vec())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(values("errors"), [vec![0.0], vec![1.0]]);
+        assert_eq!(values("total"), [vec![2.0], vec![3.0]]);
+        assert_eq!(input.selection("app").unwrap().logs().len(), 2);
+        assert_eq!(input.selection("errors").unwrap().logs().len(), 0);
+        assert_eq!(input.series().count(), 4);
+        assert!(input.selection("other").is_none());
+    }
+
+    #[test]
+    fn missing_or_wild_starts_do_not_panic() {
+        let names = InputNames {
+            series: vec!["a".into(), "b".into()],
+            logs: vec![],
+        };
+        let starts = wit::rule::InputStart {
+            samples: vec![3, 1],
+            logs: vec![],
+        };
+        let input = Input::from_wit(
+            0,
+            vec![],
+            samples(&[1, 1, 2]),
+            vec![],
+            LabelCache::default(),
+            &names,
+            starts,
+        );
+        assert_eq!(input.selection("a").unwrap().series().count(), 0);
+        assert_eq!(input.selection("b").unwrap().series().count(), 2);
+    }
+
+    #[test]
+    fn builder_names_inputs_as_the_host_does() {
+        let input = Input::builder()
+            .input("total")
+            .series([("i", "a")], &[(1, 10.0)])
+            .input("errors")
+            .series([("i", "a")], &[(1, 1.0)])
+            .log([("app", "x")], 5, "boom")
+            .build();
+        let errors = input.selection("errors").unwrap();
+        assert_eq!(errors.series().next().unwrap().values(), [1.0]);
+        assert_eq!(errors.logs().next().unwrap().line(), "boom");
+        assert_eq!(
+            input.series().map(|s| s.latest().value).collect::<Vec<_>>(),
+            [1.0, 10.0]
+        );
+        let pairs = errors.join(&input.selection("total").unwrap(), &["i"]);
+        assert_eq!(pairs.len(), 1);
     }
 }

@@ -26,7 +26,14 @@
 //!
 //! # Helpers
 //!
-//! [`params::duration_ms`] reads a duration param (`"90s"`, `"1h30m"` or milliseconds);
+//! [`Error`] takes any `Display` error, so `?` works in trait methods; a panic is reported
+//! to the host with its message and location. [`Input::selection`] reads a named input
+//! (`select = { errors = '…', total = '…' }`), and [`Selection::join`] and
+//! [`Selection::sum_by`] pair and sum series by labels; [`Series::increase`],
+//! [`Series::rate`], [`Series::resets`] and [`Series::value_at`] read counters as PromQL
+//! does; [`rule::settings`] gives the rule's `range`, `interval` and input names.
+//! [`params::Duration`] deserializes `"5m"`; [`params::duration_ms`] reads a duration from a
+//! [`params::Value`] (`"90s"`, `"1h30m"` or milliseconds);
 //! [`time`] formats timestamps as RFC 3339; [`Alert::alertmanager`] and
 //! [`Incident::alertmanager_group_key`] give an incident the shape of Alertmanager's webhook
 //! notifications, and [`Suspect`](localizer::Suspect) serializes as their consumers expect;
@@ -60,11 +67,11 @@
 //! impl Detector for Above {
 //!     type Params = Params;
 //!
-//!     fn new(p: Params) -> Result<Self, String> {
+//!     fn new(p: Params) -> Result<Self, Error> {
 //!         Ok(Self { p })
 //!     }
 //!
-//!     fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String> {
+//!     fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error> {
 //!         Ok(input
 //!             .series()
 //!             .filter(|s| s.latest().value > self.p.above)
@@ -102,11 +109,11 @@
 //! impl Localizer for MostErrors {
 //!     type Params = serde::de::IgnoredAny;
 //!
-//!     fn new(_: Self::Params) -> Result<Self, String> {
+//!     fn new(_: Self::Params) -> Result<Self, Error> {
 //!         Ok(MostErrors)
 //!     }
 //!
-//!     fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {
+//!     fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {
 //!         let mut errors = std::collections::BTreeMap::<&str, u32>::new();
 //!         for record in input.logs().filter(|r| r.field("level") == Some("error")) {
 //!             if let Some(instance) = record.labels().get("instance") {
@@ -167,7 +174,7 @@
 //! impl Recovery for Restart {
 //!     type Params = Params;
 //!
-//!     fn new(p: Params) -> Result<Self, String> {
+//!     fn new(p: Params) -> Result<Self, Error> {
 //!         Ok(Self { p })
 //!     }
 //!
@@ -206,10 +213,13 @@
 // Generated code: its lints are wit-bindgen's business.
 #[allow(unsafe_code, missing_docs, clippy::all)]
 mod bindings;
+mod counter;
+mod error;
 mod host;
 mod incident;
 mod input;
 mod labels;
+mod panic;
 
 pub mod clock;
 pub mod detector;
@@ -220,6 +230,7 @@ pub mod log;
 pub mod mail;
 pub mod params;
 pub mod recovery;
+pub mod rule;
 pub mod state;
 pub mod stats;
 pub mod template;
@@ -228,8 +239,10 @@ pub mod testing;
 pub mod text;
 pub mod time;
 
+pub use counter::LOOKBACK;
+pub use error::Error;
 pub use incident::{Alert, AlertmanagerAlert, Incident};
-pub use input::{Input, InputBuilder, LogRecord, Sample, Series};
+pub use input::{Input, InputBuilder, LogRecord, Sample, Selection, Series};
 pub use labels::Labels;
 
 /// What the export macros expand to: not part of the API.
@@ -238,5 +251,6 @@ pub mod __private {
     pub use crate::bindings::{detector, localizer, recovery};
     pub use crate::detector::{Instance as DetectorInstance, assert_detector};
     pub use crate::localizer::{Instance as LocalizerInstance, assert_localizer};
+    pub use crate::panic::install_hook;
     pub use crate::recovery::{Instance as RecoveryInstance, assert_recovery};
 }

@@ -8,9 +8,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::wit;
+pub use crate::error::Error;
 pub use crate::incident::{Alert, Incident};
-use crate::input::LabelCache;
 pub use crate::input::{Input, InputBuilder, LogRecord, Sample, Series};
+use crate::input::{InputNames, LabelCache};
 pub use crate::labels::Labels;
 pub use crate::{clock, export_localizer, log, state};
 
@@ -24,14 +25,14 @@ pub trait Localizer: Sized {
 
     /// Builds the localizer from its validated parameters. An error refuses the rule when it
     /// loads, with this message.
-    fn new(params: Self::Params) -> Result<Self, String>;
+    fn new(params: Self::Params) -> Result<Self, Error>;
 
     /// Ranks suspects for the incident, best first.
-    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String>;
+    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error>;
 
     /// What the host calls: parses `params` (JSON) into [`Params`](Self::Params) and calls
     /// [`new`](Self::new). Call it in tests to check parameters exactly as the host will.
-    fn configure(params: &str) -> Result<Self, String> {
+    fn configure(params: &str) -> Result<Self, Error> {
         Self::new(crate::params::parse(params)?)
     }
 }
@@ -152,7 +153,7 @@ impl<T: Localizer> Instance<T> {
     }
 
     pub fn configure(&mut self, params: &str) -> Result<(), String> {
-        self.rule = Some(T::configure(params)?);
+        self.rule = Some(T::configure(params).map_err(String::from)?);
         Ok(())
     }
 
@@ -165,14 +166,23 @@ impl<T: Localizer> Instance<T> {
                 input.samples,
                 input.logs,
                 mem::take(&mut self.cache),
+                &InputNames::default(),
+                wit::rule::InputStart {
+                    samples: Vec::new(),
+                    logs: Vec::new(),
+                },
             ),
         };
         let result = match &mut self.rule {
             Some(rule) => rule.localize(&input),
-            None => Err("localize called before configure".to_string()),
+            None => Err("localize called before configure".into()),
         };
         self.cache = input.data.into_cache();
-        Ok(result?.into_iter().map(Suspect::into_wit).collect())
+        Ok(result
+            .map_err(String::from)?
+            .into_iter()
+            .map(Suspect::into_wit)
+            .collect())
     }
 }
 
@@ -199,6 +209,7 @@ macro_rules! export_localizer {
                 fn configure(
                     params: ::std::string::String,
                 ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::install_hook();
                     INSTANCE.with_borrow_mut(|i| i.configure(&params))
                 }
                 fn localize(
@@ -226,11 +237,11 @@ mod tests {
     impl Localizer for ByValue {
         type Params = serde::de::IgnoredAny;
 
-        fn new(_: Self::Params) -> Result<Self, String> {
+        fn new(_: Self::Params) -> Result<Self, Error> {
             Ok(Self)
         }
 
-        fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {
+        fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {
             Ok(input
                 .series()
                 .map(|s| {

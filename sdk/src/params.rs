@@ -1,8 +1,14 @@
 //! Rule parameters: the JSON the host passes to `configure`, into the plugin's `Params`,
 //! and the helpers for the kinds of value that several plugins take.
 
+use std::fmt;
+
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::{Deserialize, Deserializer};
+
+/// The JSON value type [`duration_ms`] takes, re-exported so a plugin needs no
+/// `serde_json` dependency of its own.
+pub use serde_json::Value;
 
 /// Parses `params`, with errors worded for the rule's author: `params: missing field
 /// `above``. serde_json's position suffix is dropped: it points into JSON the host made
@@ -46,6 +52,77 @@ pub fn duration_ms(param: &str, value: &Value) -> Result<i64, String> {
              \"1h\", not {value}"
         )
     })
+}
+
+/// A duration param: deserializes from `"5m"`, `"1h30m"` (units `ms`, `s`, `m`, `h`, `d`,
+/// `w`) or a whole number of milliseconds; dereferences to [`std::time::Duration`] and
+/// displays as written in the rule (`5m`).
+///
+/// ```
+/// use faultline_sdk::params::Duration;
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct Params {
+///     window: Duration,
+/// }
+///
+/// let p: Params = serde_json::from_str(r#"{"window": "5m"}"#).unwrap();
+/// assert_eq!(p.window.as_secs(), 300);
+/// assert_eq!(p.window.to_string(), "5m");
+/// let bad = serde_json::from_str::<Params>(r#"{"window": "soon"}"#).err().unwrap();
+/// assert!(bad.to_string().starts_with(r#"a duration such as "90s", "5m" or "1h", or milliseconds, not "soon""#));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(pub std::time::Duration);
+
+impl std::ops::Deref for Duration {
+    type Target = std::time::Duration;
+
+    fn deref(&self) -> &std::time::Duration {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        let ms = match &value {
+            Value::Number(n) => n.as_i64().filter(|&ms| ms >= 0),
+            Value::String(s) => parse_duration(s),
+            _ => None,
+        };
+        match ms {
+            Some(ms) => Ok(Duration(std::time::Duration::from_millis(ms as u64))),
+            None => Err(serde::de::Error::custom(format!(
+                "a duration such as \"90s\", \"5m\" or \"1h\", or milliseconds, not {value}"
+            ))),
+        }
+    }
+}
+
+/// The largest units that divide the duration exactly: `5m`, `1h30m`, `250ms`, `0s`.
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ms = self.0.as_millis();
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        for (unit, size) in [
+            ("w", 604_800_000),
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
+            if ms >= size {
+                write!(f, "{}{unit}", ms / size)?;
+                ms %= size;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `text` such as `"1h30m"` in milliseconds; `None` unless it is one or more numbers each

@@ -6,6 +6,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::bindings::wit;
+pub use crate::error::Error;
 pub use crate::incident::{Alert, AlertmanagerAlert, Incident};
 pub use crate::labels::Labels;
 pub use crate::localizer::Suspect;
@@ -21,14 +22,14 @@ pub trait Recovery: Sized {
 
     /// Builds the action from its validated parameters. An error refuses the rule when it
     /// loads, with this message.
-    fn new(params: Self::Params) -> Result<Self, String>;
+    fn new(params: Self::Params) -> Result<Self, Error>;
 
     /// Carries out one attempt of the action.
     fn recover(&mut self, input: &RecoverInput) -> Outcome;
 
     /// What the host calls: parses `params` (JSON) into [`Params`](Self::Params) and calls
     /// [`new`](Self::new). Call it in tests to check parameters exactly as the host will.
-    fn configure(params: &str) -> Result<Self, String> {
+    fn configure(params: &str) -> Result<Self, Error> {
         Self::new(crate::params::parse(params)?)
     }
 }
@@ -106,7 +107,7 @@ impl<T: Recovery> Instance<T> {
     }
 
     pub fn configure(&mut self, params: &str) -> Result<(), String> {
-        self.rule = Some(T::configure(params)?);
+        self.rule = Some(T::configure(params).map_err(String::from)?);
         Ok(())
     }
 
@@ -142,6 +143,7 @@ macro_rules! export_recovery {
                 fn configure(
                     params: ::std::string::String,
                 ) -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::install_hook();
                     INSTANCE.with_borrow_mut(|i| i.configure(&params))
                 }
                 fn recover(
@@ -165,7 +167,7 @@ mod tests {
     impl Recovery for Echo {
         type Params = serde::de::IgnoredAny;
 
-        fn new(_: Self::Params) -> Result<Self, String> {
+        fn new(_: Self::Params) -> Result<Self, Error> {
             Ok(Self)
         }
 

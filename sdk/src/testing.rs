@@ -8,6 +8,7 @@
 //! - the state store: an in-memory map ([`state`] shows it). It outlives plugin values, so a
 //!   test can build a second instance to play a restart;
 //! - the clock: the system clock until [`set_now_ms`];
+//! - the rule's settings: [`rule::Settings::default`](crate::rule::Settings) until [`set_rule`];
 //! - logging: to stderr;
 //! - HTTP: each [`http::send`](crate::http::send) takes the next response queued with
 //!   [`http_respond`] (and panics if there is none); [`http_requests`] shows what was sent;
@@ -41,6 +42,11 @@ pub fn reset() {
 /// Sets what [`clock::now_ms`](crate::clock::now_ms) returns.
 pub fn set_now_ms(now_ms: i64) {
     stub::set_now_ms(now_ms);
+}
+
+/// Sets what [`rule::settings`](crate::rule::settings) returns.
+pub fn set_rule(settings: crate::rule::Settings) {
+    stub::set_rule_settings(stub::settings_to_wit(settings));
 }
 
 /// The state store's contents.

@@ -1,7 +1,9 @@
 //! The command line's own work besides serving: `faultline test` runs rule unit tests against
-//! the real plugins, `faultline new` creates a plugin crate, and `faultline check` validates a
-//! rules directory.
+//! the real plugins, `faultline new` creates a plugin crate, `faultline check` validates a
+//! rules directory, and `faultline query` asks a running server which series a selector
+//! matches.
 
 pub mod check;
 pub mod new;
+pub mod query;
 pub mod test;

@@ -1,6 +1,8 @@
 //! `faultline new detector|localizer|recovery NAME`: a plugin crate that uses the SDK, with
 //! a unit test, a rule file (and for a detector, a rule test) and a Makefile, that builds
-//! and passes as generated.
+//! and passes as generated. The Makefile runs the `faultline` binary that generated it
+//! (`make test FAULTLINE=...` for another), and builds with the `plugin` profile, as the
+//! bundled plugins are built.
 
 use std::path::{Path, PathBuf};
 
@@ -24,8 +26,15 @@ fn camel(name: &str) -> String {
         .collect()
 }
 
-/// Writes the crate into `dir` (which must not exist yet) and returns the files written.
-pub fn create(world: &str, name: &str, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>, String> {
+/// Writes the crate into `dir` (which must not exist yet) and returns the files written;
+/// its Makefile runs `faultline`.
+pub fn create(
+    world: &str,
+    name: &str,
+    dir: &Path,
+    sdk: &Path,
+    faultline: &Path,
+) -> Result<Vec<PathBuf>, String> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
@@ -58,7 +67,10 @@ pub fn create(world: &str, name: &str, dir: &Path, sdk: &Path) -> Result<Vec<Pat
             ".gitignore".to_string(),
             "/target\n/rules/plugins/*.wasm\n".to_string(),
         ),
-        ("Makefile".to_string(), makefile(name, &krate, world)),
+        (
+            "Makefile".to_string(),
+            makefile(name, &krate, world, &faultline.display().to_string()),
+        ),
         ("src/lib.rs".to_string(), lib_rs(world, name, &alert)),
     ];
     match world {
@@ -98,12 +110,15 @@ crate-type = ["cdylib", "rlib"]
 faultline-sdk = {{ path = "{sdk}" }}
 serde = {{ version = "1", features = ["derive"] }}
 
-# Small, fast components.
-[profile.release]
+# Small, fast components, as Faultline's own plugins are built (`--profile plugin`).
+# Function names are kept so that a trap names them.
+[profile.plugin]
+inherits = "release"
 opt-level = "s"
 lto = true
-strip = true
+strip = "debuginfo"
 codegen-units = 1
+panic = "abort"
 
 # A crate of its own, not part of any enclosing workspace.
 [workspace]
@@ -111,20 +126,22 @@ codegen-units = 1
     )
 }
 
-fn makefile(name: &str, krate: &str, world: &str) -> String {
+fn makefile(name: &str, krate: &str, world: &str, faultline: &str) -> String {
     let rule_test = if world == "detector" {
-        format!("\tfaultline test rules/{name}_test.toml\n")
+        format!("\t$(FAULTLINE) test rules/{name}_test.toml\n")
     } else {
-        "\tfaultline check rules\n".to_string()
+        "\t$(FAULTLINE) check rules\n".to_string()
     };
     format!(
         r#"# make: build the component into rules/plugins/; make test: unit tests, then the rules.
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+# The faultline that generated this crate.
+FAULTLINE ?= {faultline}
 
 plugin:
-	cargo build --release --target wasm32-wasip2
+	cargo build --profile plugin --target wasm32-wasip2
 	mkdir -p rules/plugins
-	cp $(TARGET_DIR)/wasm32-wasip2/release/{krate}.wasm rules/plugins/{name}.wasm
+	cp $(TARGET_DIR)/wasm32-wasip2/plugin/{krate}.wasm rules/plugins/{name}.wasm
 
 test: plugin
 	cargo test
@@ -161,14 +178,14 @@ pub struct {alert} {{
 impl Detector for {alert} {{
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {{
+    fn new(p: Params) -> Result<Self, Error> {{
         if !p.above.is_finite() {{
             return Err("params: `above` must be a finite number".into());
         }}
         Ok(Self {{ above: p.above }})
     }}
 
-    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String> {{
+    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error> {{
         Ok(input
             .series()
             .filter(|s| s.latest().value > self.above)
@@ -232,11 +249,11 @@ pub struct {alert} {{
 impl Localizer for {alert} {{
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {{
+    fn new(p: Params) -> Result<Self, Error> {{
         Ok(Self {{ by: p.by }})
     }}
 
-    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {{
+    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {{
         let mut counts = std::collections::BTreeMap::<String, u32>::new();
         for record in input.logs() {{
             if let Some(v) = record.labels().get(&self.by) {{
@@ -304,7 +321,7 @@ pub struct {alert} {{
 impl Recovery for {alert} {{
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {{
+    fn new(p: Params) -> Result<Self, Error> {{
         if !p.url.starts_with("http://") && !p.url.starts_with("https://") {{
             return Err("params: `url` must be an http(s) URL".into());
         }}
@@ -439,19 +456,23 @@ mod tests {
         assert_eq!(camel("my-rule"), "MyRule");
         let dir = tempfile::tempdir().unwrap();
         let sdk = default_sdk().unwrap();
-        let err = create("detector", "Bad_Name", &dir.path().join("x"), &sdk).unwrap_err();
+        let bin = Path::new("/opt/faultline");
+        let err = create("detector", "Bad_Name", &dir.path().join("x"), &sdk, bin).unwrap_err();
         assert!(err.contains("invalid plugin name"));
         assert!(
-            create("sensor", "ok", &dir.path().join("x"), &sdk)
+            create("sensor", "ok", &dir.path().join("x"), &sdk, bin)
                 .unwrap_err()
                 .contains("unknown world")
         );
-        let files = create("detector", "queue-depth", &dir.path().join("q"), &sdk).unwrap();
+        let files = create("detector", "queue-depth", &dir.path().join("q"), &sdk, bin).unwrap();
         assert_eq!(files.len(), 6);
         let lib = std::fs::read_to_string(dir.path().join("q/src/lib.rs")).unwrap();
         assert!(lib.contains("export_detector!(QueueDepth);"));
+        let make = std::fs::read_to_string(dir.path().join("q/Makefile")).unwrap();
+        assert!(make.contains("FAULTLINE ?= /opt/faultline\n"), "{make}");
+        assert!(make.contains("cargo build --profile plugin --target wasm32-wasip2"));
         assert!(
-            create("detector", "queue-depth", &dir.path().join("q"), &sdk)
+            create("detector", "queue-depth", &dir.path().join("q"), &sdk, bin)
                 .unwrap_err()
                 .contains("already exists")
         );

@@ -131,6 +131,8 @@ pub struct ExpectedAlert {
 #[derive(Debug, Default)]
 pub struct Report {
     pub cases: usize,
+    /// Test cases with at least one failed expectation.
+    pub failed_cases: usize,
     /// One entry per failed expectation, saying what was expected and what came.
     pub failures: Vec<String>,
 }
@@ -172,9 +174,10 @@ pub fn run_file(path: &Path, plugin_dirs: &[PathBuf], runtime: &Runtime) -> Resu
             },
         )
         .map_err(|e| format!("{}: the rules do not load:\n{e}", path.display()))?;
-        for f in run_case(&rules, case, eval_interval)
-            .map_err(|e| format!("{}: test {name}: {e}", path.display()))?
-        {
+        let failures = run_case(&rules, case, eval_interval)
+            .map_err(|e| format!("{}: test {name}: {e}", path.display()))?;
+        report.failed_cases += usize::from(!failures.is_empty());
+        for f in failures {
             report
                 .failures
                 .push(format!("{}: test {name}: {f}", path.display()));
@@ -328,13 +331,21 @@ fn compare(test: &AlertTest, got: &[crate::alerts::Alert]) -> Result<Option<Stri
     if test.exp_alerts.is_empty() {
         msg.push_str("    (no firing alerts)\n");
     }
+    // Both sides in label notation: `{name="value"}`, regexes as `{name=~"regex"}`.
     for (exp, labels) in test.exp_alerts.iter().zip(&expected) {
         let _ = write!(msg, "    {labels}");
-        if !exp.exp_annotations.is_empty() {
-            let _ = write!(msg, " annotations {:?}", exp.exp_annotations);
-        }
-        if !exp.exp_annotations_match.is_empty() {
-            let _ = write!(msg, " annotations matching {:?}", exp.exp_annotations_match);
+        if !exp.exp_annotations.is_empty() || !exp.exp_annotations_match.is_empty() {
+            let pairs: Vec<String> = exp
+                .exp_annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .chain(
+                    exp.exp_annotations_match
+                        .iter()
+                        .map(|(k, re)| format!("{k}=~{re:?}")),
+                )
+                .collect();
+            let _ = write!(msg, " annotations {{{}}}", pairs.join(", "));
         }
         msg.push('\n');
     }
@@ -430,10 +441,11 @@ pub fn run(files: &[PathBuf], plugin_dirs: &[PathBuf]) -> bool {
                     println!("FAILED {failure}");
                 }
                 println!(
-                    "{}: {} of {} tests failed",
+                    "{}: {} of {} tests failed ({} failed checks)",
                     f.display(),
-                    r.failures.len(),
-                    r.cases
+                    r.failed_cases,
+                    r.cases,
+                    r.failures.len()
                 );
             }
             Err(e) => {

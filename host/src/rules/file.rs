@@ -28,6 +28,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::inputs::Inputs;
 use super::selector::{LogSelector, Selector};
 use crate::dispatch::inhibit::InhibitRuleConfig;
 use crate::dispatch::route::RouteConfig;
@@ -134,13 +135,15 @@ pub struct RuleConfig {
     pub name: String,
     /// The detector plugin: `<name>.wasm` in the rules directory or its `plugins/` folder.
     pub plugin: String,
-    /// Series selector in Prometheus notation.
-    pub select: Option<Selector>,
+    /// Series selector in Prometheus notation, or a table of named ones
+    /// (`{ errors = '…', total = '…' }`) that the plugin reads by name.
+    pub select: Option<Inputs<Selector>>,
     /// With a range, the plugin gets every sample in it instead of the latest per series;
     /// also the window of log records.
     pub range: Option<PromDuration>,
-    /// Log selector: a LogQL stream selector and line filters. Needs `range`.
-    pub logs: Option<LogSelector>,
+    /// Log selector: a LogQL stream selector and line filters, or a table of named ones.
+    /// Needs `range`.
+    pub logs: Option<Inputs<LogSelector>>,
     /// Parameters handed to the plugin (as JSON).
     #[serde(default)]
     pub params: toml::Table,

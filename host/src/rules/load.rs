@@ -20,7 +20,7 @@ use crate::dispatch::time_interval::TimeInterval;
 use crate::model::is_label_name;
 use crate::model::units::{ByteSize, PromDuration};
 use crate::runtime::instance::Instance;
-use crate::runtime::{Grants, HostContext, Identity, Limits, Plugin, World};
+use crate::runtime::{Grants, HostContext, Identity, Limits, Plugin, RuleSettings, World};
 
 /// Reads and validates every rule file (`*.toml` but `*_test.toml`) in `dir`, loading and
 /// configuring plugins.
@@ -110,6 +110,7 @@ pub fn load_files(
                 );
                 continue;
             }
+            let interval = gc.interval.map_or(cx.defaults.interval, |d| d.0);
             let mut rules: Vec<Arc<Rule>> = Vec::new();
             for rc in &gc.rules {
                 if rules.iter().any(|r| r.name == rc.name) {
@@ -123,14 +124,14 @@ pub fn load_files(
                     );
                     continue;
                 }
-                if let Some(r) = loader.rule(path, text, &gc.name, rc, &receivers) {
+                if let Some(r) = loader.rule(path, text, &gc.name, interval, rc, &receivers) {
                     rules.push(Arc::new(r));
                 }
             }
             groups.push(Arc::new(Group {
                 name: gc.name.clone(),
                 file: path.clone(),
-                interval: gc.interval.map_or(cx.defaults.interval, |d| d.0),
+                interval,
                 rules,
             }));
         }
@@ -310,6 +311,31 @@ impl Loader<'_> {
         Ok(p)
     }
 
+    /// Refuses a `memory` cap above what the engine reserves per instance: such an instance
+    /// could never grow to it and would fail with an opaque trap.
+    pub(super) fn check_memory(
+        &mut self,
+        path: &Path,
+        text: &str,
+        name: &str,
+        kind: &str,
+        memory: Option<ByteSize>,
+    ) {
+        let max = self.cx.runtime.max_memory();
+        if let Some(m) = memory
+            && m.0 > max
+        {
+            self.error(
+                path,
+                text,
+                name,
+                kind,
+                Some("memory"),
+                format!("{m} is above the engine's maximum of {}", ByteSize(max)),
+            );
+        }
+    }
+
     /// A configured plugin instance: the defaults overridden by the item's `timeout` and
     /// `memory`, its params handed to the plugin (which may refuse them).
     #[allow(clippy::too_many_arguments)]
@@ -317,6 +343,7 @@ impl Loader<'_> {
         &self,
         plugin: &Arc<Plugin>,
         identity: Identity,
+        rule: RuleSettings,
         state_scope: String,
         grants: Grants,
         defaults: &Limits,
@@ -330,6 +357,7 @@ impl Loader<'_> {
         };
         let ctx = HostContext {
             identity,
+            rule,
             state_scope,
             db: self.cx.db.clone(),
             grants,

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod file;
+pub mod inputs;
 pub mod load;
 pub mod selector;
 pub mod template;
@@ -28,6 +29,7 @@ use crate::outbox::rails::RailsConfig;
 use crate::runtime::instance::{Instance, Selection};
 use crate::runtime::{Limits, Plugin, Runtime};
 use crate::store::MatchCache;
+use inputs::Inputs;
 use selector::{LogSelector, Selector};
 use template::Template;
 
@@ -168,9 +170,9 @@ pub struct Rule {
     pub file: PathBuf,
     /// The line of the file where the rule is declared, when found.
     pub line: Option<usize>,
-    pub select: Option<Selector>,
+    pub select: Option<Inputs<Selector>>,
     pub range: Option<Duration>,
-    pub logs: Option<LogSelector>,
+    pub logs: Option<Inputs<LogSelector>>,
     pub for_: Duration,
     pub keep_firing_for: Duration,
     pub labels: Labels,
@@ -192,6 +194,16 @@ impl Rule {
     /// `group/name`: how the rule is named in logs, metrics and the API.
     pub fn id(&self) -> String {
         format!("{}/{}", self.group, self.name)
+    }
+
+    /// The series selectors, one per input.
+    pub fn series_selectors(&self) -> &[Selector] {
+        self.select.as_ref().map_or(&[], Inputs::selectors)
+    }
+
+    /// The log selectors, one per input.
+    pub fn log_selectors(&self) -> &[LogSelector] {
+        self.logs.as_ref().map_or(&[], Inputs::selectors)
     }
 }
 

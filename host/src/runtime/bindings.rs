@@ -1,7 +1,8 @@
 //! The one place that generates host bindings from the WIT contract in `sdk/wit`.
 //!
-//! The recovery world imports every host interface, so it is generated first and the other
-//! two worlds reuse its interfaces: each host interface has exactly one Rust trait.
+//! The recovery world imports every shared host interface, so it is generated first and the
+//! other two worlds reuse its interfaces: each host interface has exactly one Rust trait.
+//! `rule`, which only detectors import, is generated with the detector world.
 
 #![allow(missing_docs)]
 
@@ -16,7 +17,12 @@ pub mod detector {
     wasmtime::component::bindgen!({
         world: "detector",
         path: "../sdk/wit",
-        with: { "faultline:plugin": super::recovery::faultline::plugin },
+        with: {
+            "faultline:plugin/types": super::recovery::faultline::plugin::types,
+            "faultline:plugin/log": super::recovery::faultline::plugin::log,
+            "faultline:plugin/clock": super::recovery::faultline::plugin::clock,
+            "faultline:plugin/state": super::recovery::faultline::plugin::state,
+        },
     });
 }
 
@@ -28,4 +34,5 @@ pub mod localizer {
     });
 }
 
+pub use detector::faultline::plugin::rule;
 pub use recovery::faultline::plugin::{clock, http, kafka, log, mail, state, types};

@@ -10,12 +10,19 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{clock, http, kafka, log, mail, state, types};
+use super::bindings::{clock, http, kafka, log, mail, rule, state, types};
 use crate::connections::secrets::{self, SecretError, Substitution};
 use crate::connections::smtp::MailError;
 use crate::connections::{Connection, Connections};
 use crate::db::Db;
 
+/// Where each of a rule's inputs starts: its first row of samples, per `select` input, and
+/// its first log record, per `logs` input.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bounds {
+    pub samples: Vec<u32>,
+    pub logs: Vec<u32>,
+}
 /// Outbound capabilities granted to a recovery action by its rule file.
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
@@ -52,10 +59,23 @@ pub struct Identity {
     pub plugin: String,
 }
 
+/// What a detection rule says about its data: what the `rule` import answers.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSettings {
+    pub range: Option<Duration>,
+    pub interval: Duration,
+    /// Names of the `select` inputs; empty for one unnamed selector.
+    pub series_inputs: Vec<String>,
+    /// Names of the `logs` inputs; likewise.
+    pub log_inputs: Vec<String>,
+}
+
 /// Everything a plugin instance's imports may use.
 #[derive(Clone)]
 pub struct HostContext {
     pub identity: Identity,
+    /// The rule's settings (default for localizers and receivers, which do not import them).
+    pub rule: RuleSettings,
     /// The key under which the plugin's state store lives (usually the rule's name).
     pub state_scope: String,
     pub db: Db,
@@ -81,6 +101,10 @@ pub struct HostState {
     pub host_time: Duration,
     /// When the current call started.
     pub call_started: Instant,
+    /// Where each named input starts in the current evaluation's input.
+    pub bounds: Bounds,
+    /// The panic the plugin reported during the current call, if it did.
+    pub panic: Option<String>,
 }
 
 impl HostState {
@@ -95,6 +119,8 @@ impl HostState {
             memory_exceeded: false,
             host_time: Duration::ZERO,
             call_started: Instant::now(),
+            bounds: Bounds::default(),
+            panic: None,
         }
     }
 
@@ -153,6 +179,29 @@ impl log::Host for HostState {
             log::Level::Info => tracing::info!(rule, plugin, "{message}"),
             log::Level::Warn => tracing::warn!(rule, plugin, "{message}"),
             log::Level::Error => tracing::error!(rule, plugin, "{message}"),
+        }
+        // The SDK's panic hook words a panic so; the trap that follows is reported with it.
+        if level == log::Level::Error && message.starts_with("panicked at ") {
+            self.panic = Some(message);
+        }
+    }
+}
+
+impl rule::Host for HostState {
+    fn settings(&mut self) -> rule::RuleSettings {
+        let r = &self.ctx.rule;
+        rule::RuleSettings {
+            range_ms: r.range.map(|d| d.as_millis() as i64),
+            interval_ms: r.interval.as_millis() as i64,
+            series_inputs: r.series_inputs.clone(),
+            log_inputs: r.log_inputs.clone(),
+        }
+    }
+
+    fn input_bounds(&mut self) -> rule::InputStart {
+        rule::InputStart {
+            samples: self.bounds.samples.clone(),
+            logs: self.bounds.logs.clone(),
         }
     }
 }

@@ -9,7 +9,7 @@ use wasmtime::{Store, Trap};
 
 use super::bindings::{detector, localizer, recovery, types};
 use super::convert;
-use super::host::{HostContext, HostState};
+use super::host::{Bounds, HostContext, HostState};
 use super::{Failure, Finding, Limits, Plugin, PluginError, Pre, TICK};
 use crate::model::incident::{Incident, Suspect};
 use types::{DetectInput, Label, LocalizeInput};
@@ -35,6 +35,8 @@ pub struct Selection {
     pub series: Vec<(u32, Arc<crate::model::Labels>)>,
     pub samples: types::Samples,
     pub logs: Vec<types::LogRecord>,
+    /// Where each input starts, when a rule has several.
+    pub bounds: Bounds,
 }
 
 impl Default for Selection {
@@ -43,6 +45,7 @@ impl Default for Selection {
             series: Vec::new(),
             samples: empty_samples(),
             logs: Vec::new(),
+            bounds: Bounds::default(),
         }
     }
 }
@@ -244,9 +247,15 @@ impl Instance {
             samples: std::mem::replace(&mut sel.samples, empty_samples()),
             logs: std::mem::take(&mut sel.logs),
         };
-        let res = self.call(|live| match &live.bindings {
-            Bindings::Detector(b) => b.call_evaluate(&mut live.store, &input),
-            _ => Err(wasmtime::Error::msg("not a detector")),
+        let bounds = std::mem::take(&mut sel.bounds);
+        let res = self.call(|live| {
+            live.store.data_mut().bounds = bounds;
+            let res = match &live.bindings {
+                Bindings::Detector(b) => b.call_evaluate(&mut live.store, &input),
+                _ => Err(wasmtime::Error::msg("not a detector")),
+            };
+            sel.bounds = std::mem::take(&mut live.store.data_mut().bounds);
+            res
         });
         sel.samples = std::mem::replace(&mut input.samples, empty_samples());
         sel.logs = std::mem::take(&mut input.logs);
@@ -338,6 +347,7 @@ fn start_call(store: &mut Store<HostState>, budget: Duration) {
     s.call_started = std::time::Instant::now();
     s.host_time = Duration::ZERO;
     s.memory_exceeded = false;
+    s.panic = None;
     store.set_epoch_deadline(ticks(budget));
 }
 
@@ -351,10 +361,22 @@ fn classify(
     limits: &Limits,
     other: impl FnOnce(wasmtime::Error) -> Failure,
 ) -> Failure {
+    let trap = e.downcast_ref::<Trap>().copied();
     if state.memory_exceeded {
         Failure::Memory(limits.memory)
-    } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+    } else if trap == Some(Trap::Interrupt) {
         Failure::Timeout(limits.timeout)
+    } else if let Some(panic) = &state.panic {
+        Failure::Trap(panic.clone())
+    } else if trap == Some(Trap::StackOverflow) {
+        Failure::Trap("stack overflow (call stack exhausted)".into())
+    } else if trap == Some(Trap::MemoryOutOfBounds) {
+        // Rust puts a Wasm plugin's stack at the bottom of its memory: running past its end
+        // reads below address 0, which is all an out-of-bounds access in safe Rust can be.
+        Failure::Trap(
+            "stack overflow (the plugin's stack ran past its end: out of bounds memory access)"
+                .into(),
+        )
     } else {
         other(e)
     }

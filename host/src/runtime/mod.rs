@@ -24,7 +24,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use bindings::types;
 pub use cache::content_hash;
-pub use host::{Grants, HostContext, Identity, sign};
+pub use host::{Grants, HostContext, Identity, RuleSettings, sign};
 
 use bindings::{detector, localizer, recovery};
 use cache::Cache;
@@ -177,6 +177,8 @@ pub struct Runtime {
 
 struct RuntimeInner {
     engine: Engine,
+    /// The largest memory cap an instance may have.
+    max_memory: usize,
     linkers: [Linker<HostState>; 3],
     cache: Option<Cache>,
     stop_ticker: Arc<AtomicBool>,
@@ -255,11 +257,17 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
+                max_memory: cfg.max_memory,
                 linkers,
                 cache,
                 stop_ticker,
             }),
         })
+    }
+
+    /// The largest memory cap a rule, localizer or receiver may ask for.
+    pub fn max_memory(&self) -> usize {
+        self.inner.max_memory
     }
 
     /// Loads a plugin component from a file for the given world.

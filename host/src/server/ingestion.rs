@@ -229,12 +229,10 @@ mod tests {
     fn lines(svc: &Service, selector: &str, now: i64) -> Vec<String> {
         let mut out = Selection::default();
         svc.store().select(
+            &[],
             None,
-            None,
-            Some((
-                &LogSelector::parse(selector).unwrap(),
-                std::time::Duration::from_secs(3600),
-            )),
+            &[LogSelector::parse(selector).unwrap()],
+            std::time::Duration::from_secs(3600),
             now,
             &mut MatchCache::default(),
             &mut out,

@@ -19,6 +19,7 @@ use crate::service::Service;
 pub mod alertmanager;
 mod console;
 mod ingestion;
+mod query;
 mod recovery;
 
 /// An error answered to a client: a status and a message naming what is wrong.
@@ -70,6 +71,7 @@ pub fn app(svc: Shared) -> Router {
         .merge(ingestion::routes())
         .merge(alertmanager::routes())
         .merge(recovery::routes())
+        .merge(query::routes())
         .merge(console::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(svc.clone(), authorize))
@@ -215,11 +217,14 @@ async fn reload_status(State(svc): State<Shared>) -> Response {
     .into_response()
 }
 
-/// Every rule with its health, last evaluation and last error.
+/// Every rule with its health, last evaluation and last error: in Prometheus's `groups`
+/// shape (for Prometheus clients and Grafana), and as the flat `rules` list of earlier
+/// versions.
 async fn rules_list(State(svc): State<Shared>) -> Response {
-    let rules: Vec<_> = svc
-        .rule_health()
-        .into_iter()
+    let health = svc.rule_health();
+    let alerts = svc.alerts();
+    let rules: Vec<_> = health
+        .iter()
         .map(|(r, h)| {
             json!({
                 "name": r.name,
@@ -228,7 +233,7 @@ async fn rules_list(State(svc): State<Shared>) -> Response {
                 "line": r.line,
                 "plugin": r.plugin.name,
                 "pluginHash": r.plugin.hash,
-                "select": r.select.as_ref().map(|s| s.to_string()),
+                "select": r.select,
                 "health": h.health,
                 "lastEvaluation": h.last_evaluation.map(crate::model::time::rfc3339),
                 "evaluationTime": h.last_duration_seconds,
@@ -238,7 +243,72 @@ async fn rules_list(State(svc): State<Shared>) -> Response {
             })
         })
         .collect();
-    axum::Json(json!({"status": "success", "data": {"rules": rules}})).into_response()
+    let never = "0001-01-01T00:00:00Z";
+    let groups: Vec<_> = svc
+        .rules()
+        .groups
+        .iter()
+        .map(|g| {
+            let mut group_time = 0.0;
+            let mut group_last: Option<i64> = None;
+            let rules: Vec<_> = health
+                .iter()
+                .filter(|(r, _)| r.group == g.name)
+                .map(|(r, h)| {
+                    group_time += h.last_duration_seconds;
+                    group_last = group_last.max(h.last_evaluation);
+                    let id = r.id();
+                    let active: Vec<_> = alerts
+                        .iter()
+                        .filter(|(rule, a)| *rule == id && a.status.as_str() != "resolved")
+                        .map(|(_, a)| {
+                            json!({
+                                "labels": a.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                                "annotations": a.annotations.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                                "state": a.status.as_str(),
+                                "activeAt": crate::model::time::rfc3339(a.active_at),
+                                "value": a.value.map_or_else(|| "NaN".to_string(), |v| v.to_string()),
+                            })
+                        })
+                        .collect();
+                    let state = if active.iter().any(|a| a["state"] == "firing") {
+                        "firing"
+                    } else if active.is_empty() {
+                        "inactive"
+                    } else {
+                        "pending"
+                    };
+                    json!({
+                        "state": state,
+                        "name": r.name,
+                        "query": r.select,
+                        "duration": r.for_.as_secs_f64(),
+                        "keepFiringFor": r.keep_firing_for.as_secs_f64(),
+                        "labels": r.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+                        "annotations": r.annotations.iter().map(|(k, t)| (k.clone(), t.to_string())).collect::<std::collections::BTreeMap<_, _>>(),
+                        "alerts": active,
+                        "health": h.health,
+                        "lastError": h.last_error.clone().unwrap_or_default(),
+                        "evaluationTime": h.last_duration_seconds,
+                        "lastEvaluation": h.last_evaluation.map_or_else(|| never.to_string(), crate::model::time::rfc3339),
+                        "type": "alerting",
+                        "plugin": r.plugin.name,
+                    })
+                })
+                .collect();
+            json!({
+                "name": g.name,
+                "file": g.file.display().to_string(),
+                "rules": rules,
+                "interval": g.interval.as_secs_f64(),
+                "limit": 0,
+                "evaluationTime": group_time,
+                "lastEvaluation": group_last.map_or_else(|| never.to_string(), crate::model::time::rfc3339),
+            })
+        })
+        .collect();
+    axum::Json(json!({"status": "success", "data": {"groups": groups, "rules": rules}}))
+        .into_response()
 }
 
 /// The alerts of the rules, in Prometheus's `/api/v1/alerts` shape.

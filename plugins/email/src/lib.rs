@@ -53,15 +53,15 @@ pub struct Email {
 impl Recovery for Email {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if p.connection.is_empty() {
-            return Err("params: `connection` is empty".to_string());
+            return Err("params: `connection` is empty".into());
         }
         if p.to.is_empty() {
-            return Err("params: `to` needs at least one recipient".to_string());
+            return Err("params: `to` needs at least one recipient".into());
         }
         if let Some(bad) = p.to.iter().find(|a| !a.contains('@')) {
-            return Err(format!("params: `to`: {bad:?} is not a mail address"));
+            return Err(format!("params: `to`: {bad:?} is not a mail address").into());
         }
         Ok(Self { p })
     }

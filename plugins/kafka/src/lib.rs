@@ -57,12 +57,12 @@ pub struct Kafka {
 impl Recovery for Kafka {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if let Err(why) = check_topic(&p.topic) {
-            return Err(format!("params: `topic` {:?} {why}", p.topic));
+            return Err(format!("params: `topic` {:?} {why}", p.topic).into());
         }
         if p.event_type.is_empty() {
-            return Err("params: `event_type` is empty".to_string());
+            return Err("params: `event_type` is empty".into());
         }
         Ok(Self { p })
     }

@@ -195,12 +195,14 @@ enum Operation {
 impl Recovery for Kubernetes {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if p.connection.is_empty() {
-            return Err("params: `connection` is empty".to_string());
+            return Err("params: `connection` is empty".to_string().into());
         }
         if p.timeout == 0 {
-            return Err("params: `timeout` must be at least 1 (milliseconds)".to_string());
+            return Err("params: `timeout` must be at least 1 (milliseconds)"
+                .to_string()
+                .into());
         }
         let action = p.action.name();
         let allowed = p.action.targets();
@@ -223,12 +225,14 @@ impl Recovery for Kubernetes {
                     "params: `{field}` does not apply to action \"{action}\" \
                      (it names its target with {})",
                     named_by()
-                ));
+                )
+                .into());
             }
             if let Some((first, _)) = target {
                 return Err(format!(
                     "params: `{first}` and `{field}` both given: action \"{action}\" acts on one"
-                ));
+                )
+                .into());
             }
             target = Some((field, parse_target(field, source)?));
         }
@@ -238,22 +242,21 @@ impl Recovery for Kubernetes {
                 named_by(),
                 allowed[0],
                 p.action.example()
-            ));
+            )
+            .into());
         };
         if p.action != Action::Scale && p.replicas.is_some() {
-            return Err(format!(
-                "params: `replicas` does not apply to action \"{action}\""
-            ));
+            return Err(format!("params: `replicas` does not apply to action \"{action}\"").into());
         }
         match (p.action, p.to_revision) {
             (Action::Rollback, Some(n)) if n < 1 => {
-                return Err(format!("params: `to_revision` must be 1 or more, not {n}"));
+                return Err(format!("params: `to_revision` must be 1 or more, not {n}").into());
             }
             (Action::Rollback, _) | (_, None) => {}
             (_, Some(_)) => {
-                return Err(format!(
-                    "params: `to_revision` does not apply to action \"{action}\""
-                ));
+                return Err(
+                    format!("params: `to_revision` does not apply to action \"{action}\"").into(),
+                );
             }
         }
         if p.action != Action::Cordon {

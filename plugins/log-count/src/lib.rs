@@ -43,17 +43,17 @@ pub struct LogCount {
 impl Detector for LogCount {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if !p.above.is_finite() {
-            return Err(format!("params: `above` ({}) must be a number", p.above));
+            return Err(format!("params: `above` ({}) must be a number", p.above).into());
         }
         if p.by.is_empty() {
-            return Err("params: `by` must name a label".to_string());
+            return Err("params: `by` must name a label".into());
         }
         Ok(Self { p })
     }
 
-    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String> {
+    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error> {
         let mut counts = BTreeMap::<&str, u64>::new();
         for record in input.logs() {
             let group = record.labels().get(&self.p.by).unwrap_or("");

@@ -112,21 +112,28 @@ struct Counts<'a> {
 impl Localizer for LogHotspot {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if p.node_label.is_empty() {
-            return Err("params: `node_label` must name a field or label".to_string());
+            return Err("params: `node_label` must name a field or label"
+                .to_string()
+                .into());
         }
         if p.status_field.is_empty() {
-            return Err("params: `status_field` must name a field".to_string());
+            return Err("params: `status_field` must name a field"
+                .to_string()
+                .into());
         }
         if p.error_status.is_empty() || p.error_status.iter().any(String::is_empty) {
             return Err(
                 "params: `error_status` must list status prefixes such as \"5\" or \"429\""
-                    .to_string(),
+                    .to_string()
+                    .into(),
             );
         }
         if p.max_suspects == Some(0) {
-            return Err("params: `max_suspects` must be at least 1".to_string());
+            return Err("params: `max_suspects` must be at least 1"
+                .to_string()
+                .into());
         }
         Ok(Self {
             lead_ms: duration_ms("lead", &p.lead)?,
@@ -140,7 +147,7 @@ impl Localizer for LogHotspot {
         })
     }
 
-    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {
+    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {
         let start = input.incident().start().unwrap_or(input.now());
         let window_start = start.saturating_sub(self.lead_ms);
 

@@ -128,9 +128,11 @@ pub struct MetricDeviation {
 impl Localizer for MetricDeviation {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if p.by.is_empty() || p.by.iter().any(String::is_empty) {
-            return Err("params: `by` must name at least one label, none empty".to_string());
+            return Err("params: `by` must name at least one label, none empty"
+                .to_string()
+                .into());
         }
         let direction = match p.direction.as_str() {
             "up" => Direction::Up,
@@ -139,21 +141,23 @@ impl Localizer for MetricDeviation {
             other => {
                 return Err(format!(
                     "params: `direction` must be \"up\", \"down\" or \"both\", not {other:?}"
-                ));
+                )
+                .into());
             }
         };
         if !(p.min_z.is_finite() && p.min_z > 0.0) {
-            return Err(format!(
-                "params: `min_z` ({}) must be a positive number",
-                p.min_z
-            ));
+            return Err(format!("params: `min_z` ({}) must be a positive number", p.min_z).into());
         }
         if p.max_suspects == Some(0) {
-            return Err("params: `max_suspects` must be at least 1".to_string());
+            return Err("params: `max_suspects` must be at least 1"
+                .to_string()
+                .into());
         }
         // One sample has no spread: every later move would look infinitely unusual.
         if p.min_baseline < 2 {
-            return Err("params: `min_baseline` must be at least 2 (samples)".to_string());
+            return Err("params: `min_baseline` must be at least 2 (samples)"
+                .to_string()
+                .into());
         }
         Ok(Self {
             lead_ms: duration_ms("lead", &p.lead)?,
@@ -165,7 +169,7 @@ impl Localizer for MetricDeviation {
         })
     }
 
-    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {
+    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {
         let start = input
             .incident()
             .start()

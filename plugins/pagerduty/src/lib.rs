@@ -82,22 +82,23 @@ pub struct PagerDuty {
 impl Recovery for PagerDuty {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if p.connection.is_empty() {
-            return Err("params: `connection` is empty".to_string());
+            return Err("params: `connection` is empty".into());
         }
         if p.secret.is_empty() {
-            return Err("params: `secret` is empty".to_string());
+            return Err("params: `secret` is empty".into());
         }
         if !SEVERITIES.contains(&p.severity.as_str()) {
             return Err(format!(
                 "params: `severity` must be one of {}, not {:?}",
                 SEVERITIES.join(", "),
                 p.severity
-            ));
+            )
+            .into());
         }
         if p.timeout == 0 {
-            return Err("params: `timeout` must be at least 1 (milliseconds)".to_string());
+            return Err("params: `timeout` must be at least 1 (milliseconds)".into());
         }
         Ok(Self { p })
     }

@@ -63,15 +63,15 @@ pub struct Slack {
 impl Recovery for Slack {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if p.connection.is_empty() {
-            return Err("params: `connection` is empty".to_string());
+            return Err("params: `connection` is empty".into());
         }
         if p.secret.is_empty() {
-            return Err("params: `secret` is empty".to_string());
+            return Err("params: `secret` is empty".into());
         }
         if p.timeout == 0 {
-            return Err("params: `timeout` must be at least 1 (milliseconds)".to_string());
+            return Err("params: `timeout` must be at least 1 (milliseconds)".into());
         }
         Ok(Self { p })
     }

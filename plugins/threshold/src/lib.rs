@@ -64,14 +64,18 @@ impl Side {
 impl Detector for Threshold {
     type Params = Params;
 
-    fn new(params: Params) -> Result<Self, String> {
+    fn new(params: Params) -> Result<Self, Error> {
         let (side, bound) = match (params.above, params.below) {
             (Some(above), None) => (Side::Above, above),
             (None, Some(below)) => (Side::Below, below),
             (Some(_), Some(_)) => {
-                return Err("params: give one of `above` or `below`, not both".to_string());
+                return Err("params: give one of `above` or `below`, not both"
+                    .to_string()
+                    .into());
             }
-            (None, None) => return Err("params: `above` or `below` is required".to_string()),
+            (None, None) => {
+                return Err("params: `above` or `below` is required".to_string().into());
+            }
         };
         if let Some(clear) = params.clear
             && !side.beyond(bound, clear)
@@ -83,7 +87,8 @@ impl Detector for Threshold {
             return Err(format!(
                 "params: `clear` ({clear}) must be {must_be} than `{name}` ({bound}): \
                  a firing series stops firing when it crosses `clear`"
-            ));
+            )
+            .into());
         }
         Ok(Self {
             side,
@@ -93,7 +98,7 @@ impl Detector for Threshold {
         })
     }
 
-    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, String> {
+    fn evaluate(&mut self, input: &Input) -> Result<Vec<Finding>, Error> {
         let mut findings = Vec::new();
         for series in input.series() {
             let value = series.latest().value;

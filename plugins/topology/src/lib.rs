@@ -263,15 +263,15 @@ fn validate(
 impl Localizer for Topology {
     type Params = Params;
 
-    fn new(p: Params) -> Result<Self, String> {
+    fn new(p: Params) -> Result<Self, Error> {
         if p.label.is_empty() {
-            return Err("params: `label` must name an alert label".to_string());
+            return Err("params: `label` must name an alert label".into());
         }
         if p.instance_label.is_empty() {
-            return Err("params: `instance_label` must name a series label".to_string());
+            return Err("params: `instance_label` must name a series label".into());
         }
         if p.carry.iter().any(String::is_empty) {
-            return Err("params: `carry` must list label names, not empty strings".to_string());
+            return Err("params: `carry` must list label names, not empty strings".into());
         }
         for (name, value) in [
             ("threshold", p.threshold),
@@ -279,16 +279,15 @@ impl Localizer for Topology {
             ("cusum_h", p.cusum_h),
         ] {
             if !(value.is_finite() && value > 0.0) {
-                return Err(format!(
-                    "params: `{name}` ({value}) must be a positive number"
-                ));
+                return Err(format!("params: `{name}` ({value}) must be a positive number").into());
             }
         }
         if !(p.cusum_k.is_finite() && p.cusum_k >= 0.0) {
             return Err(format!(
                 "params: `cusum_k` ({}) must be a number, 0 or more",
                 p.cusum_k
-            ));
+            )
+            .into());
         }
         let directions = p
             .directions
@@ -315,7 +314,7 @@ impl Localizer for Topology {
         })
     }
 
-    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, String> {
+    fn localize(&mut self, input: &LocalizeInput) -> Result<Vec<Suspect>, Error> {
         let mut edges = BTreeMap::<&str, BTreeSet<&str>>::new();
         let mut health = Vec::new();
         for series in input.series() {
@@ -329,7 +328,7 @@ impl Localizer for Topology {
             }
         }
         if health.is_empty() {
-            self.by_alerts(input, &edges)
+            Ok(self.by_alerts(input, &edges)?)
         } else {
             Ok(self.by_data(input, &edges, &health))
         }

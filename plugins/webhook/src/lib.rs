@@ -85,15 +85,15 @@ pub struct Webhook {
 impl Recovery for Webhook {
     type Params = Params;
 
-    fn new(mut p: Params) -> Result<Self, String> {
+    fn new(mut p: Params) -> Result<Self, Error> {
         if p.url.is_empty() {
-            return Err("params: `url` is empty".to_string());
+            return Err("params: `url` is empty".into());
         }
         if p.signature_header.is_empty() {
-            return Err("params: `signature_header` is empty".to_string());
+            return Err("params: `signature_header` is empty".into());
         }
         if p.timeout == 0 {
-            return Err("params: `timeout` must be at least 1 (milliseconds)".to_string());
+            return Err("params: `timeout` must be at least 1 (milliseconds)".into());
         }
         let template = p.body_template.take().map(Template::new).transpose()?;
         Ok(Self { p, template })

@@ -29,6 +29,6 @@ pub(crate) mod stub;
 use stub as backend;
 
 pub(crate) use backend::{
-    http_secret_placeholder, http_send, kafka_produce, log, mail_send, now_ms, state_delete,
-    state_get, state_set,
+    http_secret_placeholder, http_send, input_bounds, kafka_produce, log, mail_send, now_ms,
+    rule_settings, state_delete, state_get, state_set,
 };

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::bindings::wit::{http, kafka, log as wit_log, mail};
+use crate::bindings::wit::{http, kafka, log as wit_log, mail, rule};
 
 /// What the stub remembers: state, clock, queued results, recorded requests and messages.
 #[derive(Default)]
@@ -21,6 +21,7 @@ struct Stub {
     kafka_messages: Vec<kafka::Message>,
     mail_results: VecDeque<Result<(), mail::Error>>,
     mail_messages: Vec<mail::Message>,
+    rule: Option<rule::RuleSettings>,
 }
 
 thread_local! {
@@ -103,7 +104,38 @@ pub(crate) fn mail_send(message: &mail::Message) -> Result<(), mail::Error> {
     })
 }
 
+/// The settings given with [`set_rule_settings`], else those of an instant rule with one
+/// unnamed `select`, evaluated every 15s.
+pub(crate) fn rule_settings() -> rule::RuleSettings {
+    with(|s| s.rule.clone()).unwrap_or_else(|| settings_to_wit(crate::rule::Settings::default()))
+}
+
+/// Natively, inputs come from [`InputBuilder`](crate::InputBuilder), which knows its own
+/// bounds: nothing asks for these.
+pub(crate) fn input_bounds() -> rule::InputStart {
+    rule::InputStart {
+        samples: Vec::new(),
+        logs: Vec::new(),
+    }
+}
+
+/// Settings as the host would send them.
+pub(crate) fn settings_to_wit(s: crate::rule::Settings) -> rule::RuleSettings {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    rule::RuleSettings {
+        range_ms: s.range.map(ms),
+        interval_ms: ms(s.interval),
+        series_inputs: s.inputs,
+        log_inputs: s.log_inputs,
+    }
+}
+
 // What `testing` drives.
+
+/// Fixes what [`rule_settings`] returns.
+pub(crate) fn set_rule_settings(settings: rule::RuleSettings) {
+    with(|s| s.rule = Some(settings));
+}
 
 /// Forgets everything.
 pub(crate) fn reset() {

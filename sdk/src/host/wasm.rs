@@ -3,6 +3,7 @@
 use crate::bindings::recovery::faultline::plugin::{
     clock, http, kafka, log as wit_log, mail, state,
 };
+use crate::bindings::wit::rule;
 
 /// `log.log`.
 pub(crate) fn log(level: wit_log::Level, message: &str) {
@@ -47,4 +48,14 @@ pub(crate) fn mail_send(message: &mail::Message) -> Result<(), mail::Error> {
 /// `kafka.produce`.
 pub(crate) fn kafka_produce(message: &kafka::Message) -> Result<(), String> {
     kafka::produce(message)
+}
+
+/// `rule.settings`.
+pub(crate) fn rule_settings() -> rule::RuleSettings {
+    rule::settings()
+}
+
+/// `rule.input-bounds`.
+pub(crate) fn input_bounds() -> rule::InputStart {
+    rule::input_bounds()
 }

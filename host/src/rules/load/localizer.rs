@@ -9,7 +9,7 @@ use crate::model::matcher::parse_matchers;
 use crate::rules::file::LocalizerConfig;
 use crate::rules::{DEFAULT_LOCALIZER_RANGE, LocalizerRule, RuleExec};
 use crate::runtime::instance::Selection;
-use crate::runtime::{Grants, Identity, World};
+use crate::runtime::{Grants, Identity, RuleSettings, World};
 use crate::store::MatchCache;
 
 impl Loader<'_> {
@@ -59,6 +59,7 @@ impl Loader<'_> {
                 Err(m) => err(self, "files", format!("{key}: {m}")),
             }
         }
+        self.check_memory(path, text, &lc.name, "localizer", lc.memory);
         let plugin = self
             .plugin(&lc.plugin, World::Localizer)
             .map_err(|m| err(self, "plugin", m))
@@ -74,6 +75,7 @@ impl Loader<'_> {
                 rule: id,
                 plugin: lc.plugin.clone(),
             },
+            RuleSettings::default(),
             format!("localizer:{}", lc.name),
             Grants::default(),
             &self.cx.defaults.rule_limits,

@@ -8,7 +8,7 @@ use super::{Loader, json_params, known};
 use crate::connections::Connection;
 use crate::rules::file::ReceiverConfig;
 use crate::rules::{DEFAULT_MAX_AGE, Receiver};
-use crate::runtime::{Grants, Identity, World};
+use crate::runtime::{Grants, Identity, RuleSettings, World};
 
 impl Loader<'_> {
     pub(super) fn receiver(
@@ -73,6 +73,7 @@ impl Loader<'_> {
         {
             err(self, "rails.min_score", "must be a finite number".into());
         }
+        self.check_memory(path, text, &rc.name, "receiver", rc.memory);
         let plugin = self
             .plugin(&rc.plugin, World::Recovery)
             .map_err(|m| err(self, "plugin", m))
@@ -87,6 +88,7 @@ impl Loader<'_> {
                 rule: format!("receiver {}", rc.name),
                 plugin: rc.plugin.clone(),
             },
+            RuleSettings::default(),
             format!("receiver:{}", rc.name),
             Grants {
                 http: rc.grants.http.clone(),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::{Loader, json_params, known};
 use crate::model::Labels;
@@ -12,7 +13,7 @@ use crate::rules::file::RuleConfig;
 use crate::rules::template::Template;
 use crate::rules::{Receiver, Rule, RuleExec};
 use crate::runtime::instance::Selection;
-use crate::runtime::{Grants, Identity, World};
+use crate::runtime::{Grants, Identity, RuleSettings, World};
 use crate::store::MatchCache;
 
 impl Loader<'_> {
@@ -21,6 +22,7 @@ impl Loader<'_> {
         path: &Path,
         text: &str,
         group: &str,
+        interval: Duration,
         rc: &RuleConfig,
         receivers: &BTreeMap<String, Arc<Receiver>>,
     ) -> Option<Rule> {
@@ -43,6 +45,15 @@ impl Loader<'_> {
                 self,
                 "range",
                 "a rule with `logs` needs a `range`, the window of records it sees".into(),
+            );
+        }
+        let series_inputs = rc.select.as_ref().map_or(&[][..], |i| i.names());
+        let log_inputs = rc.logs.as_ref().map_or(&[][..], |i| i.names());
+        if let Some(name) = log_inputs.iter().find(|n| series_inputs.contains(n)) {
+            err(
+                self,
+                "logs",
+                format!("input {name:?} is also a `select` input: a plugin reads inputs by name"),
             );
         }
         if rc.range.is_some_and(|r| r.0.is_zero()) {
@@ -72,6 +83,7 @@ impl Loader<'_> {
                 format!("no receiver named {r:?} (known: {known})"),
             );
         }
+        self.check_memory(path, text, &rc.name, "rule", rc.memory);
         let plugin = self
             .plugin(&rc.plugin, World::Detector)
             .map_err(|m| err(self, "plugin", m))
@@ -86,6 +98,12 @@ impl Loader<'_> {
             Identity {
                 rule: id.clone(),
                 plugin: rc.plugin.clone(),
+            },
+            RuleSettings {
+                range: rc.range.map(|r| r.0),
+                interval,
+                series_inputs: series_inputs.to_vec(),
+                log_inputs: log_inputs.to_vec(),
             },
             format!("rule:{id}"),
             Grants::default(),

@@ -294,12 +294,10 @@ mod tests {
     fn lines(svc: &Service, selector: &str) -> Vec<String> {
         let mut out = Selection::default();
         svc.store().select(
+            &[],
             None,
-            None,
-            Some((
-                &LogSelector::parse(selector).unwrap(),
-                std::time::Duration::from_secs(3600),
-            )),
+            &[LogSelector::parse(selector).unwrap()],
+            std::time::Duration::from_secs(3600),
             crate::model::time::now_ms() + 60_000,
             &mut MatchCache::default(),
             &mut out,

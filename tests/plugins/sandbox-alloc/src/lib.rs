@@ -10,11 +10,11 @@ pub struct Hoard;
 impl Detector for Hoard {
     type Params = serde::de::IgnoredAny;
 
-    fn new(_: Self::Params) -> Result<Self, String> {
+    fn new(_: Self::Params) -> Result<Self, Error> {
         Ok(Hoard)
     }
 
-    fn evaluate(&mut self, _: &Input) -> Result<Vec<Finding>, String> {
+    fn evaluate(&mut self, _: &Input) -> Result<Vec<Finding>, Error> {
         const BLOCK: usize = 1 << 20;
         let mut hoard: Vec<Vec<u8>> = Vec::new();
         loop {

@@ -9,11 +9,11 @@ pub struct Spin;
 impl Detector for Spin {
     type Params = serde::de::IgnoredAny;
 
-    fn new(_: Self::Params) -> Result<Self, String> {
+    fn new(_: Self::Params) -> Result<Self, Error> {
         Ok(Spin)
     }
 
-    fn evaluate(&mut self, _: &Input) -> Result<Vec<Finding>, String> {
+    fn evaluate(&mut self, _: &Input) -> Result<Vec<Finding>, Error> {
         let mut n: u64 = 0;
         loop {
             // Opaque to the optimizer, so the loop stays a busy loop.
