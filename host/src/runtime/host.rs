@@ -23,6 +23,7 @@ pub struct Bounds {
     pub samples: Vec<u32>,
     pub logs: Vec<u32>,
 }
+
 /// Outbound capabilities granted to a recovery action by its rule file.
 #[derive(Clone, Debug, Default)]
 pub struct Grants {
