@@ -85,6 +85,49 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of an HTTP notification to `target` (`"Slack (connection slack)"`, a
+    /// URL): 2xx is done; 429, 5xx and transport errors are retried; anything else fails.
+    /// The message reads `"{target} answered {status}{detail}"`, followed for a failure by
+    /// the start of the answer's body, where receivers say what they did not like.
+    ///
+    /// ```
+    /// use faultline_sdk::http::Response;
+    /// use faultline_sdk::recovery::Outcome;
+    ///
+    /// let busy = Response::new(503).body("overloaded");
+    /// assert_eq!(
+    ///     Outcome::of_http("http://hooks/", "", Ok(busy)),
+    ///     Outcome::RetryLater("http://hooks/ answered 503: overloaded".into())
+    /// );
+    /// ```
+    pub fn of_http(
+        target: &str,
+        detail: &str,
+        result: Result<http::Response, http::HttpError>,
+    ) -> Outcome {
+        const MAX: usize = 300;
+        match result {
+            Ok(response) => {
+                let answer = format!("{target} answered {}{detail}", response.status);
+                let body = &response.body[..response.body.len().min(MAX)];
+                let text = String::from_utf8_lossy(body);
+                let with_body = match text.trim() {
+                    "" => answer.clone(),
+                    text => format!("{answer}: {text}"),
+                };
+                match response.status {
+                    200..=299 => Outcome::Done(answer),
+                    429 | 500..=599 => Outcome::RetryLater(with_body),
+                    _ => Outcome::Failed(with_body),
+                }
+            }
+            Err(e) if e.kind == http::ErrorKind::Transport => {
+                Outcome::RetryLater(format!("{target}: {e}"))
+            }
+            Err(e) => Outcome::Failed(format!("{target}: {e}")),
+        }
+    }
+
     fn into_wit(self) -> wit::Outcome {
         match self {
             Outcome::Done(m) => wit::Outcome::Done(m),

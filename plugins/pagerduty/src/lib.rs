@@ -35,7 +35,7 @@
 
 mod event;
 
-use faultline_sdk::http::{ErrorKind, Request};
+use faultline_sdk::http::Request;
 use faultline_sdk::recovery::*;
 use serde::Deserialize;
 
@@ -120,32 +120,7 @@ impl Recovery for PagerDuty {
             .body(body)
             .timeout_ms(self.p.timeout);
         let target = format!("PagerDuty (connection {})", self.p.connection);
-        match http::send(request) {
-            Ok(response) => {
-                let answer = format!("{target} answered {} to {action}", response.status);
-                match response.status {
-                    200..=299 => Outcome::Done(answer),
-                    429 | 500..=599 => Outcome::RetryLater(with_body(answer, &response.body)),
-                    _ => Outcome::Failed(with_body(answer, &response.body)),
-                }
-            }
-            Err(e) if e.kind == ErrorKind::Transport => {
-                Outcome::RetryLater(format!("{target}: {e}"))
-            }
-            Err(e) => Outcome::Failed(format!("{target}: {e}")),
-        }
-    }
-}
-
-/// `message`, followed by the start of PagerDuty's answer, which names what is invalid.
-fn with_body(message: String, body: &[u8]) -> String {
-    const MAX: usize = 300;
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
-    let text = text.trim();
-    if text.is_empty() {
-        message
-    } else {
-        format!("{message}: {text}")
+        Outcome::of_http(&target, &format!(" to {action}"), http::send(request))
     }
 }
 
@@ -154,6 +129,7 @@ export_recovery!(PagerDuty);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faultline_sdk::http::ErrorKind;
     use faultline_sdk::http::{HttpError, Response};
     use faultline_sdk::testing;
     use serde_json::Value;

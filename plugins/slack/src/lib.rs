@@ -27,7 +27,7 @@
 
 mod message;
 
-use faultline_sdk::http::{ErrorKind, Request};
+use faultline_sdk::http::Request;
 use faultline_sdk::recovery::*;
 use serde::Deserialize;
 
@@ -87,32 +87,7 @@ impl Recovery for Slack {
             .body(body)
             .timeout_ms(self.p.timeout);
         let target = format!("Slack (connection {})", self.p.connection);
-        match http::send(request) {
-            Ok(response) => {
-                let answer = format!("{target} answered {}", response.status);
-                match response.status {
-                    200..=299 => Outcome::Done(answer),
-                    429 | 500..=599 => Outcome::RetryLater(with_body(answer, &response.body)),
-                    _ => Outcome::Failed(with_body(answer, &response.body)),
-                }
-            }
-            Err(e) if e.kind == ErrorKind::Transport => {
-                Outcome::RetryLater(format!("{target}: {e}"))
-            }
-            Err(e) => Outcome::Failed(format!("{target}: {e}")),
-        }
-    }
-}
-
-/// `message`, followed by the start of Slack's answer, which names what it did not like.
-fn with_body(message: String, body: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
-    let text = text.trim();
-    if text.is_empty() {
-        message
-    } else {
-        format!("{message}: {text}")
+        Outcome::of_http(&target, "", http::send(request))
     }
 }
 
@@ -121,6 +96,7 @@ export_recovery!(Slack);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faultline_sdk::http::ErrorKind;
     use faultline_sdk::http::{HttpError, Response};
     use faultline_sdk::testing;
 

@@ -41,7 +41,7 @@
 mod payload;
 mod template;
 
-use faultline_sdk::http::{ErrorKind, Request};
+use faultline_sdk::http::Request;
 use faultline_sdk::recovery::*;
 use serde::Deserialize;
 use serde_json::Value;
@@ -120,21 +120,7 @@ impl Recovery for Webhook {
             request = request.connection(connection);
         }
         let target = self.target();
-        match http::send(request) {
-            Ok(response) => {
-                let status = response.status;
-                let answer = format!("{target} answered {status}");
-                match status {
-                    200..=299 => Outcome::Done(answer),
-                    429 | 500..=599 => Outcome::RetryLater(with_body(answer, &response.body)),
-                    _ => Outcome::Failed(with_body(answer, &response.body)),
-                }
-            }
-            Err(e) if e.kind == ErrorKind::Transport => {
-                Outcome::RetryLater(format!("{target}: {e}"))
-            }
-            Err(e) => Outcome::Failed(format!("{target}: {e}")),
-        }
+        Outcome::of_http(&target, "", http::send(request))
     }
 }
 
@@ -148,24 +134,12 @@ impl Webhook {
     }
 }
 
-/// `message`, followed by the start of the response body if there is one: receivers
-/// usually say there what they did not like.
-fn with_body(message: String, body: &[u8]) -> String {
-    const MAX: usize = 200;
-    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
-    let text = text.trim();
-    if text.is_empty() {
-        message
-    } else {
-        format!("{message}: {text}")
-    }
-}
-
 export_recovery!(Webhook);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use faultline_sdk::http::ErrorKind;
     use faultline_sdk::http::{HttpError, Response};
     use faultline_sdk::testing;
     use serde_json::json;
