@@ -202,10 +202,10 @@ impl Metrics {
 
     /// Every value of family `name`, with its labels as `/metrics` writes them
     /// (`receiver="hook",outcome="done"`).
-    pub fn family(&self, name: &str) -> Vec<(String, f64)> {
+    pub fn family(&self, name: &'static str) -> Vec<(String, f64)> {
         self.values()
-            .iter()
-            .filter(|((n, _), _)| *n == name)
+            .range((name, String::new())..)
+            .take_while(|((n, _), _)| *n == name)
             .map(|((_, labels), v)| (labels.clone(), *v))
             .collect()
     }

@@ -87,3 +87,21 @@ pub fn settings() -> Settings {
         log_inputs: s.log_inputs,
     }
 }
+
+/// The window a log detector counts over: `window` from its params, else the whole of the
+/// rule's `range`. Refused when the rule has no `range`, or when the window is zero or
+/// longer than the range (the host keeps no older records).
+pub fn log_window(window: Option<Duration>) -> Result<Duration, crate::Error> {
+    let range = settings()
+        .range
+        .ok_or("needs a rule with `logs` and `range`")?;
+    let window = window.unwrap_or(range);
+    if window > range || window.is_zero() {
+        return Err(format!(
+            "params: `window` must be more than 0s and at most the rule's `range` ({}s)",
+            range.as_secs()
+        )
+        .into());
+    }
+    Ok(window)
+}

@@ -171,7 +171,7 @@ mod tests {
     use crate::store::MatchCache;
 
     /// A service with no rules in a temporary directory.
-    fn service() -> (Arc<Service>, tempfile::TempDir) {
+    pub(super) fn service() -> (Arc<Service>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         let svc = Service::new(Config {
@@ -226,7 +226,7 @@ mod tests {
     ];
 
     /// The log lines a log selector picks in the hour before `now`.
-    fn lines(svc: &Service, selector: &str, now: i64) -> Vec<String> {
+    pub(super) fn lines(svc: &Service, selector: &str, now: i64) -> Vec<String> {
         let mut out = Selection::default();
         svc.store().select(
             &[],

@@ -46,17 +46,7 @@ impl Detector for Flatline {
     type Params = Params;
 
     fn new(p: Params) -> Result<Self, Error> {
-        let range = rule::settings()
-            .range
-            .ok_or("needs a rule with `logs` and `range`")?;
-        let window = p.window.map_or(range, |w| *w);
-        if window > range || window.is_zero() {
-            return Err(format!(
-                "params: `window` must be more than 0s and at most the rule's `range` ({}s)",
-                range.as_secs()
-            )
-            .into());
-        }
+        let window = rule::log_window(p.window.map(|w| *w))?;
         if p.threshold == 0 {
             return Err("params: `threshold` must be at least 1".into());
         }

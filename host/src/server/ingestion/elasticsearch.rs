@@ -239,25 +239,10 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
+    use super::super::tests::{lines, service};
     use super::*;
-    use crate::config::Config;
-    use crate::rules::selector::LogSelector;
-    use crate::runtime::instance::Selection;
-    use crate::store::MatchCache;
 
     const COMPAT_NDJSON: &str = "application/vnd.elasticsearch+x-ndjson; compatible-with=9";
-
-    fn service() -> (Arc<Service>, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("rules")).unwrap();
-        let svc = Service::new(Config {
-            rules_dir: dir.path().join("rules"),
-            data_dir: dir.path().join("data"),
-            ..Config::default()
-        })
-        .unwrap();
-        (svc, dir)
-    }
 
     /// Sends a request to the app: the status, whether the product header was there, and
     /// the body as JSON (`null` when empty).
@@ -288,21 +273,6 @@ mod tests {
             serde_json::from_slice(&bytes).unwrap()
         };
         (status, product, body)
-    }
-
-    /// The log lines a log selector picks in the hour before now.
-    fn lines(svc: &Service, selector: &str) -> Vec<String> {
-        let mut out = Selection::default();
-        svc.store().select(
-            &[],
-            None,
-            &[LogSelector::parse(selector).unwrap()],
-            std::time::Duration::from_secs(3600),
-            crate::model::time::now_ms() + 60_000,
-            &mut MatchCache::default(),
-            &mut out,
-        );
-        out.logs.into_iter().map(|r| r.line).collect()
     }
 
     fn metric(svc: &Service, name: &'static str, code: Option<&str>) -> Option<f64> {
@@ -368,12 +338,17 @@ mod tests {
         assert_eq!(
             lines(
                 &svc,
-                r#"{index="shop", host_name="web1", log_level="error"}"#
+                r#"{index="shop", host_name="web1", log_level="error"}"#,
+                crate::model::time::now_ms() + 60_000
             ),
             ["GET / 500"]
         );
         assert_eq!(
-            lines(&svc, r#"{index="other", host_name="web2"}"#),
+            lines(
+                &svc,
+                r#"{index="other", host_name="web2"}"#,
+                crate::model::time::now_ms() + 60_000
+            ),
             ["GET / 200"]
         );
         assert_eq!(
@@ -407,7 +382,14 @@ mod tests {
         );
         assert_eq!(answer["items"][1]["delete"]["status"], 400);
         assert_eq!(answer["items"][2]["index"]["status"], 201);
-        assert_eq!(lines(&svc, r#"{index="shop"}"#), ["kept"]);
+        assert_eq!(
+            lines(
+                &svc,
+                r#"{index="shop"}"#,
+                crate::model::time::now_ms() + 60_000
+            ),
+            ["kept"]
+        );
         assert_eq!(
             metric(&svc, "faultline_ingest_rejected_total", Some("400")),
             Some(2.0)
