@@ -18,10 +18,11 @@ RULES_PLUGINS := rules/plugins
 run: plugins
 	$(CARGO) run -p faultline -- serve
 
-## test: install what the tests talk to if missing, build the plugins and the binary, then
-## run every test of the workspace.
+## test: install what the tests talk to if missing, build the plugins, the binary and the
+## tests, then run every test of the workspace. The binary is built in the same cargo call
+## as the tests, so it shares their feature resolution and nothing is compiled twice.
 test: test-deps plugins
-	$(CARGO) build -p faultline
+	$(CARGO) build --workspace --bins --tests
 	$(CARGO) test --workspace
 
 ## bench: the criterion benchmarks (release build).
