@@ -13,6 +13,7 @@ mod console;
 mod detectors;
 mod elasticsearch;
 mod foundation;
+mod isolation;
 mod lifecycle;
 mod localization;
 mod log_shipper;

@@ -60,6 +60,9 @@ pub struct Config {
     /// Named outbound connections (`[connection.NAME]`) that recovery actions may be
     /// granted: an HTTP API (URL, bearer token, TLS CA) or a Kafka cluster (brokers).
     pub connection: BTreeMap<String, ConnectionConfig>,
+    /// `/-/ready` answers 503 while a rule group's evaluation or a receiver's due actions
+    /// are behind by more than this.
+    pub ready_max_lag: PromDuration,
     /// Who may call the API (`[auth]`): bearer tokens and their roles; none, the API is
     /// open.
     pub auth: AuthConfig,
@@ -87,6 +90,7 @@ impl Default for Config {
             scrape: Vec::new(),
             elasticsearch: Default::default(),
             connection: BTreeMap::new(),
+            ready_max_lag: PromDuration(std::time::Duration::from_secs(120)),
             auth: AuthConfig::default(),
         }
     }

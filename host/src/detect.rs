@@ -16,6 +16,7 @@ use crate::rules::template::TemplateContext;
 use crate::runtime::instance::Selection;
 use crate::runtime::{Failure, Finding, PluginError};
 use crate::store::Store;
+use crate::workers::Worker;
 
 /// Consecutive failures after which a rule is quarantined.
 pub const QUARANTINE_AFTER: u32 = 3;
@@ -119,16 +120,18 @@ impl HealthBook {
     }
 }
 
-/// Evaluates `rule` at `now` on a blocking thread; returns the observations and how long
+/// Evaluates `rule` at `now` on its group's thread; returns the observations and how long
 /// the evaluation took.
 pub async fn evaluate(
     rule: &Arc<Rule>,
     store: &Arc<Store>,
     now: i64,
+    worker: &Worker,
 ) -> (Result<Vec<Observation>, PluginError>, Duration) {
     let started = Instant::now();
     let (r, s) = (rule.clone(), store.clone());
-    let result = tokio::task::spawn_blocking(move || evaluate_blocking(&r, &s, now))
+    let result = worker
+        .run(move || evaluate_blocking(&r, &s, now))
         .await
         .unwrap_or_else(|e| {
             Err(PluginError {

@@ -48,6 +48,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "1 while a rule is quarantined after repeated failures.",
     ),
     (
+        "faultline_evaluation_lag_seconds",
+        "gauge",
+        "How far each rule group is past its next due evaluation (0 when on schedule).",
+    ),
+    (
+        "faultline_delivery_lag_seconds",
+        "gauge",
+        "How long each receiver's oldest due recovery action has waited (0 when none waits).",
+    ),
+    (
         "faultline_plugin_calls_total",
         "counter",
         "Calls into plugins, by plugin and world.",

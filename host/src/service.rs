@@ -23,6 +23,7 @@ use crate::dispatch::mute::Muter;
 use crate::dispatch::silences::Silences;
 use crate::dispatch::{Dispatcher, IncidentView, Routed};
 use crate::history::History;
+use crate::lag::{Lag, Lags};
 use crate::metrics::Metrics;
 use crate::model::time::now_ms;
 use crate::outbox::Outbox;
@@ -30,6 +31,7 @@ use crate::rules::error::{LoadErrors, RuleError};
 use crate::rules::{LoadContext, Rule, RuleSet};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::store::{Store, StoreLimits};
+use crate::workers::Worker;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,8 @@ pub struct Service {
     wake: Notify,
     /// The last hour of the service's own figures, for the console's plots.
     history: History,
+    /// When each rule group last started an evaluation.
+    lag: Lag,
     /// The API's tokens, from `[auth]`.
     tokens: Tokens,
     /// Bumped by each successful reload: evaluation loops of older generations stop.
@@ -159,6 +163,7 @@ impl Service {
             outbox,
             wake: Notify::new(),
             history: History::default(),
+            lag: Lag::default(),
             tokens,
             generation: watch::channel(0).0,
             reload_status: Mutex::new(ReloadStatus {
@@ -217,9 +222,55 @@ impl Service {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Whether the evaluation loops run.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+    /// Whether the service is ready: its loops run, and neither a rule group's evaluation
+    /// nor a receiver's due actions are behind by more than `ready_max_lag`; else why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Err("Faultline is starting".into());
+        }
+        let (evaluation, delivery) = self.lags();
+        match crate::lag::behind(&evaluation, &delivery, self.config.ready_max_lag.0) {
+            Some(why) => Err(format!("Faultline is behind: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Each rule group's evaluation lag and each receiver's delivery lag, by name.
+    fn lags(&self) -> (Lags, Lags) {
+        let now = now_ms();
+        let evaluation = self.lag.evaluation(now);
+        let mut delivery: Lags = self
+            .rules()
+            .receivers
+            .keys()
+            .map(|r| (r.clone(), Duration::ZERO))
+            .collect();
+        for (receiver, since) in self.outbox.due_since(now) {
+            match delivery.iter_mut().find(|(r, _)| *r == receiver) {
+                Some((_, lag)) => *lag = crate::lag::millis(now - since),
+                None => delivery.push((receiver, crate::lag::millis(now - since))),
+            }
+        }
+        (evaluation, delivery)
+    }
+
+    /// Sets the lag gauges.
+    fn record_lags(&self) {
+        let (evaluation, delivery) = self.lags();
+        for (group, lag) in evaluation {
+            let labels = [("group", group.as_str())];
+            let m = &self.metrics;
+            m.set(
+                "faultline_evaluation_lag_seconds",
+                &labels,
+                lag.as_secs_f64(),
+            );
+        }
+        for (receiver, lag) in delivery {
+            let labels = [("receiver", receiver.as_str())];
+            let m = &self.metrics;
+            m.set("faultline_delivery_lag_seconds", &labels, lag.as_secs_f64());
+        }
     }
 
     /// Starts a loop per rule group, the dispatcher, the delivery loop, scrapes, the reload
@@ -267,6 +318,14 @@ impl Service {
         });
         let svc = self.clone();
         tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                svc.record_lags();
+            }
+        });
+        let svc = self.clone();
+        tokio::spawn(async move {
             let mut tick = tokio::time::interval(crate::history::INTERVAL);
             loop {
                 tick.tick().await;
@@ -291,13 +350,25 @@ impl Service {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    /// A loop per rule group of the current rules; each stops when the generation changes.
+    /// A loop per rule group of the current rules, evaluating on a thread of its own; each
+    /// stops when the generation changes.
     fn spawn_groups(self: &Arc<Self>) {
         let generation = *self.generation.borrow();
-        for group in self.rules().groups.clone() {
+        let rules = self.rules();
+        self.lag.keep(rules.groups.iter().map(|g| g.name.as_str()));
+        for group in rules.groups.clone() {
             let svc = self.clone();
             let mut changed = self.generation.subscribe();
+            self.lag.started(&group.name, group.interval, now_ms());
             tokio::spawn(async move {
+                let worker = match Worker::new(format!("rules {}", group.name)) {
+                    Ok(worker) => worker,
+                    Err(e) => {
+                        // Its lag grows from here, and /-/ready says so.
+                        tracing::error!(group = %group.name, "cannot start the group's thread: {e}");
+                        return;
+                    }
+                };
                 let mut tick = tokio::time::interval(group.interval);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -308,13 +379,15 @@ impl Service {
                     if *changed.borrow() != generation {
                         return;
                     }
+                    svc.lag.started(&group.name, group.interval, now_ms());
                     for rule in &group.rules {
                         // A reload replaced this group: stop at once, so a stale loop holds
                         // its plugin instances no longer than one evaluation.
                         if *changed.borrow() != generation {
                             return;
                         }
-                        svc.evaluate(rule.clone(), group.interval, now_ms()).await;
+                        let (rule, now) = (rule.clone(), now_ms());
+                        svc.evaluate(rule, group.interval, now, &worker).await;
                     }
                 }
             });
@@ -454,14 +527,20 @@ impl Service {
 
     /// Evaluates one rule at `now` and applies its findings to the rule's alerts. A failure
     /// is recorded in the rule's health; repeated failures quarantine the rule.
-    pub async fn evaluate(self: &Arc<Self>, rule: Arc<Rule>, interval: Duration, now: i64) {
+    pub async fn evaluate(
+        self: &Arc<Self>,
+        rule: Arc<Rule>,
+        interval: Duration,
+        now: i64,
+        worker: &Worker,
+    ) {
         let id = rule.id();
         let m = &self.metrics;
         if self.health.quarantined(&id, now).is_some() {
             m.inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
             return;
         }
-        let (result, elapsed) = crate::detect::evaluate(&rule, &self.store, now).await;
+        let (result, elapsed) = crate::detect::evaluate(&rule, &self.store, now, worker).await;
         m.inc("faultline_rule_evaluations_total", &[("rule", &id)]);
         m.add(
             "faultline_rule_evaluation_duration_seconds_sum",

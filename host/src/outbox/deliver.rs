@@ -1,6 +1,8 @@
-//! The delivery loop: attempts due actions, at most one in flight per (receiver, target),
-//! retries transient failures with backoff and jitter, and dead-letters an action after its
-//! receiver's `max_attempts` or `max_age`.
+//! The delivery loop: attempts due actions, at most one in flight per (receiver, target) and
+//! at most the receiver's `concurrency` per receiver, each on a thread and plugin instance
+//! of its own (a hung endpoint holds only its receiver's slots); retries transient failures
+//! with backoff and jitter, and dead-letters an action after its receiver's `max_attempts`
+//! or `max_age`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,10 @@ pub fn backoff(attempt: u32) -> Duration {
     base.mul_f64(1.0 + jitter)
 }
 
+/// Due actions read per receiver and pass: enough to fill its slots, few enough that a
+/// receiver with thousands waiting does not hide the others' actions.
+const DUE_PER_RECEIVER: usize = 100;
+
 /// The delivery loop: attempts due actions until the process ends. `rules` gives the current
 /// receivers (reloads take effect at the next attempt).
 pub async fn run(
@@ -30,22 +36,32 @@ pub async fn run(
     loop {
         let now = crate::model::time::now_ms();
         let current = rules();
-        for a in outbox.due(now) {
+        for a in outbox.due(now, DUE_PER_RECEIVER) {
             let slot = (a.receiver.clone(), a.target.clone());
-            {
+            let receiver = current.receivers.get(&a.receiver).cloned();
+            let running = {
                 let mut f = outbox.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 // At most one action in flight per target: the others wait their turn.
                 if f.actions.contains(&a.id) || f.targets.contains(&slot) {
                     continue;
                 }
+                // At most `concurrency` per receiver: the others wait for a free slot.
+                let running = match &receiver {
+                    Some(r) => match r.instances.try_slot() {
+                        Some(running) => Some(running),
+                        None => continue,
+                    },
+                    None => None,
+                };
                 f.actions.insert(a.id);
                 f.targets.insert(slot.clone());
-            }
-            let receiver = current.receivers.get(&a.receiver).cloned();
+                running
+            };
             let ob = outbox.clone();
             let url = external_url.clone();
             tokio::spawn(async move {
                 attempt(&ob, a.clone(), receiver, url).await;
+                drop(running);
                 let mut f = ob.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 f.actions.remove(&a.id);
                 f.targets.remove(&slot);
@@ -68,9 +84,12 @@ pub async fn run(
             })
             .ok()
             .flatten();
-        let wait = next.map_or(Duration::from_secs(1), |n| {
-            Duration::from_millis((n - crate::model::time::now_ms()).clamp(10, 1000) as u64)
-        });
+        // Actions already due wait for a slot or their target: the attempt that frees it
+        // wakes this loop, so only future ones set a timer.
+        let wait = match next.map(|n| n - crate::model::time::now_ms()) {
+            Some(ms) if ms > 0 => Duration::from_millis(ms.clamp(10, 1000) as u64),
+            _ => Duration::from_secs(1),
+        };
         tokio::select! {
             _ = outbox.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
@@ -104,25 +123,28 @@ async fn attempt(
         }
     };
     a.attempts += 1;
-    let r = receiver.clone();
     let (key, url) = (a.idempotency_key.clone(), external_url);
     let (number, name) = (a.attempts, a.receiver.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        r.instance
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .recover(&Attempt {
-                now: crate::model::time::now_ms(),
-                incident: &payload.incident,
-                suspects: &payload.suspects,
-                ambiguous: payload.ambiguous,
-                attempt: number,
-                idempotency_key: &key,
-                receiver: &name,
-                external_url: &url,
-            })
+    let mut instance = receiver.instances.take();
+    let thread = format!("deliver {name}");
+    let ran = crate::workers::once(thread, move || {
+        let outcome = instance.recover(&Attempt {
+            now: crate::model::time::now_ms(),
+            incident: &payload.incident,
+            suspects: &payload.suspects,
+            ambiguous: payload.ambiguous,
+            attempt: number,
+            idempotency_key: &key,
+            receiver: &name,
+            external_url: &url,
+        });
+        (outcome, instance)
     })
     .await;
+    let result = ran.map(|(outcome, instance)| {
+        receiver.instances.give(instance);
+        outcome
+    });
     let name = &receiver.name;
     let m = &outbox.metrics;
     m.inc(

@@ -336,19 +336,39 @@ impl Outbox {
         }
     }
 
-    pub(crate) fn due(&self, now: i64) -> Vec<Action> {
+    /// For each receiver with actions due at `now`, since when the oldest has been due.
+    pub(crate) fn due_since(&self, now: i64) -> Vec<(String, i64)> {
+        self.db
+            .with(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT receiver, MIN(next_at) FROM outbox
+                     WHERE state = 'pending' AND next_at <= ?1 GROUP BY receiver",
+                )?;
+                st.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .unwrap_or_else(|e| {
+                tracing::error!("reading the outbox: {e}");
+                Vec::new()
+            })
+    }
+
+    /// Actions due at `now`, oldest first, at most `per_receiver` of each receiver.
+    pub(crate) fn due(&self, now: i64, per_receiver: usize) -> Vec<Action> {
         self.db
             .with(|c| {
                 // Only the oldest unfinished action of a (receiver, target) is due: a later
                 // one waits until it is done or dead, retries included.
                 let mut st = c.prepare(&format!(
-                    "SELECT {ACTION_COLUMNS} FROM outbox o WHERE state = 'pending'
+                    "SELECT {ACTION_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER
+                         (PARTITION BY receiver ORDER BY id) AS nth
+                     FROM outbox o WHERE state = 'pending'
                      AND next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox e
                          WHERE e.receiver = o.receiver AND e.target = o.target
-                         AND e.state = 'pending' AND e.id < o.id)
-                     ORDER BY id LIMIT 1000"
+                         AND e.state = 'pending' AND e.id < o.id))
+                     WHERE nth <= ?2 ORDER BY id"
                 ))?;
-                st.query_map([now], action_row)?
+                st.query_map(params![now, per_receiver as i64], action_row)?
                     .collect::<rusqlite::Result<Vec<_>>>()
             })
             .unwrap_or_else(|e| {

@@ -185,6 +185,9 @@ pub struct ReceiverConfig {
     pub timeout: Option<PromDuration>,
     /// Memory cap of the plugin instance.
     pub memory: Option<ByteSize>,
+    /// Actions attempted at once, each on a plugin instance of its own (default 4); the
+    /// others wait their turn, so a slow or hung endpoint delays only this receiver.
+    pub concurrency: Option<usize>,
     /// Attempts before an action is given up and moved to the dead-letter list (default 10).
     pub max_attempts: Option<u32>,
     /// How long an action is retried before it moves to the dead-letter list (default 1h).

@@ -27,6 +27,7 @@ use crate::dispatch::time_interval::TimeInterval;
 use crate::model::Labels;
 use crate::outbox::rails::RailsConfig;
 use crate::runtime::instance::{Instance, Selection};
+use crate::runtime::pool::Pool;
 use crate::runtime::{Limits, Plugin, Runtime};
 use crate::store::MatchCache;
 use inputs::Inputs;
@@ -219,7 +220,8 @@ pub struct Receiver {
     /// Whether resolutions owed for notified alerts are sent even while they are muted.
     pub send_resolved_after_mute: bool,
     pub rails: RailsConfig,
-    pub instance: Mutex<Instance>,
+    /// Its plugin instances, one per attempt running at once.
+    pub instances: Pool,
 }
 
 /// A validated localization rule and its plugin instance.

@@ -136,6 +136,18 @@ impl Instance {
         Ok(inst)
     }
 
+    /// Another instance of the same plugin and configuration, instantiated (and configured)
+    /// at its first call.
+    pub fn sibling(&self) -> Instance {
+        Instance {
+            plugin: self.plugin.clone(),
+            ctx: self.ctx.clone(),
+            limits: self.limits,
+            params: self.params.clone(),
+            live: None,
+        }
+    }
+
     /// The plugin this instance runs.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin

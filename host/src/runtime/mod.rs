@@ -6,13 +6,15 @@
 //! instance is dropped and a fresh one made (and configured again) on the next call.
 //!
 //! This file is the engine and its plugins; `instance.rs` runs calls; `host.rs` implements
-//! the host imports; `convert.rs` is the edge between the host's types and the contract's.
+//! the host imports; `convert.rs` is the edge between the host's types and the contract's;
+//! `pool.rs` keeps a receiver's instances for calls side by side.
 
 mod bindings;
 mod cache;
 pub mod convert;
 mod host;
 pub mod instance;
+pub mod pool;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -113,10 +113,9 @@ async fn authorize(State(svc): State<Shared>, req: Request, next: Next) -> Respo
 }
 
 async fn ready(State(svc): State<Shared>) -> Response {
-    if svc.is_ready() {
-        "Faultline is Ready.\n".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Faultline is not ready.\n").into_response()
+    match svc.readiness() {
+        Ok(()) => "Faultline is Ready.\n".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}.\n")).into_response(),
     }
 }
 

@@ -2,13 +2,18 @@
 //! limits and safety rails.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use super::{Loader, json_params, known};
 use crate::connections::Connection;
 use crate::rules::file::ReceiverConfig;
 use crate::rules::{DEFAULT_MAX_AGE, Receiver};
+use crate::runtime::pool::Pool;
 use crate::runtime::{Grants, Identity, RuleSettings, World};
+
+/// Actions a receiver attempts at once unless it says otherwise.
+const DEFAULT_CONCURRENCY: usize = 4;
+/// The most a receiver may ask for: each attempt at once holds a plugin instance.
+const MAX_CONCURRENCY: usize = 64;
 
 impl Loader<'_> {
     pub(super) fn receiver(
@@ -73,6 +78,15 @@ impl Loader<'_> {
         {
             err(self, "rails.min_score", "must be a finite number".into());
         }
+        if let Some(n) = rc.concurrency
+            && !(1..=MAX_CONCURRENCY).contains(&n)
+        {
+            err(
+                self,
+                "concurrency",
+                format!("must be between 1 and {MAX_CONCURRENCY}, got {n}"),
+            );
+        }
         self.check_memory(path, text, &rc.name, "receiver", rc.memory);
         let plugin = self
             .plugin(&rc.plugin, World::Recovery)
@@ -113,7 +127,7 @@ impl Loader<'_> {
                 send_resolved: rc.send_resolved.unwrap_or(true),
                 send_resolved_after_mute: rc.send_resolved_after_mute.unwrap_or(true),
                 rails: rc.rails.clone(),
-                instance: Mutex::new(instance),
+                instances: Pool::new(instance, rc.concurrency.unwrap_or(DEFAULT_CONCURRENCY)),
             }),
             Err(e) => {
                 err(self, "params", e.failure.to_string());
