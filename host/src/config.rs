@@ -63,6 +63,8 @@ pub struct Config {
     /// Who may call the API (`[auth]`): bearer tokens and their roles; none, the API is
     /// open.
     pub auth: AuthConfig,
+    /// How rule changes are picked up (`[reload]`: `quiet_period`, `vanished_grace`).
+    pub reload: crate::reload::ReloadConfig,
 }
 
 impl Default for Config {
@@ -88,6 +90,7 @@ impl Default for Config {
             elasticsearch: Default::default(),
             connection: BTreeMap::new(),
             auth: AuthConfig::default(),
+            reload: Default::default(),
         }
     }
 }

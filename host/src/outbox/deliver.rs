@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Action, Outbox, Payload, state};
-use crate::rules::{Receiver, RuleSet};
+use crate::rules::Receiver;
 use crate::runtime::Failure;
 use crate::runtime::instance::{Attempt, Outcome};
 
@@ -19,17 +19,15 @@ pub fn backoff(attempt: u32) -> Duration {
     base.mul_f64(1.0 + jitter)
 }
 
-/// The delivery loop: attempts due actions until the process ends. `rules` gives the current
-/// receivers (reloads take effect at the next attempt).
+/// The delivery loop: attempts due actions until the process ends. `receiver` finds a
+/// receiver by name as it is now (reloads take effect at the next attempt).
 pub async fn run(
     outbox: Arc<Outbox>,
-    rules: impl Fn() -> Arc<RuleSet> + Send + Sync + 'static,
+    receiver: impl Fn(&str) -> Option<Arc<Receiver>> + Send + Sync + 'static,
     external_url: String,
 ) {
-    let rules = Arc::new(rules);
     loop {
         let now = crate::model::time::now_ms();
-        let current = rules();
         for a in outbox.due(now) {
             let slot = (a.receiver.clone(), a.target.clone());
             {
@@ -41,7 +39,7 @@ pub async fn run(
                 f.actions.insert(a.id);
                 f.targets.insert(slot.clone());
             }
-            let receiver = current.receivers.get(&a.receiver).cloned();
+            let receiver = receiver(&a.receiver);
             let ob = outbox.clone();
             let url = external_url.clone();
             tokio::spawn(async move {
