@@ -197,21 +197,7 @@ fn reload_endpoint_and_sighup() {
 /// A rule file with the `High` rule sending to its own `hook` receiver, which is in the file
 /// too unless `hook` is empty.
 fn own_recovery_rule(version: &str, hook: &str) -> String {
-    format!(
-        r#"{hook}
-[[group]]
-name = "g"
-interval = "100ms"
-
-[[group.rule]]
-name = "High"
-plugin = "threshold"
-select = "load"
-params = {{ above = 2.0 }}
-annotations = {{ version = "{version}" }}
-recovery = "hook"
-"#
-    )
+    format!("{hook}{}recovery = \"hook\"\n", rule(version, 2.0))
 }
 
 /// The alerts of a webhook notification: (instance, status, startsAt).
