@@ -2,11 +2,17 @@
 //! watcher, with no evaluation lost and the rule's alerts kept; a broken file leaves the old
 //! version running and reports the error; fixing it loads the new version. SIGHUP and
 //! `POST /-/reload` reload too.
+//!
+//! Reload safety: a file saved in two writes a second apart is loaded once, whole; a rule
+//! missing for one reload keeps its incident (no resolution, no new episode); a deleted
+//! rule's alerts resolve after the grace period, and its own `recovery` receiver hears it.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use faultline_system_tests::{RulesDir, Server, wait_for};
+use faultline_system_tests::{Receiver, RulesDir, Server, wait_for, webhook};
+use serde_json::Value;
 
 fn rule(version: &str, above: f64) -> String {
     format!(
@@ -186,4 +192,137 @@ fn reload_endpoint_and_sighup() {
     wait_for("the SIGHUP reload to be logged", || {
         server.log().contains("SIGHUP: reloading").then_some(())
     });
+}
+
+/// A rule file with the `High` rule sending to its own `hook` receiver, which is in the file
+/// too unless `hook` is empty.
+fn own_recovery_rule(version: &str, hook: &str) -> String {
+    format!("{hook}{}recovery = \"hook\"\n", rule(version, 2.0))
+}
+
+/// The alerts of a webhook notification: (instance, status, startsAt).
+fn notified(body: &Value) -> Vec<(String, String, String)> {
+    body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+            (
+                s(&a["labels"]["instance"]),
+                s(&a["status"]),
+                s(&a["startsAt"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_saved_in_two_writes_is_loaded_once_whole() {
+    let dir = RulesDir::new(&["threshold"]);
+    dir.write("r.toml", &rule("1", 2.0));
+    // The default quiet period (2s) is longer than the gap between the writes.
+    let server = Server::start(&dir, &[]);
+    server.push("node/instance/a", "load 5\n");
+    let (_, _, active_at) = wait_for("version 1 to fire", || {
+        annotation(&server, "a").filter(|(v, s, _)| v == "1" && s == "firing")
+    });
+
+    // An editor's save in two writes a second apart: the first half cuts the rule short.
+    let whole = rule("2", 1.0);
+    let (first, rest) = whole.split_at(whole.find("params").unwrap());
+    dir.write("r.toml", first);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.rules().join("r.toml"))
+        .unwrap()
+        .write_all(rest.as_bytes())
+        .unwrap();
+
+    wait_for("version 2 to be active", || {
+        annotation(&server, "a").filter(|(v, _, _)| v == "2")
+    });
+    let log = server.log();
+    assert_eq!(
+        log.matches("rules directory changed: reloading").count(),
+        1,
+        "one reload, of the whole file:\n{log}"
+    );
+    assert_eq!(server.metric("faultline_reload_failures_total"), None);
+    let (_, state, active) = annotation(&server, "a").unwrap();
+    assert_eq!((state.as_str(), active), ("firing", active_at));
+}
+
+#[test]
+fn a_rule_missing_for_one_reload_keeps_its_incident() {
+    let hook = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    dir.write("hooks.toml", &webhook("hook", hook.addr, ""));
+    dir.write("r.toml", &own_recovery_rule("1", ""));
+    let server = Server::start(&dir, &[]);
+    server.push("node/instance/a", "load 5\n");
+    let first = hook.next("the firing notification");
+    let fired = notified(&first.json());
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].1, "firing");
+
+    // A two-step save, each step reloaded at once: the rule is missing, then back.
+    let client = reqwest::blocking::Client::new();
+    let reload = || {
+        let r = client.post(server.url("/-/reload")).send().unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    };
+    dir.write("r.toml", "");
+    reload();
+    assert_eq!(server.metric("faultline_rules_loaded"), Some(0.0));
+    assert_eq!(server.alert_state("High", "a").as_deref(), Some("firing"));
+    assert_eq!(server.metric("faultline_rules_vanished"), Some(1.0));
+    dir.write("r.toml", &own_recovery_rule("2", ""));
+    reload();
+    wait_for("version 2 to be active", || {
+        annotation(&server, "a").filter(|(v, _, _)| v == "2")
+    });
+
+    // Another alert joins the group: the next notification is that, with `a` as it was,
+    // neither resolved nor fired again in between.
+    server.push("node/instance/b", "load 5\n");
+    let next = notified(&hook.next("the notification of b").json());
+    assert_eq!(next.len(), 2, "{next:?}");
+    assert_eq!(next[0], ("a".into(), "firing".into(), fired[0].2.clone()));
+    assert_eq!((next[1].0.as_str(), next[1].1.as_str()), ("b", "firing"));
+    let incidents = server.get_json("/api/v1/incidents");
+    let ids: std::collections::BTreeSet<&str> = incidents["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "one incident: {incidents}");
+    assert_eq!(server.metric("faultline_rules_vanished"), Some(0.0));
+}
+
+#[test]
+fn a_deleted_rules_resolution_reaches_its_own_recovery_receiver() {
+    let hook = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    // The receiver is in the rule's file: deleting the file removes both.
+    dir.write(
+        "r.toml",
+        &own_recovery_rule("1", &webhook("hook", hook.addr, "")),
+    );
+    let cfg = dir.config("[reload]\nvanished_grace = \"1s\"\n");
+    let server = Server::start(&dir, &["--config", &cfg]);
+    server.push("node/instance/a", "load 5\n");
+    let fired = notified(&hook.next("the firing notification").json());
+    assert_eq!(fired[0].1, "firing");
+
+    std::fs::remove_file(dir.rules().join("r.toml")).unwrap();
+    let resolved = hook.next_where("the resolution", |b| b["status"] == "resolved");
+    assert_eq!(
+        notified(&resolved.json()),
+        [("a".to_string(), "resolved".to_string(), fired[0].2.clone())]
+    );
+    assert_eq!(server.metric("faultline_rules_loaded"), Some(0.0));
+    assert!(server.log().contains("alerts of a vanished rule resolved"));
 }

@@ -66,6 +66,8 @@ pub struct Config {
     /// Who may call the API (`[auth]`): bearer tokens and their roles; none, the API is
     /// open.
     pub auth: AuthConfig,
+    /// How rule changes are picked up (`[reload]`: `quiet_period`, `vanished_grace`).
+    pub reload: crate::reload::ReloadConfig,
 }
 
 impl Default for Config {
@@ -92,6 +94,7 @@ impl Default for Config {
             connection: BTreeMap::new(),
             ready_max_lag: PromDuration(std::time::Duration::from_secs(120)),
             auth: AuthConfig::default(),
+            reload: Default::default(),
         }
     }
 }

@@ -96,6 +96,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ),
     ("faultline_rules_loaded", "gauge", "Rules loaded."),
     (
+        "faultline_rules_vanished",
+        "gauge",
+        "Rules no longer loaded whose alerts are still held (in their grace period, or resolved lately).",
+    ),
+    (
         "faultline_reload_failures_total",
         "counter",
         "Failed reloads of the rules directory.",

@@ -1,29 +1,53 @@
-//! Hot reload triggers: a watcher on the rules directory (debounced, so an editor's
-//! several writes make one reload) and SIGHUP. `POST /-/reload` is in the HTTP API. Each
-//! trigger arrives as one message on the channel [`triggers`] returns; the service answers
-//! it with a reload, which swaps the new rules in only if all of them load.
+//! Hot reload triggers: a watcher on the rules directory and SIGHUP. `POST /-/reload` is in
+//! the HTTP API. The watcher reloads only once the directory has been stable for a quiet
+//! period (every further change starts it again), so a file saved in several writes is
+//! never loaded half-written. Each trigger arrives as one message on the channel
+//! [`triggers`] returns; the service answers it with a reload, which swaps the new rules in
+//! only if all of them load.
 
 use std::path::Path;
-use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
-/// Quiet time after the last change before reloading.
-const DEBOUNCE: Duration = Duration::from_millis(250);
+use crate::model::units::PromDuration;
+
+/// `[reload]` in the server configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// How long the rules directory must be unchanged before the watcher reloads it.
+    /// Default 2s.
+    pub quiet_period: PromDuration,
+    /// How long the alerts of a rule that vanished (its file deleted, or the rule removed
+    /// from it) are kept as they are before they resolve; a rule back within it keeps its
+    /// alerts. Default 5m.
+    pub vanished_grace: PromDuration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            quiet_period: PromDuration(std::time::Duration::from_secs(2)),
+            vanished_grace: PromDuration(std::time::Duration::from_secs(300)),
+        }
+    }
+}
 
 /// What asked for a reload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
-    /// The rules directory changed (after the debounce).
+    /// The rules directory changed, then stayed unchanged for the quiet period.
     Changed,
     /// The process received SIGHUP.
     Sighup,
 }
 
-/// Starts the watcher on `rules_dir` and the SIGHUP handler; each reload they ask for
-/// arrives on the returned channel. Must run inside a Tokio runtime.
-pub fn triggers(rules_dir: &Path) -> mpsc::UnboundedReceiver<Trigger> {
+/// Starts the watcher on `rules_dir` (reloading after `quiet_period` without changes) and
+/// the SIGHUP handler; each reload they ask for arrives on the returned channel. Must run
+/// inside a Tokio runtime.
+pub fn triggers(rules_dir: &Path, quiet_period: PromDuration) -> mpsc::UnboundedReceiver<Trigger> {
     let (out, triggers) = mpsc::unbounded_channel();
     sighup(out.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
@@ -53,8 +77,9 @@ pub fn triggers(rules_dir: &Path) -> mpsc::UnboundedReceiver<Trigger> {
         // The watcher lives as long as this task.
         let _watcher = watcher;
         while rx.recv().await.is_some() {
-            // Debounce: wait until changes stop for a moment.
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            // Wait until the directory has been quiet for the whole period: a change
+            // within it starts the period again.
+            while let Ok(Some(())) = tokio::time::timeout(quiet_period.0, rx.recv()).await {}
             tracing::info!("rules directory changed: reloading");
             if out.send(Trigger::Changed).is_err() {
                 return;

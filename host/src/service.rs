@@ -28,7 +28,8 @@ use crate::metrics::Metrics;
 use crate::model::time::now_ms;
 use crate::outbox::Outbox;
 use crate::rules::error::{LoadErrors, RuleError};
-use crate::rules::{LoadContext, Rule, RuleSet};
+use crate::rules::vanished::Vanished;
+use crate::rules::{LoadContext, Receiver, Rule, RuleSet};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::store::{Store, StoreLimits};
 use crate::workers::Worker;
@@ -64,6 +65,8 @@ pub struct Service {
     /// The configuration's connections, granted to recovery actions by name.
     connections: Connections,
     rules: RwLock<Arc<RuleSet>>,
+    /// The recovery receivers of rules that vanished on a reload, for their alerts.
+    vanished: Vanished,
     alerts: AlertBook,
     health: HealthBook,
     dispatcher: Dispatcher,
@@ -157,6 +160,7 @@ impl Service {
             silences,
             connections,
             rules: RwLock::new(Arc::new(rules)),
+            vanished: Vanished::default(),
             alerts,
             health: HealthBook::default(),
             dispatcher,
@@ -220,6 +224,13 @@ impl Service {
     /// The loaded rules.
     pub fn rules(&self) -> Arc<RuleSet> {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The receiver named `name`: a loaded one, or else the `recovery` receiver of a rule
+    /// that vanished while its alerts are still held.
+    pub fn receiver(&self, name: &str) -> Option<Arc<Receiver>> {
+        let current = self.rules().receivers.get(name).cloned();
+        current.or_else(|| self.vanished.receiver(name))
     }
 
     /// Whether the service is ready: its loops run, and neither a rule group's evaluation
@@ -294,7 +305,11 @@ impl Service {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
                 let s = svc.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || s.dispatch_tick()).await {
+                let pass = move || {
+                    s.retire_vanished(now_ms());
+                    s.dispatch_tick()
+                };
+                if let Err(e) = tokio::task::spawn_blocking(pass).await {
                     tracing::error!("dispatcher pass failed: {e}");
                 }
             }
@@ -337,10 +352,11 @@ impl Service {
         let svc = self.clone();
         tokio::spawn(crate::outbox::deliver::run(
             self.outbox.clone(),
-            move || svc.rules(),
+            move |name| svc.receiver(name),
             self.config.external_url(),
         ));
-        let mut triggers = crate::reload::triggers(&self.config.rules_dir);
+        let mut triggers =
+            crate::reload::triggers(&self.config.rules_dir, self.config.reload.quiet_period);
         let svc = self.clone();
         tokio::spawn(async move {
             while triggers.recv().await.is_some() {
@@ -426,11 +442,12 @@ impl Service {
                 if let Some(warning) = rules.unrouted() {
                     tracing::warn!("{warning}");
                 }
+                self.vanished.reloaded(&self.rules(), &rules);
                 *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
                 self.generation.send_modify(|g| *g += 1);
                 self.spawn_groups();
-                // Alerts of rules that are gone resolve, so their receivers hear of it.
-                self.alerts.retire(&ids, now);
+                // Alerts of rules that are gone are kept for the grace period, then resolve.
+                self.retire_vanished(now);
                 *status = ReloadStatus {
                     success: true,
                     last_attempt: Some(now),
@@ -455,6 +472,18 @@ impl Service {
         }
     }
 
+    /// Resolves the alerts of rules missing for longer than `[reload] vanished_grace` (their
+    /// own `recovery` receiver hears it too), and forgets what vanished rules left once
+    /// their alerts are gone.
+    fn retire_vanished(&self, now: i64) {
+        let ids: HashSet<String> = self.rules().rules().map(|r| r.id()).collect();
+        let grace = self.config.reload.vanished_grace.0;
+        let held = self.alerts.retire(&ids, now, grace);
+        self.vanished.retain(|id| self.alerts.holds(id));
+        self.metrics
+            .set("faultline_rules_vanished", &[], held as f64);
+    }
+
     /// The outcome of the last reload.
     pub fn reload_status(&self) -> ReloadStatus {
         self.reload_status
@@ -474,7 +503,10 @@ impl Service {
             .snapshot()
             .into_iter()
             .map(|(id, alert)| Routed {
-                recovery: recovery.get(&id).cloned().flatten(),
+                recovery: match recovery.get(&id) {
+                    Some(loaded) => loaded.clone(),
+                    None => self.vanished.recovery(&id),
+                },
                 alert,
             })
             .collect()
@@ -501,12 +533,13 @@ impl Service {
             recovery: None,
         }));
         let muter = self.muter(alerts.iter().map(|r| &r.alert), now);
+        let receivers = self.vanished.receivers(&rules.receivers);
         self.dispatcher.tick(
             now,
             &alerts,
             &|a| muter.is_muted(&a.labels),
             rules.tree.as_ref(),
-            &rules.receivers,
+            &receivers,
             &|incident, members| {
                 crate::localize::localize(
                     &rules,

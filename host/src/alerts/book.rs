@@ -1,6 +1,9 @@
 //! Every rule's alerts, by rule id (`group/name`): kept in memory for the dispatcher and the
 //! API, and written through to the database on every change, so a restart neither re-fires
-//! nor forgets. Restored alerts are held for a grace period while their data comes back.
+//! nor forgets. Restored alerts are held for a grace period while their data comes back,
+//! and the alerts of a rule that vanished on a reload are kept as they are for a grace
+//! period before they resolve, so a rule missing for a moment (an editor's save in two
+//! steps) neither resolves nor fires again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -13,6 +16,9 @@ use crate::db::Db;
 pub struct AlertBook {
     db: Db,
     rules: Mutex<HashMap<String, RuleAlerts>>,
+    /// Rules whose alerts are held but that are no longer loaded, with when they were
+    /// first found missing (ms).
+    vanished: Mutex<HashMap<String, i64>>,
 }
 
 impl AlertBook {
@@ -25,6 +31,7 @@ impl AlertBook {
         Ok(AlertBook {
             db: db.clone(),
             rules: Mutex::new(rules),
+            vanished: Mutex::new(HashMap::new()),
         })
     }
 
@@ -63,17 +70,35 @@ impl AlertBook {
         !changes.is_empty()
     }
 
-    /// Resolves the alerts of rules that are no longer loaded (so their receivers hear of
-    /// it), and forgets those rules once they have none left.
-    pub fn retire(&self, loaded: &HashSet<String>, now: i64) {
+    /// Resolves the alerts of rules that have not been loaded for `grace` (so their
+    /// receivers hear of it), keeping those missing for less as they are, and forgets
+    /// rules once they have no alerts left. A rule loaded again within `grace` carries on
+    /// with its alerts. Returns how many rules that are not loaded still have alerts.
+    pub fn retire(&self, loaded: &HashSet<String>, now: i64, grace: Duration) -> usize {
         let mut all = self.lock();
+        let mut vanished = self.vanished.lock().unwrap_or_else(|e| e.into_inner());
+        let grace = grace.as_millis() as i64;
         for (id, alerts) in all.iter_mut().filter(|(id, _)| !loaded.contains(*id)) {
+            let since = *vanished.entry(id.clone()).or_insert(now);
+            if now.saturating_sub(since) < grace {
+                continue;
+            }
             let changes = alerts.update(now, Vec::new(), Duration::ZERO, Duration::ZERO);
+            if !changes.is_empty() {
+                tracing::info!(rule = %id, resolved = changes.len(), "alerts of a vanished rule resolved after its grace period");
+            }
             if let Err(e) = persist::save(&self.db, id, alerts, &changes, false) {
                 tracing::error!(rule = %id, "saving alerts: {e}");
             }
         }
         all.retain(|id, a| loaded.contains(id) || !a.is_empty());
+        vanished.retain(|id, _| all.contains_key(id) && !loaded.contains(id));
+        vanished.len()
+    }
+
+    /// Whether any alert of `rule` is held.
+    pub fn holds(&self, rule: &str) -> bool {
+        self.lock().get(rule).is_some_and(|a| !a.is_empty())
     }
 
     /// How many alerts are pending, firing and resolved.
@@ -131,8 +156,9 @@ mod tests {
         let ids: Vec<String> = again.snapshot().into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, ["g/a", "g/b"]);
 
-        // `g/b` is no longer loaded: its alert resolves, `g/a`'s stays.
-        again.retire(&HashSet::from(["g/a".to_string()]), 6_000);
+        // `g/b` is no longer loaded: with no grace its alert resolves, `g/a`'s stays.
+        let loaded = HashSet::from(["g/a".to_string()]);
+        assert_eq!(again.retire(&loaded, 6_000, Duration::ZERO), 1);
         let states: Vec<(String, Status)> = again
             .snapshot()
             .into_iter()
@@ -145,5 +171,39 @@ mod tests {
                 ("g/b".to_string(), Status::Resolved)
             ]
         );
+    }
+
+    fn states(book: &AlertBook) -> Vec<(String, Status, i64)> {
+        book.snapshot()
+            .into_iter()
+            .map(|(id, a)| (id, a.status, a.active_at))
+            .collect()
+    }
+
+    #[test]
+    fn a_vanished_rule_keeps_its_alerts_for_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let book = AlertBook::open(&Db::open(&dir.path().join("f.db")).unwrap(), 0).unwrap();
+        let z = Duration::ZERO;
+        let grace = Duration::from_secs(60);
+        book.apply("g/a", 0, vec![obs("n1")], z, z);
+        let firing = vec![("g/a".to_string(), Status::Firing, 0)];
+        let none = HashSet::new();
+
+        // Missing for less than the grace, then back: the same alert, still firing.
+        assert_eq!(book.retire(&none, 1_000, grace), 1);
+        assert_eq!(book.retire(&none, 60_999, grace), 1);
+        assert_eq!(states(&book), firing);
+        let loaded = HashSet::from(["g/a".to_string()]);
+        assert_eq!(book.retire(&loaded, 61_000, grace), 0);
+        assert!(!book.apply("g/a", 62_000, vec![obs("n1")], z, z));
+        assert_eq!(states(&book), firing);
+
+        // Missing again: the grace starts afresh, and its alert resolves at its end.
+        assert_eq!(book.retire(&none, 70_000, grace), 1);
+        assert_eq!(states(&book), firing);
+        book.retire(&none, 130_000, grace);
+        assert_eq!(states(&book), [("g/a".to_string(), Status::Resolved, 0)]);
+        assert!(book.holds("g/a"));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Action, Outbox, Payload, state};
-use crate::rules::{Receiver, RuleSet};
+use crate::rules::Receiver;
 use crate::runtime::Failure;
 use crate::runtime::instance::{Attempt, Outcome};
 
@@ -25,20 +25,18 @@ pub fn backoff(attempt: u32) -> Duration {
 /// receiver with thousands waiting does not hide the others' actions.
 const DUE_PER_RECEIVER: usize = 100;
 
-/// The delivery loop: attempts due actions until the process ends. `rules` gives the current
-/// receivers (reloads take effect at the next attempt).
+/// The delivery loop: attempts due actions until the process ends. `receiver` finds a
+/// receiver by name as it is now (reloads take effect at the next attempt).
 pub async fn run(
     outbox: Arc<Outbox>,
-    rules: impl Fn() -> Arc<RuleSet> + Send + Sync + 'static,
+    receiver: impl Fn(&str) -> Option<Arc<Receiver>> + Send + Sync + 'static,
     external_url: String,
 ) {
-    let rules = Arc::new(rules);
     loop {
         let now = crate::model::time::now_ms();
-        let current = rules();
         for a in outbox.due(now, DUE_PER_RECEIVER) {
             let slot = (a.receiver.clone(), a.target.clone());
-            let receiver = current.receivers.get(&a.receiver).cloned();
+            let receiver = receiver(&a.receiver);
             let running = {
                 let mut f = outbox.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 // At most one action in flight per target: the others wait their turn.

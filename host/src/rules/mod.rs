@@ -5,7 +5,7 @@
 //!
 //! `file.rs` is the format (plain data), `load.rs` builds this module's runtime objects
 //! from it, `error.rs` says where a problem is; `selector.rs` and `template/` are the
-//! languages inside rule files.
+//! languages inside rule files; `vanished.rs` keeps what removed rules still need.
 
 pub mod error;
 pub mod file;
@@ -13,6 +13,7 @@ pub mod inputs;
 pub mod load;
 pub mod selector;
 pub mod template;
+pub mod vanished;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
