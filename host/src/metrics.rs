@@ -48,6 +48,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "1 while a rule is quarantined after repeated failures.",
     ),
     (
+        "faultline_plugin_log_dropped_total",
+        "counter",
+        "Plugin log lines dropped over the rule's rate limit, by rule.",
+    ),
+    (
         "faultline_plugin_calls_total",
         "counter",
         "Calls into plugins, by plugin and world.",
@@ -152,7 +157,7 @@ const FAMILIES: &[(&str, &str, &str)] = &[
 ];
 
 /// A registry of labelled values.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Metrics {
     values: Mutex<BTreeMap<(&'static str, String), f64>>,
 }
