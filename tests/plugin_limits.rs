@@ -41,13 +41,16 @@ grants = {{ {grants} }}
     )
 }
 
-fn pending_action(server: &Server, receiver: &str) -> Option<Value> {
-    let v = server.get_json("/api/v1/outbox?state=pending");
-    v["data"]
-        .as_array()?
-        .iter()
-        .find(|a| a["receiver"] == receiver && a["attempts"].as_u64() >= Some(1))
-        .cloned()
+/// An action of `receiver` attempted at least once, in whatever state.
+fn attempted_action(server: &Server, receiver: &str) -> Option<Value> {
+    ["pending", "done", "dead"].into_iter().find_map(|state| {
+        let v = server.get_json(&format!("/api/v1/outbox?state={state}"));
+        v["data"]
+            .as_array()?
+            .iter()
+            .find(|a| a["receiver"] == receiver && a["attempts"].as_u64() >= Some(1))
+            .cloned()
+    })
 }
 
 #[test]
@@ -82,10 +85,7 @@ fn a_redirect_to_a_host_that_is_not_granted_is_not_followed() {
     let server = Server::start(&dir, &[]);
     server.push("node/instance/a", "load 5\n");
     let action = wait_for("the attempt answered by a redirect", || {
-        pending_action(&server, "hook").or_else(|| {
-            let v = server.get_json("/api/v1/outbox?state=dead");
-            v["data"].as_array()?.first().cloned()
-        })
+        attempted_action(&server, "hook")
     });
     assert!(
         hits.load(Ordering::Relaxed) >= 1,
@@ -335,7 +335,7 @@ fn a_receivers_echo_of_a_token_is_redacted_and_long_errors_are_cut() {
     let server = Server::start(&dir, &["--config", &cfg]);
     server.push("node/instance/a", "load 5\nup 1\n");
     let action = wait_for("an attempt answered by the echo", || {
-        pending_action(&server, "hook")
+        attempted_action(&server, "hook")
     });
     let error = action["lastError"].as_str().unwrap();
     assert!(
@@ -380,8 +380,9 @@ fn time_in_host_calls_counts_toward_the_deadline() {
     );
     let server = Server::start(&dir, &[]);
     server.push("node/instance/a", "load 5\n");
-    let action = wait_for("the first attempt", || pending_action(&server, "hook"));
+    let action = wait_for("the first attempt", || attempted_action(&server, "hook"));
     let error = action["lastError"].as_str().unwrap_or("");
+    assert_ne!(action["state"], "done", "{action}");
     assert!(
         error.contains("timed out") || error.contains("exceeded its deadline of 1s"),
         "{action}"
