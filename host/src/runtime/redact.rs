@@ -6,7 +6,7 @@
 use crate::connections::secrets::Substitution;
 
 /// The most of a plugin's error text that is kept, in bytes.
-pub const MAX_ERROR: usize = 512;
+const MAX_ERROR: usize = 512;
 
 /// `text` scrubbed of `secrets` and cut to [`MAX_ERROR`] bytes, on a character boundary,
 /// with a marker saying how long it was.
