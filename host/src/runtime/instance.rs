@@ -1,6 +1,8 @@
-//! Instances of a plugin: one per rule, kept between calls, each call bounded by a CPU
-//! deadline, a memory cap and a cap on what it returns. The data a call selects crosses as
-//! columns; a series' labels cross once per instance.
+//! Instances of a plugin: one per rule, kept between calls, each call bounded by a deadline
+//! (host calls included), a memory cap, all plugins' memory budget, a state quota and a cap
+//! on what it returns; its state writes are kept only if it succeeds, and what it says of a
+//! failure is redacted. The data a call selects crosses as columns; a series' labels cross
+//! once per instance.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
