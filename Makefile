@@ -8,7 +8,7 @@ WASM_TARGET := wasm32-wasip2
 # Bundled plugins, copied beside the bundled rules; test plugins stay in the target dir.
 PLUGINS := threshold webhook log-count topology log-hotspot metric-deviation kubernetes kafka \
 	slack pagerduty email ratio burn-rate absent rate frequency spike flatline new-term anomaly
-TEST_PLUGINS := sandbox-loop sandbox-alloc sandbox-trap
+TEST_PLUGINS := sandbox-loop sandbox-alloc sandbox-trap sandbox-abuse
 PLUGIN_OUT := $(TARGET_DIR)/$(WASM_TARGET)/plugin
 RULES_PLUGINS := rules/plugins
 

@@ -152,7 +152,8 @@ fn check_refuses_a_memory_cap_above_the_engine_maximum() {
     assert!(!ok, "{out}");
     assert!(
         out.contains(
-            "node.toml:5: rule \"HighLoad\": field `memory`: 4GiB is above the engine's maximum of 1GiB"
+            "node.toml:5: rule \"HighLoad\": field `memory`: 4GiB is above the most one plugin \
+             may have, 1GiB (the engine's maximum, or the server's plugin_memory_budget if lower)"
         ),
         "{out}"
     );

@@ -19,6 +19,7 @@ mod localization;
 mod log_shipper;
 mod notifications;
 mod outbox;
+mod plugin_limits;
 mod query_api;
 mod recovery;
 mod reload;

@@ -31,6 +31,7 @@ fn runtime(cache: Option<PathBuf>) -> Runtime {
         cache_dir: cache,
         max_instances: 64,
         max_memory: 256 << 20,
+        ..RuntimeConfig::default()
     })
     .unwrap()
 }

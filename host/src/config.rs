@@ -3,15 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
 use crate::connections::{ConnectionConfig, Connections};
+use crate::metrics::Metrics;
 use crate::model::units::PromDuration;
 use crate::model::units::{ByteSize, SecretRef};
 use crate::rules::Defaults;
-use crate::runtime::Limits;
+use crate::runtime::{Limits, LogRate, RuntimeConfig, StateQuota};
 
 /// Where `faultline serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
@@ -32,10 +34,20 @@ pub struct Config {
     pub external_url: Option<String>,
     /// How often rule groups are evaluated unless a group says otherwise.
     pub evaluation_interval: PromDuration,
-    /// Default CPU deadline of one rule evaluation.
+    /// Default deadline of one rule evaluation (time in host calls included).
     pub rule_timeout: PromDuration,
     /// Default memory cap of a plugin instance.
     pub plugin_memory: ByteSize,
+    /// Memory all plugin instances together may hold; no rule may ask for more.
+    pub plugin_memory_budget: ByteSize,
+    /// Default most a rule's state store may hold, in bytes (keys plus values).
+    pub plugin_state_bytes: ByteSize,
+    /// Default most keys a rule's state store may hold.
+    pub plugin_state_keys: usize,
+    /// Log lines per second each rule's plugin may write, on average; more are dropped.
+    pub plugin_log_rate: f64,
+    /// Log lines each rule's plugin may write at once.
+    pub plugin_log_burst: u32,
     /// Largest request body accepted.
     pub max_body: ByteSize,
     /// Series kept in memory at most.
@@ -81,6 +93,11 @@ impl Default for Config {
             evaluation_interval: PromDuration(std::time::Duration::from_secs(15)),
             rule_timeout: PromDuration(std::time::Duration::from_secs(1)),
             plugin_memory: ByteSize(64 << 20),
+            plugin_memory_budget: ByteSize(2 << 30),
+            plugin_state_bytes: ByteSize(16 << 20),
+            plugin_state_keys: 10_000,
+            plugin_log_rate: 100.0,
+            plugin_log_burst: 200,
             max_body: ByteSize(16 << 20),
             max_series: 2_000_000,
             lookback: PromDuration(std::time::Duration::from_secs(300)),
@@ -128,6 +145,11 @@ impl Config {
                 message,
             }
         })?;
+        c.check_plugin_limits()
+            .map_err(|message| ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         for p in [&mut c.rules_dir, &mut c.data_dir]
             .into_iter()
@@ -173,18 +195,58 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
     }
 
+    /// Refuses plugin limits that make no sense.
+    fn check_plugin_limits(&self) -> Result<(), String> {
+        if !(self.plugin_log_rate.is_finite() && self.plugin_log_rate >= 0.0) {
+            return Err(format!(
+                "plugin_log_rate: {} is not a rate of lines per second",
+                self.plugin_log_rate
+            ));
+        }
+        if self.plugin_state_keys == 0 || self.plugin_state_bytes.0 == 0 {
+            return Err("plugin_state_keys and plugin_state_bytes must be above 0".into());
+        }
+        if self.plugin_memory.0 > self.plugin_memory_budget.0 {
+            return Err(format!(
+                "plugin_memory ({}) is above plugin_memory_budget ({})",
+                self.plugin_memory, self.plugin_memory_budget
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Wasm engine's settings from this configuration.
+    pub fn runtime_config(&self, metrics: Arc<Metrics>) -> RuntimeConfig {
+        RuntimeConfig {
+            cache_dir: Some(self.data_dir.join("cache")),
+            memory_budget: self.plugin_memory_budget.0,
+            log_rate: LogRate {
+                per_second: self.plugin_log_rate,
+                burst: self.plugin_log_burst,
+            },
+            metrics,
+            ..RuntimeConfig::default()
+        }
+    }
+
     /// What rules get where their files are silent, from this configuration.
     pub fn rule_defaults(&self) -> Defaults {
         let d = Defaults::default();
+        let state = StateQuota {
+            keys: self.plugin_state_keys,
+            bytes: self.plugin_state_bytes.0,
+        };
         Defaults {
             interval: self.evaluation_interval.0,
             rule_limits: Limits {
                 timeout: self.rule_timeout.0,
                 memory: self.plugin_memory.0,
+                state,
                 ..d.rule_limits
             },
             receiver_limits: Limits {
                 memory: self.plugin_memory.0,
+                state,
                 ..d.receiver_limits
             },
             ..d

@@ -182,6 +182,22 @@ impl Db {
             .insert((scope.to_string(), key.to_string()), None);
     }
 
+    /// How many keys a plugin's state holds, and their bytes (keys plus values).
+    pub fn state_usage(&self, scope: &str) -> (usize, usize) {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(key AS BLOB)) + LENGTH(value)), 0)
+                 FROM plugin_state WHERE scope = ?1",
+                params![scope],
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
+            )
+        })
+        .unwrap_or_else(|e| {
+            tracing::error!(scope, "measuring plugin state: {e}");
+            (0, 0)
+        })
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, StateCache> {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -58,6 +58,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "How long each receiver's oldest due recovery action has waited (0 when none waits).",
     ),
     (
+        "faultline_plugin_log_dropped_total",
+        "counter",
+        "Plugin log lines dropped over the rule's rate limit, by rule.",
+    ),
+    (
         "faultline_plugin_calls_total",
         "counter",
         "Calls into plugins, by plugin and world.",
@@ -167,7 +172,7 @@ const FAMILIES: &[(&str, &str, &str)] = &[
 ];
 
 /// A registry of labelled values.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Metrics {
     values: Mutex<BTreeMap<(&'static str, String), f64>>,
 }

@@ -115,7 +115,7 @@ fn load_rules(
             plugin_dirs: &config.plugin_dirs,
             defaults: &config.rule_defaults(),
             io: tokio::runtime::Handle::try_current().ok(),
-            http: reqwest::Client::new(),
+            http: crate::runtime::http_client(),
             connections: Some(connections),
         },
     )
@@ -130,7 +130,8 @@ impl Service {
             source,
         })?;
         let db = Db::open(&config.data_dir.join("faultline.db"))?;
-        let runtime = Runtime::with_data_dir(Some(&config.data_dir))?;
+        let metrics = Arc::new(Metrics::default());
+        let runtime = Runtime::new(&config.runtime_config(metrics.clone()))?;
         let connections = config.connections().map_err(StartError::Config)?;
         let tokens = Tokens::load(&config.auth, &config.rules_dir).map_err(StartError::Config)?;
         let rules = load_rules(&config, &runtime, &db, &connections)?;
@@ -142,7 +143,6 @@ impl Service {
             ..StoreLimits::default()
         }));
         store.retain_at_least(rules.max_range());
-        let metrics = Arc::new(Metrics::default());
         metrics.set("faultline_rules_loaded", &[], rules.rules().count() as f64);
         metrics.set("faultline_config_last_reload_successful", &[], 1.0);
         let outbox = Arc::new(Outbox::new(db.clone(), metrics.clone()));

@@ -28,7 +28,7 @@ pub fn check(config: &Config, runtime: &Runtime) -> Result<RuleSet, LoadErrors> 
             plugin_dirs: &config.plugin_dirs,
             defaults: &config.rule_defaults(),
             io: None,
-            http: reqwest::Client::new(),
+            http: crate::runtime::http_client(),
             connections: Some(&connections),
         },
     )

@@ -169,7 +169,7 @@ pub fn run_file(path: &Path, plugin_dirs: &[PathBuf], runtime: &Runtime) -> Resu
                 plugin_dirs,
                 defaults: &defaults,
                 io: None,
-                http: reqwest::Client::new(),
+                http: crate::runtime::http_client(),
                 connections: None,
             },
         )

@@ -178,6 +178,23 @@ impl Connection {
             Connection::Smtp(_) => "SMTP",
         }
     }
+
+    /// The values of the connection's credentials (token, named secrets, password) that can
+    /// be read now: what must never appear in what the host stores or logs.
+    pub fn secret_values(&self) -> Vec<Vec<u8>> {
+        match self {
+            Connection::Http(h) => {
+                let token = h.authorization().ok().flatten().map(|a| {
+                    let token = a.strip_prefix("Bearer ").unwrap_or(&a);
+                    token.as_bytes().to_vec()
+                });
+                let named = h.secrets.keys().filter_map(|n| h.secret(n).ok());
+                token.into_iter().chain(named).collect()
+            }
+            Connection::Kafka(_) => Vec::new(),
+            Connection::Smtp(s) => s.password().into_iter().collect(),
+        }
+    }
 }
 
 /// Every connection of the server configuration, by name.
@@ -324,8 +341,10 @@ fn build_one(c: &ConnectionConfig, base: &Path) -> Result<Connection, String> {
                     .map_err(|e| format!("`secrets.{name}`: {e}"))?;
                 secrets.insert(name.clone(), secret);
             }
+            // No redirects: the token must not follow one to another host.
             let mut client = reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .tls_built_in_root_certs(false);
             if let Some(ca) = &c.ca {
                 let pem = read_ca(ca)?;

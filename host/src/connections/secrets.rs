@@ -66,6 +66,15 @@ pub struct Substitution {
 }
 
 impl Substitution {
+    /// Remembers secrets known beforehand, to scrub them as if they had been filled.
+    pub fn of(values: impl IntoIterator<Item = Vec<u8>>) -> Substitution {
+        let mut values: Vec<Vec<u8>> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        values.sort();
+        values.dedup();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        Substitution { values }
+    }
+
     /// `text` with every placeholder replaced by its secret, which `lookup` gives by name.
     pub fn fill(
         &mut self,

@@ -67,6 +67,11 @@ impl fmt::Debug for SmtpConnection {
 }
 
 impl SmtpConnection {
+    /// The password, if the connection has one that can be read now.
+    pub fn password(&self) -> Option<Vec<u8>> {
+        self.password.as_ref()?.read(std::path::Path::new("/")).ok()
+    }
+
     /// A connection to `server` (`host:port`), sending as `from`, trusting the PEM `ca`
     /// certificates. Errors name the field.
     pub fn new(

@@ -105,7 +105,7 @@ pub struct LocalizerConfig {
     /// `{ graph = "topology.json" }`. A change to the file reloads the rules.
     #[serde(default)]
     pub files: BTreeMap<String, PathBuf>,
-    /// CPU time one call may take (default: the server's rule timeout).
+    /// Time one call may take, host calls included (default: the server's rule timeout).
     pub timeout: Option<PromDuration>,
     /// Memory cap of the plugin instance.
     pub memory: Option<ByteSize>,
@@ -161,10 +161,16 @@ pub struct RuleConfig {
     pub annotations: BTreeMap<String, String>,
     /// The receiver that handles the rule's alerts.
     pub recovery: Option<String>,
-    /// CPU time one evaluation may take (default: the server's).
+    /// Time one evaluation may take, host calls included (default: the server's).
     pub timeout: Option<PromDuration>,
     /// Memory cap of the plugin instance, e.g. "64MiB" (default: the server's).
     pub memory: Option<ByteSize>,
+    /// Most the plugin's state store may hold, keys plus values, e.g. "1MiB" (default: the
+    /// server's `plugin_state_bytes`).
+    pub state_bytes: Option<ByteSize>,
+    /// Most keys the plugin's state store may hold (default: the server's
+    /// `plugin_state_keys`).
+    pub state_keys: Option<usize>,
 }
 
 /// A recovery action: a plugin, its parameters and what it may reach.

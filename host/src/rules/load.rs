@@ -20,7 +20,9 @@ use crate::dispatch::time_interval::TimeInterval;
 use crate::model::is_label_name;
 use crate::model::units::{ByteSize, PromDuration};
 use crate::runtime::instance::Instance;
-use crate::runtime::{Grants, HostContext, Identity, Limits, Plugin, RuleSettings, World};
+use crate::runtime::{
+    Grants, HostContext, Identity, Limits, Plugin, RuleSettings, StateQuota, World,
+};
 
 /// Reads and validates every rule file (`*.toml` but `*_test.toml`) in `dir`, loading and
 /// configuring plugins.
@@ -311,8 +313,8 @@ impl Loader<'_> {
         Ok(p)
     }
 
-    /// Refuses a `memory` cap above what the engine reserves per instance: such an instance
-    /// could never grow to it and would fail with an opaque trap.
+    /// Refuses a `memory` cap above what the engine reserves per instance, or above all
+    /// plugins' budget: such an instance could never grow to it.
     pub(super) fn check_memory(
         &mut self,
         path: &Path,
@@ -331,13 +333,17 @@ impl Loader<'_> {
                 name,
                 kind,
                 Some("memory"),
-                format!("{m} is above the engine's maximum of {}", ByteSize(max)),
+                format!(
+                    "{m} is above the most one plugin may have, {} (the engine's maximum, \
+                     or the server's plugin_memory_budget if lower)",
+                    ByteSize(max)
+                ),
             );
         }
     }
 
-    /// A configured plugin instance: the defaults overridden by the item's `timeout` and
-    /// `memory`, its params handed to the plugin (which may refuse them).
+    /// A configured plugin instance: the defaults overridden by the item's limits, its
+    /// params handed to the plugin (which may refuse them).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn instance(
         &self,
@@ -347,13 +353,17 @@ impl Loader<'_> {
         state_scope: String,
         grants: Grants,
         defaults: &Limits,
-        (timeout, memory): (Option<PromDuration>, Option<ByteSize>),
+        overrides: Overrides,
         params: &serde_json::Value,
     ) -> Result<Instance, crate::runtime::PluginError> {
         let limits = Limits {
-            timeout: timeout.map_or(defaults.timeout, |d| d.0),
-            memory: memory.map_or(defaults.memory, |m| m.0),
+            timeout: overrides.timeout.map_or(defaults.timeout, |d| d.0),
+            memory: overrides.memory.map_or(defaults.memory, |m| m.0),
             max_output: defaults.max_output,
+            state: StateQuota {
+                keys: overrides.state_keys.unwrap_or(defaults.state.keys),
+                bytes: overrides.state_bytes.map_or(defaults.state.bytes, |b| b.0),
+            },
         };
         let ctx = HostContext {
             identity,
@@ -367,6 +377,15 @@ impl Loader<'_> {
         };
         Instance::new(plugin.clone(), ctx, limits, params.to_string())
     }
+}
+
+/// The limits a rules-directory item sets for its plugin instance, over the server's.
+#[derive(Default)]
+pub(super) struct Overrides {
+    pub timeout: Option<PromDuration>,
+    pub memory: Option<ByteSize>,
+    pub state_bytes: Option<ByteSize>,
+    pub state_keys: Option<usize>,
 }
 
 /// Names for an error message: `a, b` or `none`.

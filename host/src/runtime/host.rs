@@ -2,6 +2,7 @@
 //! implementations of the interfaces the host exports to plugins (log, clock, state, http,
 //! kafka, mail). Outbound capabilities are checked here against the rule's grants.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -11,10 +12,14 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{clock, http, kafka, log, mail, rule, state, types};
+use super::budget::MemoryBudget;
+use super::plugin_log::{self, LogBucket};
+use super::state_store::{StateQuota, StateWrites};
 use crate::connections::secrets::{self, SecretError, Substitution};
 use crate::connections::smtp::MailError;
 use crate::connections::{Connection, Connections};
 use crate::db::Db;
+use crate::metrics::Metrics;
 
 /// Where each of a rule's inputs starts: its first row of samples, per `select` input, and
 /// its first log record, per `logs` input.
@@ -88,20 +93,38 @@ pub struct HostContext {
     pub connections: Connections,
 }
 
+/// What an instance shares with the others of its rule or of the server, and keeps across
+/// its re-instantiations.
+#[derive(Clone)]
+pub struct Shared {
+    /// All plugins' memory budget.
+    pub memory_budget: Arc<MemoryBudget>,
+    /// The rule's log lines.
+    pub log: Arc<Mutex<LogBucket>>,
+    /// Where dropped log lines are counted.
+    pub metrics: Arc<Metrics>,
+    /// What the rule's state store may hold.
+    pub state_quota: StateQuota,
+}
+
 /// The data of one plugin instance's store.
 pub struct HostState {
     pub ctx: HostContext,
+    shared: Shared,
     wasi: WasiCtx,
     table: ResourceTable,
     /// Bytes one linear memory may grow to.
     memory_cap: usize,
+    /// Bytes of the memory budget this instance holds, given back when it is dropped.
+    memory_held: usize,
     /// Set when the plugin tried to grow past `memory_cap`.
     pub memory_exceeded: bool,
-    /// Wall time spent inside host imports during the current call: not charged to the
-    /// plugin's CPU deadline.
-    pub host_time: Duration,
-    /// When the current call started.
-    pub call_started: Instant,
+    /// Set when growing was refused because all plugins' budget is used.
+    pub budget_exceeded: bool,
+    /// When the current call must end, host calls included.
+    pub deadline: Instant,
+    /// The current call's state writes, kept if it succeeds.
+    pub state: StateWrites,
     /// Where each named input starts in the current evaluation's input.
     pub bounds: Bounds,
     /// The panic the plugin reported during the current call, if it did.
@@ -109,27 +132,46 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(ctx: HostContext, memory_cap: usize) -> Self {
+    pub fn new(ctx: HostContext, shared: Shared, memory_cap: usize) -> Self {
         // Nothing granted: no preopened directories, no environment, no sockets, no stdio.
         let wasi = WasiCtx::builder().build();
         HostState {
             ctx,
+            shared,
             wasi,
             table: ResourceTable::new(),
             memory_cap,
+            memory_held: 0,
             memory_exceeded: false,
-            host_time: Duration::ZERO,
-            call_started: Instant::now(),
+            budget_exceeded: false,
+            deadline: Instant::now(),
+            state: StateWrites::default(),
             bounds: Bounds::default(),
             panic: None,
         }
     }
 
-    fn timed<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        let start = Instant::now();
-        let r = f(self);
-        self.host_time += start.elapsed();
-        r
+    /// Ends the current call's state writes: kept if it succeeded. Errs when a write was
+    /// over the quota.
+    pub fn finish_state(&mut self, succeeded: bool) -> Result<(), String> {
+        let (db, scope) = (&self.ctx.db, &self.ctx.state_scope);
+        self.state.finish(db, scope, succeeded)
+    }
+
+    /// All plugins' memory budget, in bytes.
+    pub fn budget_limit(&self) -> usize {
+        self.shared.memory_budget.limit()
+    }
+
+    /// Time left before the current call's deadline.
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        self.shared.memory_budget.release(self.memory_held);
     }
 }
 
@@ -145,7 +187,7 @@ impl WasiView for HostState {
 impl ResourceLimiter for HostState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -156,6 +198,15 @@ impl ResourceLimiter for HostState {
                 self.memory_cap
             )));
         }
+        let more = desired.saturating_sub(current);
+        if !self.shared.memory_budget.reserve(more) {
+            self.budget_exceeded = true;
+            return Err(wasmtime::Error::msg(format!(
+                "all plugins' memory budget of {} bytes is used",
+                self.shared.memory_budget.limit()
+            )));
+        }
+        self.memory_held += more;
         Ok(true)
     }
 
@@ -173,17 +224,30 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {
-        let Identity { rule, plugin } = &self.ctx.identity;
-        match level {
-            log::Level::Trace => tracing::trace!(rule, plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(rule, plugin, "{message}"),
-            log::Level::Info => tracing::info!(rule, plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(rule, plugin, "{message}"),
-            log::Level::Error => tracing::error!(rule, plugin, "{message}"),
-        }
         // The SDK's panic hook words a panic so; the trap that follows is reported with it.
         if level == log::Level::Error && message.starts_with("panicked at ") {
-            self.panic = Some(message);
+            self.panic = Some(message.clone());
+        }
+        let Identity { rule, plugin } = &self.ctx.identity;
+        let allowed = self
+            .shared
+            .log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if !allowed {
+            let metric = "faultline_plugin_log_dropped_total";
+            self.shared.metrics.inc(metric, &[("rule", rule)]);
+            return;
+        }
+        // Under the target `plugin`, so a plugin's line never passes for the host's own.
+        let message = plugin_log::escape(&message);
+        match level {
+            log::Level::Trace => tracing::trace!(target: "plugin", rule, plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "plugin", rule, plugin, "{message}"),
+            log::Level::Info => tracing::info!(target: "plugin", rule, plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "plugin", rule, plugin, "{message}"),
+            log::Level::Error => tracing::error!(target: "plugin", rule, plugin, "{message}"),
         }
     }
 }
@@ -215,15 +279,17 @@ impl clock::Host for HostState {
 
 impl state::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.timed(|s| s.ctx.db.state_get(&s.ctx.state_scope, &key))
+        self.state.get(&self.ctx.db, &self.ctx.state_scope, &key)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) {
-        self.timed(|s| s.ctx.db.state_set(&s.ctx.state_scope, &key, &value))
+        let (db, scope) = (&self.ctx.db, &self.ctx.state_scope);
+        self.state
+            .set(db, scope, self.shared.state_quota, key, value);
     }
 
     fn delete(&mut self, key: String) {
-        self.timed(|s| s.ctx.db.state_delete(&s.ctx.state_scope, &key))
+        self.state.delete(&self.ctx.db, &self.ctx.state_scope, key);
     }
 }
 
@@ -232,6 +298,16 @@ fn http_error(kind: http::ErrorKind, message: impl Into<String>) -> http::Error 
         kind,
         message: message.into(),
     }
+}
+
+/// The HTTP client for plugins' requests without a connection. It follows no redirect: a
+/// granted host answering 3xx must not send the signed request on to a host that is not
+/// granted, so the 3xx goes back to the plugin as any other answer.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client with default TLS builds, as reqwest::Client::new() assumes")
 }
 
 /// Longest an outbound request may take, whatever the plugin asks for.
@@ -344,7 +420,11 @@ impl HostState {
             .map_or(Duration::from_secs(10), |ms| {
                 Duration::from_millis(ms.into())
             })
-            .min(MAX_HTTP_TIMEOUT);
+            .min(MAX_HTTP_TIMEOUT)
+            .min(self.remaining());
+        if timeout.is_zero() {
+            return Err(http_error(Transport, "the call's deadline has passed"));
+        }
         let mut builder = client
             .request(method, url)
             .timeout(timeout)
@@ -498,7 +578,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 impl http::Host for HostState {
     fn send(&mut self, req: http::Request) -> Result<http::Response, http::Error> {
-        self.timed(|s| s.send_http(req))
+        self.send_http(req)
     }
 
     fn secret_placeholder(&mut self, name: String) -> String {
@@ -508,13 +588,13 @@ impl http::Host for HostState {
 
 impl mail::Host for HostState {
     fn send(&mut self, msg: mail::Message) -> Result<(), mail::Error> {
-        self.timed(|s| s.send_mail(msg))
+        self.send_mail(msg)
     }
 }
 
 impl kafka::Host for HostState {
     fn produce(&mut self, msg: kafka::Message) -> Result<(), String> {
-        self.timed(|s| s.produce_kafka(msg))
+        self.produce_kafka(msg)
     }
 }
 

@@ -1,16 +1,21 @@
-//! Instances of a plugin: one per rule, kept between calls, each call bounded by a CPU
-//! deadline, a memory cap and a cap on what it returns. The data a call selects crosses as
-//! columns; a series' labels cross once per instance.
+//! Instances of a plugin: one per rule, kept between calls, each call bounded by a deadline
+//! (host calls included), a memory cap, all plugins' memory budget, a state quota and a cap
+//! on what it returns; its state writes are kept only if it succeeds, and what it says of a
+//! failure is redacted. The data a call selects crosses as columns; a series' labels cross
+//! once per instance.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap};
 
 use super::bindings::{detector, localizer, recovery, types};
 use super::convert;
-use super::host::{Bounds, HostContext, HostState};
+use super::host::{Bounds, HostContext, HostState, Shared};
+use super::plugin_log::LogBucket;
+use super::redact::redact;
 use super::{Failure, Finding, Limits, Plugin, PluginError, Pre, TICK};
+use crate::connections::secrets::Substitution;
 use crate::model::incident::{Incident, Suspect};
 use types::{DetectInput, Label, LocalizeInput};
 
@@ -103,6 +108,7 @@ pub struct Instance {
     plugin: Arc<Plugin>,
     ctx: HostContext,
     limits: Limits,
+    shared: Shared,
     params: String,
     live: Option<Live>,
 }
@@ -125,10 +131,18 @@ impl Instance {
         limits: Limits,
         params: String,
     ) -> Result<Instance, PluginError> {
+        let rt = &plugin.runtime.inner;
+        let shared = Shared {
+            memory_budget: rt.memory_budget.clone(),
+            log: Arc::new(Mutex::new(LogBucket::new(rt.log_rate))),
+            metrics: rt.metrics.clone(),
+            state_quota: limits.state,
+        };
         let mut inst = Instance {
             plugin,
             ctx,
             limits,
+            shared,
             params,
             live: None,
         };
@@ -143,6 +157,7 @@ impl Instance {
             plugin: self.plugin.clone(),
             ctx: self.ctx.clone(),
             limits: self.limits,
+            shared: self.shared.clone(),
             params: self.params.clone(),
             live: None,
         }
@@ -154,11 +169,31 @@ impl Instance {
     }
 
     fn error(&self, failure: Failure) -> PluginError {
+        let failure = match failure {
+            Failure::Trap(m) => Failure::Trap(self.redact(&m)),
+            Failure::Returned(m) => Failure::Returned(self.redact(&m)),
+            Failure::Params(m) => Failure::Params(self.redact(&m)),
+            Failure::Instantiate(m) => Failure::Instantiate(self.redact(&m)),
+            other => other,
+        };
         PluginError {
             rule: self.ctx.identity.rule.clone(),
             plugin: self.plugin.name.clone(),
             failure,
         }
+    }
+
+    /// A plugin's text, fit to store and log: without the secrets its grants give it, cut
+    /// short.
+    fn redact(&self, text: &str) -> String {
+        let grants = &self.ctx.grants;
+        let connections = grants
+            .connections
+            .iter()
+            .filter_map(|n| self.ctx.connections.get(n))
+            .flat_map(|c| c.secret_values());
+        let secrets = Substitution::of(grants.secret.clone().into_iter().chain(connections));
+        redact(text, &secrets)
     }
 
     fn live(&mut self) -> Result<&mut Live, PluginError> {
@@ -171,16 +206,20 @@ impl Instance {
 
     fn instantiate(&mut self) -> Result<Live, PluginError> {
         let engine = &self.plugin.runtime.inner.engine;
-        let mut store = Store::new(engine, HostState::new(self.ctx.clone(), self.limits.memory));
+        let state = HostState::new(self.ctx.clone(), self.shared.clone(), self.limits.memory);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| s);
         let budget = self.limits.timeout;
+        // Host calls count: the deadline is the call's start plus its budget.
         store.epoch_deadline_callback(move |ctx| {
-            let s = ctx.data();
-            let used = s.call_started.elapsed().saturating_sub(s.host_time);
-            Ok(if used >= budget {
+            let left = ctx
+                .data()
+                .deadline
+                .saturating_duration_since(Instant::now());
+            Ok(if left.is_zero() {
                 wasmtime::UpdateDeadline::Interrupt
             } else {
-                wasmtime::UpdateDeadline::Continue(ticks(budget - used))
+                wasmtime::UpdateDeadline::Continue(ticks(left))
             })
         });
         start_call(&mut store, budget);
@@ -196,6 +235,12 @@ impl Instance {
             Bindings::Localizer(b) => b.call_configure(&mut store, &self.params),
             Bindings::Recovery(b) => b.call_configure(&mut store, &self.params),
         };
+        let kept = store
+            .data_mut()
+            .finish_state(matches!(configured, Ok(Ok(()))));
+        if let Err(reason) = kept {
+            return Err(self.error(Failure::StateQuota(reason)));
+        }
         match configured {
             Ok(Ok(())) => Ok(Live {
                 store,
@@ -209,15 +254,24 @@ impl Instance {
         }
     }
 
-    /// Runs a call on the live instance; after a trap the instance is dropped.
+    /// Runs a call on the live instance; its state writes are kept if `succeeded` says so of
+    /// what it returned. After a trap, or a write over the state quota, the instance is
+    /// dropped.
     fn call<R>(
         &mut self,
         f: impl FnOnce(&mut Live) -> wasmtime::Result<R>,
+        succeeded: impl FnOnce(&R) -> bool,
     ) -> Result<R, PluginError> {
         let budget = self.limits.timeout;
         let live = self.live()?;
         start_call(&mut live.store, budget);
-        match f(live) {
+        let res = f(live);
+        let ok = res.as_ref().is_ok_and(succeeded);
+        if let Err(reason) = live.store.data_mut().finish_state(ok) {
+            self.live = None;
+            return Err(self.error(Failure::StateQuota(reason)));
+        }
+        match res {
             Ok(r) => Ok(r),
             Err(e) => {
                 let live = self.live.take().expect("live during the call");
@@ -260,15 +314,18 @@ impl Instance {
             logs: std::mem::take(&mut sel.logs),
         };
         let bounds = std::mem::take(&mut sel.bounds);
-        let res = self.call(|live| {
-            live.store.data_mut().bounds = bounds;
-            let res = match &live.bindings {
-                Bindings::Detector(b) => b.call_evaluate(&mut live.store, &input),
-                _ => Err(wasmtime::Error::msg("not a detector")),
-            };
-            sel.bounds = std::mem::take(&mut live.store.data_mut().bounds);
-            res
-        });
+        let res = self.call(
+            |live| {
+                live.store.data_mut().bounds = bounds;
+                let res = match &live.bindings {
+                    Bindings::Detector(b) => b.call_evaluate(&mut live.store, &input),
+                    _ => Err(wasmtime::Error::msg("not a detector")),
+                };
+                sel.bounds = std::mem::take(&mut live.store.data_mut().bounds);
+                res
+            },
+            Result::is_ok,
+        );
         sel.samples = std::mem::replace(&mut input.samples, empty_samples());
         sel.logs = std::mem::take(&mut input.logs);
         if res.is_err() {
@@ -301,10 +358,13 @@ impl Instance {
             samples: std::mem::replace(&mut sel.samples, empty_samples()),
             logs: std::mem::take(&mut sel.logs),
         };
-        let res = self.call(|live| match &live.bindings {
-            Bindings::Localizer(b) => b.call_localize(&mut live.store, &input),
-            _ => Err(wasmtime::Error::msg("not a localizer")),
-        });
+        let res = self.call(
+            |live| match &live.bindings {
+                Bindings::Localizer(b) => b.call_localize(&mut live.store, &input),
+                _ => Err(wasmtime::Error::msg("not a localizer")),
+            },
+            Result::is_ok,
+        );
         sel.samples = std::mem::replace(&mut input.samples, empty_samples());
         sel.logs = std::mem::take(&mut input.logs);
         if res.is_err() {
@@ -336,14 +396,18 @@ impl Instance {
             receiver: attempt.receiver.to_string(),
             external_url: attempt.external_url.to_string(),
         };
-        let outcome = self.call(|live| match &live.bindings {
-            Bindings::Recovery(b) => b.call_recover(&mut live.store, &input),
-            _ => Err(wasmtime::Error::msg("not a recovery plugin")),
-        })?;
+        // Whatever the plugin judged of the attempt, the call itself succeeded.
+        let outcome = self.call(
+            |live| match &live.bindings {
+                Bindings::Recovery(b) => b.call_recover(&mut live.store, &input),
+                _ => Err(wasmtime::Error::msg("not a recovery plugin")),
+            },
+            |_| true,
+        )?;
         Ok(match outcome {
-            types::Outcome::Done(m) => Outcome::Done(m),
-            types::Outcome::RetryLater(m) => Outcome::RetryLater(m),
-            types::Outcome::Failed(m) => Outcome::Failed(m),
+            types::Outcome::Done(m) => Outcome::Done(self.redact(&m)),
+            types::Outcome::RetryLater(m) => Outcome::RetryLater(self.redact(&m)),
+            types::Outcome::Failed(m) => Outcome::Failed(self.redact(&m)),
         })
     }
 
@@ -356,9 +420,9 @@ impl Instance {
 
 fn start_call(store: &mut Store<HostState>, budget: Duration) {
     let s = store.data_mut();
-    s.call_started = std::time::Instant::now();
-    s.host_time = Duration::ZERO;
+    s.deadline = Instant::now() + budget;
     s.memory_exceeded = false;
+    s.budget_exceeded = false;
     s.panic = None;
     store.set_epoch_deadline(ticks(budget));
 }
@@ -376,6 +440,8 @@ fn classify(
     let trap = e.downcast_ref::<Trap>().copied();
     if state.memory_exceeded {
         Failure::Memory(limits.memory)
+    } else if state.budget_exceeded {
+        Failure::MemoryBudget(state.budget_limit())
     } else if trap == Some(Trap::Interrupt) {
         Failure::Timeout(limits.timeout)
     } else if let Some(panic) = &state.panic {

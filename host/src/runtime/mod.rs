@@ -1,5 +1,5 @@
 //! The Wasm sandbox: one wasmtime engine, components loaded (through the on-disk cache) and
-//! pre-instantiated per plugin, and instances that run one rule's plugin with a CPU deadline,
+//! pre-instantiated per plugin, and instances that run one rule's plugin with a deadline,
 //! a memory cap and a cap on what they return.
 //!
 //! A call that traps, times out or runs out of memory poisons only its own instance: the
@@ -10,11 +10,15 @@
 //! `pool.rs` keeps a receiver's instances for calls side by side.
 
 mod bindings;
+mod budget;
 mod cache;
 pub mod convert;
 mod host;
 pub mod instance;
+mod plugin_log;
 pub mod pool;
+mod redact;
+mod state_store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,15 +28,20 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::metrics::Metrics;
+
 pub use bindings::types;
 pub use cache::content_hash;
-pub use host::{Grants, HostContext, Identity, RuleSettings, sign};
+pub use host::{Grants, HostContext, Identity, RuleSettings, http_client, sign};
+pub use plugin_log::LogRate;
+pub use state_store::StateQuota;
 
 use bindings::{detector, localizer, recovery};
+use budget::MemoryBudget;
 use cache::Cache;
 use host::HostState;
 
-/// How often the epoch advances: the granularity of CPU deadlines.
+/// How often the epoch advances: the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(5);
 
 /// Engine-wide settings.
@@ -44,6 +53,12 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// The largest memory cap any rule may ask for, in bytes.
     pub max_memory: usize,
+    /// Bytes of linear memory all instances together may hold (`plugin_memory_budget`).
+    pub memory_budget: usize,
+    /// How many log lines each rule's plugin may write.
+    pub log_rate: LogRate,
+    /// Where the sandbox counts what it refuses (dropped log lines).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for RuntimeConfig {
@@ -54,6 +69,9 @@ impl Default for RuntimeConfig {
             // beside the running one. Only address space is reserved, not memory.
             max_instances: 1024,
             max_memory: 1 << 30,
+            memory_budget: 2 << 30,
+            log_rate: LogRate::default(),
+            metrics: Arc::default(),
         }
     }
 }
@@ -61,12 +79,14 @@ impl Default for RuntimeConfig {
 /// Limits on one instance's calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// CPU time one call may use (time spent in host calls is not counted).
+    /// Time one call may take, time spent in host calls included.
     pub timeout: Duration,
     /// Bytes each linear memory may grow to.
     pub memory: usize,
     /// Bytes of findings or suspects one call may return.
     pub max_output: usize,
+    /// What the instance's state store may hold.
+    pub state: StateQuota,
 }
 
 impl Default for Limits {
@@ -75,6 +95,10 @@ impl Default for Limits {
             timeout: Duration::from_secs(1),
             memory: 64 << 20,
             max_output: 4 << 20,
+            state: StateQuota {
+                keys: 10_000,
+                bytes: 16 << 20,
+            },
         }
     }
 }
@@ -118,10 +142,14 @@ pub enum RuntimeError {
 /// Why a plugin call failed.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum Failure {
-    #[error("exceeded its CPU deadline of {0:?}")]
+    #[error("exceeded its deadline of {0:?}")]
     Timeout(Duration),
     #[error("exceeded its memory cap of {0} bytes")]
     Memory(usize),
+    #[error("could not grow its memory: all plugins' memory budget of {0} bytes is used")]
+    MemoryBudget(usize),
+    #[error("{0}")]
+    StateQuota(String),
     #[error("trapped: {0}")]
     Trap(String),
     #[error("returned an error: {0}")]
@@ -140,6 +168,8 @@ impl Failure {
         match self {
             Failure::Timeout(_) => "timeout",
             Failure::Memory(_) => "memory",
+            Failure::MemoryBudget(_) => "memory_budget",
+            Failure::StateQuota(_) => "state_quota",
             Failure::Trap(_) => "trap",
             Failure::Returned(_) => "error",
             Failure::OutputTooLarge(..) => "output_too_large",
@@ -181,6 +211,9 @@ struct RuntimeInner {
     engine: Engine,
     /// The largest memory cap an instance may have.
     max_memory: usize,
+    memory_budget: Arc<MemoryBudget>,
+    log_rate: LogRate,
+    metrics: Arc<Metrics>,
     linkers: [Linker<HostState>; 3],
     cache: Option<Cache>,
     stop_ticker: Arc<AtomicBool>,
@@ -222,6 +255,7 @@ impl Runtime {
     }
 
     /// Creates the engine (pooling allocator if the machine allows it) and its epoch ticker.
+    /// Instances' memories are reserved up to `max_memory` each (address space only).
     pub fn new(cfg: &RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let engine = match Engine::new(&engine_config(cfg, true)) {
             Ok(e) => e,
@@ -260,6 +294,9 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 max_memory: cfg.max_memory,
+                memory_budget: Arc::new(MemoryBudget::new(cfg.memory_budget)),
+                log_rate: cfg.log_rate,
+                metrics: cfg.metrics.clone(),
                 linkers,
                 cache,
                 stop_ticker,
@@ -267,9 +304,10 @@ impl Runtime {
         })
     }
 
-    /// The largest memory cap a rule, localizer or receiver may ask for.
+    /// The largest memory cap a rule, localizer or receiver may ask for: the engine's
+    /// maximum, and no more than all plugins' budget.
     pub fn max_memory(&self) -> usize {
-        self.inner.max_memory
+        self.inner.max_memory.min(self.inner.memory_budget.limit())
     }
 
     /// Loads a plugin component from a file for the given world.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{Loader, json_params};
+use super::{Loader, Overrides, json_params};
 use crate::model::matcher::parse_matchers;
 use crate::rules::file::LocalizerConfig;
 use crate::rules::{DEFAULT_LOCALIZER_RANGE, LocalizerRule, RuleExec};
@@ -79,7 +79,11 @@ impl Loader<'_> {
             format!("localizer:{}", lc.name),
             Grants::default(),
             &self.cx.defaults.rule_limits,
-            (lc.timeout, lc.memory),
+            Overrides {
+                timeout: lc.timeout,
+                memory: lc.memory,
+                ..Overrides::default()
+            },
             &params,
         ) {
             Ok(i) => i,

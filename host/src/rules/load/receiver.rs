@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Loader, json_params, known};
+use super::{Loader, Overrides, json_params, known};
 use crate::connections::Connection;
 use crate::rules::file::ReceiverConfig;
 use crate::rules::{DEFAULT_MAX_AGE, Receiver};
@@ -111,7 +111,11 @@ impl Loader<'_> {
                 connections: rc.grants.connections.clone(),
             },
             &self.cx.defaults.receiver_limits,
-            (rc.timeout, rc.memory),
+            Overrides {
+                timeout: rc.timeout,
+                memory: rc.memory,
+                ..Overrides::default()
+            },
             &json_params(&rc.params),
         );
         match instance {

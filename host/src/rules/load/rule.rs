@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Loader, json_params, known};
+use super::{Loader, Overrides, json_params, known};
 use crate::model::Labels;
 use crate::rules::error::line_of_item;
 use crate::rules::file::RuleConfig;
@@ -84,6 +84,13 @@ impl Loader<'_> {
             );
         }
         self.check_memory(path, text, &rc.name, "rule", rc.memory);
+        if rc.state_keys == Some(0) || rc.state_bytes.is_some_and(|b| b.0 == 0) {
+            err(
+                self,
+                "state_keys",
+                "state_keys and state_bytes must be above 0".into(),
+            );
+        }
         let plugin = self
             .plugin(&rc.plugin, World::Detector)
             .map_err(|m| err(self, "plugin", m))
@@ -108,7 +115,12 @@ impl Loader<'_> {
             format!("rule:{id}"),
             Grants::default(),
             &self.cx.defaults.rule_limits,
-            (rc.timeout, rc.memory),
+            Overrides {
+                timeout: rc.timeout,
+                memory: rc.memory,
+                state_bytes: rc.state_bytes,
+                state_keys: rc.state_keys,
+            },
             &json_params(&rc.params),
         ) {
             Ok(i) => i,
