@@ -14,6 +14,7 @@ mod detectors;
 mod elasticsearch;
 mod foundation;
 mod lifecycle;
+mod listener;
 mod localization;
 mod log_shipper;
 mod notifications;

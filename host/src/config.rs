@@ -12,6 +12,7 @@ use crate::model::units::PromDuration;
 use crate::model::units::{ByteSize, SecretRef};
 use crate::rules::Defaults;
 use crate::runtime::Limits;
+use crate::server::listener::ListenerConfig;
 
 /// Where `faultline serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
@@ -63,6 +64,9 @@ pub struct Config {
     /// Who may call the API (`[auth]`): bearer tokens and their roles; none, the API is
     /// open.
     pub auth: AuthConfig,
+    /// How the API is served (`[listener]`): TLS, the hosts and origins it answers to, and
+    /// the limits on slow and concurrent requests.
+    pub listener: ListenerConfig,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             elasticsearch: Default::default(),
             connection: BTreeMap::new(),
             auth: AuthConfig::default(),
+            listener: ListenerConfig::default(),
         }
     }
 }
@@ -130,6 +135,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        c.listener.resolve(base);
         for t in &mut c.auth.tokens {
             if let SecretRef::File(f) = &mut t.token
                 && f.is_relative()
@@ -163,7 +169,7 @@ impl Config {
     pub fn external_url(&self) -> String {
         self.external_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{}://{}", self.listener.scheme(), self.listen))
     }
 
     /// What rules get where their files are silent, from this configuration.
