@@ -129,3 +129,53 @@ pub fn timed_out(e: &axum::Error) -> Option<&BodyTimedOut> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::model::units::PromDuration;
+    use crate::server::listener::ListenerConfig;
+
+    /// A request that finds no turn within the body read timeout gets 503, with
+    /// `Retry-After`.
+    #[tokio::test]
+    async fn a_body_that_finds_no_turn_in_time_gets_503() {
+        let (svc, _dir) = crate::server::ingestion::tests::service_with(Config {
+            listener: ListenerConfig {
+                max_concurrent_bodies: 1,
+                body_read_timeout: PromDuration(Duration::from_millis(200)),
+                ..ListenerConfig::default()
+            },
+            ..Config::default()
+        });
+        // A handler that never answers holds its turn.
+        let app = Router::new()
+            .route("/", post(|_: Body| std::future::pending::<()>()))
+            .layer(axum::middleware::from_fn_with_state(
+                Bodies::new(svc.clone()),
+                limit,
+            ));
+        let request = || Request::post("/").body(Body::from("x")).unwrap();
+        let holder = tokio::spawn(app.clone().oneshot(request()));
+        tokio::task::yield_now().await;
+        let reading = &[("state", "reading")];
+        assert_eq!(
+            svc.metrics().get("faultline_request_bodies", reading),
+            Some(1.0)
+        );
+        let refused = app.oneshot(request()).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+        let waiting = &[("state", "waiting")];
+        assert_eq!(
+            svc.metrics().get("faultline_request_bodies", waiting),
+            Some(0.0)
+        );
+        holder.abort();
+    }
+}

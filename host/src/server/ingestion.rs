@@ -160,7 +160,7 @@ fn append_logs(svc: &Service, source: &str, records: Vec<crate::model::LogRecord
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;
@@ -175,12 +175,17 @@ mod tests {
 
     /// A service with no rules in a temporary directory.
     pub(super) fn service() -> (Arc<Service>, tempfile::TempDir) {
+        service_with(Config::default())
+    }
+
+    /// A service with `config`, no rules, and its directories in a temporary one.
+    pub(in crate::server) fn service_with(config: Config) -> (Arc<Service>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         let svc = Service::new(Config {
             rules_dir: dir.path().join("rules"),
             data_dir: dir.path().join("data"),
-            ..Config::default()
+            ..config
         })
         .unwrap();
         (svc, dir)
@@ -460,15 +465,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_max_body_is_413() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("rules")).unwrap();
-        let svc = Service::new(Config {
-            rules_dir: dir.path().join("rules"),
-            data_dir: dir.path().join("data"),
+        let (svc, _dir) = service_with(Config {
             max_body: crate::model::units::ByteSize(100),
             ..Config::default()
-        })
-        .unwrap();
+        });
         let (status, text) = post(&svc, "/api/v1/logs", &NDJSON, vec![b' '; 101]).await;
         assert_eq!(status, 413, "{text}");
         assert_eq!(

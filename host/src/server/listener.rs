@@ -9,7 +9,7 @@
 //! allowed_origins = ["https://grafana.example.com"]
 //! header_read_timeout = "10s"                    # a request's headers, and a TLS handshake
 //! body_read_timeout = "60s"                      # a request's body, waiting for a turn included
-//! max_concurrent_bodies = 64                     # request bodies read at once
+//! max_concurrent_bodies = 16                     # request bodies read at once
 //! ```
 //!
 //! A connection that does not finish its TLS handshake or its request headers within
@@ -61,7 +61,7 @@ impl Default for ListenerConfig {
             allowed_origins: Vec::new(),
             header_read_timeout: PromDuration(Duration::from_secs(10)),
             body_read_timeout: PromDuration(Duration::from_secs(60)),
-            max_concurrent_bodies: 64,
+            max_concurrent_bodies: 16,
         }
     }
 }
