@@ -223,6 +223,7 @@ fn push(server: &Server, now: i64, entities: &[Entity], extra: &str) {
     assert!(r.status().is_success(), "push: {:?}", r.text());
     let r = reqwest::blocking::Client::new()
         .post(server.url("/api/v1/logs"))
+        .header("Content-Type", "application/x-ndjson")
         .body(request_log(now, entities))
         .send()
         .unwrap();

@@ -15,6 +15,7 @@ mod elasticsearch;
 mod foundation;
 mod isolation;
 mod lifecycle;
+mod listener;
 mod localization;
 mod log_shipper;
 mod notifications;

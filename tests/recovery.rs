@@ -170,6 +170,7 @@ fn one_incident_is_localized_to_the_faulty_node_and_recovered_once() {
     let now = faultline::model::time::now_ms();
     let resp = reqwest::blocking::Client::new()
         .post(server.url("/api/v1/logs"))
+        .header("Content-Type", "application/x-ndjson")
         .body(logs(now))
         .send()
         .unwrap();

@@ -14,6 +14,7 @@ use crate::model::units::PromDuration;
 use crate::model::units::{ByteSize, SecretRef};
 use crate::rules::Defaults;
 use crate::runtime::{Limits, LogRate, RuntimeConfig, StateQuota};
+use crate::server::listener::ListenerConfig;
 
 /// Where `faultline serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9797";
@@ -80,6 +81,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How rule changes are picked up (`[reload]`: `quiet_period`, `vanished_grace`).
     pub reload: crate::reload::ReloadConfig,
+    /// How the API is served (`[listener]`): TLS, the hosts and origins it answers to, and
+    /// the limits on slow and concurrent requests.
+    pub listener: ListenerConfig,
 }
 
 impl Default for Config {
@@ -112,6 +116,7 @@ impl Default for Config {
             ready_max_lag: PromDuration(std::time::Duration::from_secs(120)),
             auth: AuthConfig::default(),
             reload: Default::default(),
+            listener: ListenerConfig::default(),
         }
     }
 }
@@ -159,6 +164,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        c.listener.resolve(base);
         for t in &mut c.auth.tokens {
             if let SecretRef::File(f) = &mut t.token
                 && f.is_relative()
@@ -192,7 +198,7 @@ impl Config {
     pub fn external_url(&self) -> String {
         self.external_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .unwrap_or_else(|| format!("{}://{}", self.listener.scheme(), self.listen))
     }
 
     /// Refuses plugin limits that make no sense.

@@ -69,6 +69,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ),
     ("faultline_alerts", "gauge", "Alerts held, by state."),
     (
+        "faultline_request_bodies",
+        "gauge",
+        "Request bodies being read, and waiting for a turn ([listener] max_concurrent_bodies), by state.",
+    ),
+    (
         "faultline_notifications_total",
         "counter",
         "Recovery attempts, by receiver and outcome.",

@@ -178,10 +178,13 @@ pub fn check_index_name(name: &str) -> Result<(), String> {
 
 /// Refuses a Content-Type that is not JSON: `application/x-ndjson`, `application/json`, and
 /// the official clients' `application/vnd.elasticsearch+x-ndjson; compatible-with=9` (or 7,
-/// 8; also `+json`) are read. No Content-Type at all is read as NDJSON.
+/// 8; also `+json`) are read. None at all is refused, as Elasticsearch does (a browser
+/// page could send a body without one).
 pub fn check_content_type(content_type: Option<&str>) -> Result<(), IngestError> {
     let Some(ct) = content_type else {
-        return Ok(());
+        return Err(IngestError::UnsupportedMediaType(
+            "a Content-Type is required: send application/x-ndjson".to_string(),
+        ));
     };
     let refused = || {
         IngestError::UnsupportedMediaType(format!(
@@ -1140,8 +1143,8 @@ mod tests {
 
     #[test]
     fn content_types() {
+        assert_eq!(check_content_type(None).unwrap_err().status(), 415);
         for ok in [
-            None,
             Some("application/x-ndjson"),
             Some("application/json; charset=utf-8"),
             Some("application/vnd.elasticsearch+x-ndjson; compatible-with=9"),

@@ -66,10 +66,11 @@ pub mod proto {
     }
 }
 
-/// Decodes a Loki push body, choosing the decoder as Loki does: `Content-Type:
-/// application/json` is JSON (plain or `Content-Encoding: gzip`); any other or no Content-Type
-/// is snappy-compressed protobuf, whether or not `Content-Encoding: snappy` says so
-/// (winston-loki sends `application/x-protobuf` without it). Other encodings get 415.
+/// Decodes a Loki push body, choosing the decoder by Content-Type: `application/json` is
+/// JSON (plain or `Content-Encoding: gzip`); `application/x-protobuf` is snappy-compressed
+/// protobuf, whether or not `Content-Encoding: snappy` says so (winston-loki sends it without).
+/// Loki reads any other type, or none, as protobuf; here those get 415, since a browser page
+/// may send them. Other encodings get 415 too.
 pub fn decode(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
@@ -87,6 +88,13 @@ pub fn decode(
         }
         let body = super::decode_content_encoding(content_encoding, body, limits)?;
         return decode_json(&body, limits);
+    }
+    if super::media_type(content_type) != "application/x-protobuf" {
+        let given = content_type.map_or("none".to_string(), |c| format!("{c:?}"));
+        return Err(IngestError::UnsupportedMediaType(format!(
+            "Content-Type {given} is not supported for Loki pushes: send application/json \
+             or snappy-compressed application/x-protobuf"
+        )));
     }
     match encoding.as_deref() {
         None | Some("") | Some("snappy") => decode_protobuf(body, limits),
@@ -543,7 +551,7 @@ mod tests {
             }],
         };
         let out = decode(
-            None,
+            PB,
             Some("snappy"),
             &snappy(&req.encode_to_vec()),
             &Limits::default(),
@@ -715,6 +723,16 @@ mod tests {
         assert_eq!(e.status(), 415);
         let e = decode(JSON, Some("deflate"), &body, &l).unwrap_err();
         assert_eq!(e.status(), 415);
+        // Loki reads any other type as protobuf; a browser page may send those.
+        for forgeable in [
+            None,
+            Some("text/plain"),
+            Some("multipart/form-data; boundary=x"),
+        ] {
+            let e = decode(forgeable, None, &body, &l).unwrap_err();
+            assert_eq!(e.status(), 415, "{forgeable:?}");
+            assert!(e.to_string().contains("send application/json"), "{e}");
+        }
         let e = decode(PB, Some("gzip"), &body, &l).unwrap_err();
         assert_eq!(e.status(), 415);
         assert!(e.to_string().contains("snappy-compressed"), "{e}");

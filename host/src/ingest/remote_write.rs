@@ -63,7 +63,8 @@ pub mod proto {
 }
 
 /// Decodes a remote_write request after checking its headers: Content-Type must be
-/// `application/x-protobuf` (a `proto=` parameter other than `prometheus.WriteRequest`, i.e.
+/// `application/x-protobuf`, as Prometheus sends (none, or a type a browser page may send,
+/// gets 415; a `proto=` parameter other than `prometheus.WriteRequest`, i.e.
 /// remote_write 2.0, gets 415 so that the sender can fall back to 1.0); Content-Encoding must
 /// be `snappy` or absent (Prometheus's own receiver assumes snappy either way).
 pub fn decode(
@@ -73,9 +74,10 @@ pub fn decode(
     limits: &Limits,
 ) -> Result<Vec<SeriesSamples>, IngestError> {
     let media = super::media_type(content_type);
-    if !(media.is_empty() || media == "application/x-protobuf") {
+    if media != "application/x-protobuf" {
+        let given = content_type.map_or("none".to_string(), |c| format!("{c:?}"));
         return Err(IngestError::UnsupportedMediaType(format!(
-            "Content-Type {media:?} is not supported for remote_write: send application/x-protobuf"
+            "Content-Type {given} is not supported for remote_write: send application/x-protobuf"
         )));
     }
     let proto = content_type.unwrap_or("").split(';').skip(1).find_map(|p| {
@@ -298,7 +300,17 @@ mod tests {
     fn headers_are_checked() {
         let body = remote_write_request(&[(&[("__name__", "a")], &[(1.0, 1)])]);
         let l = Limits::default();
-        assert_eq!(decode(None, None, &body, &l).unwrap().len(), 1);
+        // No Content-Type, or one a browser page may send, is refused.
+        for forgeable in [
+            None,
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            let e = decode(forgeable, None, &body, &l).unwrap_err();
+            assert_eq!(e.status(), 415, "{forgeable:?}");
+            assert!(e.to_string().contains("send application/x-protobuf"), "{e}");
+        }
+        assert_eq!(decode(CT, None, &body, &l).unwrap().len(), 1);
         let v1 = Some("application/x-protobuf;proto=prometheus.WriteRequest");
         assert_eq!(decode(v1, SNAPPY, &body, &l).unwrap().len(), 1);
         let cases = [

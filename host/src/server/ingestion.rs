@@ -114,13 +114,16 @@ async fn remote_write(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /api/v1/logs`: newline-delimited JSON records (plain or gzip); records without a
-/// timestamp are stamped with the time of receipt.
+/// `POST /api/v1/logs`: newline-delimited JSON records (plain or gzip), sent as
+/// `application/x-ndjson` or `application/json`; records without a timestamp are stamped with
+/// the time of receipt.
 async fn logs_ndjson(
     State(svc): State<Arc<Service>>,
     req: Request,
 ) -> Result<StatusCode, ApiError> {
     const SOURCE: &str = "ndjson";
+    super::require(req.headers(), &["application/x-ndjson", "application/json"])
+        .inspect_err(|e| reject(&svc, SOURCE, e.status.as_u16()))?;
     let r = receive(&svc, SOURCE, req).await?;
     let limits = ingest_limits(&svc);
     let records = ingest::decode_content_encoding(r.content_encoding.as_deref(), &r.body, &limits)
@@ -157,7 +160,7 @@ fn append_logs(svc: &Service, source: &str, records: Vec<crate::model::LogRecord
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;
@@ -172,12 +175,17 @@ mod tests {
 
     /// A service with no rules in a temporary directory.
     pub(super) fn service() -> (Arc<Service>, tempfile::TempDir) {
+        service_with(Config::default())
+    }
+
+    /// A service with `config`, no rules, and its directories in a temporary one.
+    pub(in crate::server) fn service_with(config: Config) -> (Arc<Service>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         let svc = Service::new(Config {
             rules_dir: dir.path().join("rules"),
             data_dir: dir.path().join("data"),
-            ..Config::default()
+            ..config
         })
         .unwrap();
         (svc, dir)
@@ -218,6 +226,8 @@ mod tests {
     fn as_refs<'a>(h: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
         h.iter().map(|(k, v)| (*k, v.as_str())).collect()
     }
+
+    const NDJSON: [(&str, &str); 1] = [("content-type", "application/x-ndjson")];
 
     const REMOTE_WRITE: [(&str, &str); 3] = [
         ("content-type", "application/x-protobuf"),
@@ -405,7 +415,7 @@ mod tests {
         let (status, text) = post(
             &svc,
             "/api/v1/logs",
-            &[],
+            &NDJSON,
             b"{\"labels\": {\"app\": \"a\"}, \"message\": \"ok\"}\n\xff\n".to_vec(),
         )
         .await;
@@ -455,16 +465,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_max_body_is_413() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("rules")).unwrap();
-        let svc = Service::new(Config {
-            rules_dir: dir.path().join("rules"),
-            data_dir: dir.path().join("data"),
+        let (svc, _dir) = service_with(Config {
             max_body: crate::model::units::ByteSize(100),
             ..Config::default()
-        })
-        .unwrap();
-        let (status, text) = post(&svc, "/api/v1/logs", &[], vec![b' '; 101]).await;
+        });
+        let (status, text) = post(&svc, "/api/v1/logs", &NDJSON, vec![b' '; 101]).await;
         assert_eq!(status, 413, "{text}");
         assert_eq!(
             metric(
@@ -536,7 +541,7 @@ mod tests {
         let body = br#"{"labels": {"app": "api", "instance": "web1"}, "message": "GET / 500 error", "status": 500}
 {"labels": {"app": "api", "instance": "web2"}, "message": "GET / 200"}
 "#;
-        let (status, _) = post(&svc, "/api/v1/logs", &[], body.to_vec()).await;
+        let (status, _) = post(&svc, "/api/v1/logs", &NDJSON, body.to_vec()).await;
         assert_eq!(status, 204);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(
@@ -546,7 +551,7 @@ mod tests {
         let (status, _) = post(
             &svc,
             "/api/v1/logs",
-            &[("content-encoding", "gzip")],
+            &[NDJSON[0], ("content-encoding", "gzip")],
             gz.finish().unwrap(),
         )
         .await;
@@ -563,9 +568,16 @@ mod tests {
             ),
             Some(3.0)
         );
-        let (status, text) = post(&svc, "/api/v1/logs", &[], b"{\"labels\": {}}".to_vec()).await;
+        let (status, text) =
+            post(&svc, "/api/v1/logs", &NDJSON, b"{\"labels\": {}}".to_vec()).await;
         assert_eq!(status, 400, "{text}");
         assert!(text.starts_with("line 1: "), "{text}");
+        // A body type a browser page may send is refused, and counted.
+        for forgeable in [&[][..], &[("content-type", "text/plain")]] {
+            let (status, text) = post(&svc, "/api/v1/logs", forgeable, body.to_vec()).await;
+            assert_eq!(status, 415, "{text}");
+            assert!(text.contains("send application/x-ndjson"), "{text}");
+        }
     }
 
     #[tokio::test]

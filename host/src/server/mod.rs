@@ -17,8 +17,12 @@ use crate::ingest::{self, IngestError};
 use crate::service::Service;
 
 pub mod alertmanager;
+mod bodies;
+mod browsers;
+pub use browsers::require;
 mod console;
 mod ingestion;
+pub mod listener;
 mod query;
 mod recovery;
 
@@ -74,7 +78,15 @@ pub fn app(svc: Shared) -> Router {
         .merge(query::routes())
         .merge(console::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            bodies::Bodies::new(svc.clone()),
+            bodies::limit,
+        ))
         .layer(axum::middleware::from_fn_with_state(svc.clone(), authorize))
+        .layer(axum::middleware::from_fn_with_state(
+            browsers::Allowed::new(svc.config()),
+            browsers::check,
+        ))
         .with_state(svc)
 }
 
@@ -133,10 +145,14 @@ async fn metrics(State(svc): State<Shared>) -> Response {
         .into_response()
 }
 
-/// Reads a request body up to the configured limit (413 past it).
+/// Reads a request body up to the configured limit (413 past it; 408 when it does not
+/// arrive within `[listener] body_read_timeout`, see [`bodies`]).
 pub async fn body(svc: &Service, body: Body) -> Result<bytes::Bytes, ApiError> {
     let max = svc.config().max_body.0;
-    axum::body::to_bytes(body, max).await.map_err(|_| {
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        if let Some(timed_out) = bodies::timed_out(&e) {
+            return ApiError::new(StatusCode::REQUEST_TIMEOUT, timed_out.to_string());
+        }
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body exceeds the limit of {max} bytes"),
@@ -333,23 +349,21 @@ async fn alerts_list(State(svc): State<Shared>) -> Response {
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?;
+    let listener = listener::Listener::bind(&config.listen, &config.listener).await?;
     let mut config = config;
     if config.external_url.is_none() {
-        config.external_url = Some(format!("http://{}", listener.local_addr()?));
+        let scheme = config.listener.scheme();
+        config.external_url = Some(format!("{scheme}://{}", listener.local_addr()?));
     }
     let svc = Service::new(config)?;
     svc.start();
     tracing::info!(
         address = %listener.local_addr()?,
+        tls = svc.config().listener.tls.is_some(),
         rules = svc.rules().rules().count(),
         "Faultline is listening"
     );
-    axum::serve(listener, app(svc))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    listener.serve(app(svc), shutdown()).await;
     Ok(())
 }
 

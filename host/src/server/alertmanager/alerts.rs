@@ -22,14 +22,14 @@ use crate::dispatch::mute::{Muter, Suppression};
 use crate::ingest::alerts::PostableAlert;
 use crate::model::Labels;
 use crate::model::matcher::Matcher;
-use crate::server::{ApiError, body, ingest_limits};
+use crate::server::{ApiError, body, ingest_limits, require};
 use crate::service::Service;
 
 type Shared = Arc<Service>;
 
 /// Why an alert intake was refused (in part, for [`Refused::Invalid`]).
 enum Refused {
-    /// The body could not be read (over the size limit).
+    /// The body could not be read (not JSON, or over the size limit).
     Body(ApiError),
     /// The body could not be parsed: nothing was stored.
     Parse(crate::ingest::IngestError),
@@ -42,6 +42,7 @@ enum Refused {
 /// Takes a `POST /api/v{1,2}/alerts` body: stores the valid alerts (durably, before
 /// answering) and counts them as Alertmanager does, by API `version`.
 async fn take(svc: &Service, req: Request, version: &str) -> Result<(), Refused> {
+    require(req.headers(), &["application/json"]).map_err(Refused::Body)?;
     let bytes = body(svc, req.into_body()).await.map_err(Refused::Body)?;
     let posted =
         crate::ingest::alerts::parse_postable(&bytes, &ingest_limits(svc)).map_err(|e| {
@@ -135,6 +136,7 @@ pub async fn webhook_receive(
     State(svc): State<Shared>,
     req: Request,
 ) -> Result<StatusCode, ApiError> {
+    require(req.headers(), &["application/json"])?;
     let bytes = body(&svc, req.into_body()).await?;
     let alerts =
         crate::ingest::alerts::parse_webhook(&bytes, &ingest_limits(&svc)).inspect_err(|_| {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{AmError, Rfc3339, json_response, parse_filter, passes_filter, query_pairs};
 use crate::dispatch::silences::{MatcherSpec, Silence, SilenceError, SilenceSpec, is_uuid};
 use crate::dispatch::time_interval::TimeSpecConfig;
-use crate::server::body;
+use crate::server::{body, require};
 use crate::service::Service;
 
 type Shared = Arc<Service>;
@@ -50,6 +50,7 @@ struct PostableMatcher {
 /// `POST /api/v2/silences`: `{"silenceID": ...}`, the new ID when an update had to replace
 /// the silence.
 pub async fn silences_create(State(svc): State<Shared>, req: Request) -> Result<Response, AmError> {
+    require(req.headers(), &["application/json"])?;
     let bytes = body(&svc, req.into_body()).await?;
     let now = crate::model::time::now_ms();
     let spec = parse_postable(&bytes)?;
