@@ -16,7 +16,9 @@
 //! - `admin`: also what changes what Faultline does: `/-/reload`, silences, and retrying
 //!   an action of the outbox.
 //!
-//! A request names its token as `Authorization: Bearer <token>`. Without tokens configured
+//! A request names its token as `Authorization: Bearer <token>`, or as the password of
+//! `Authorization: Basic` (the user name is not looked at) for senders that only speak
+//! basic auth, such as rsyslog's and Filebeat's Elasticsearch outputs. Without tokens configured
 //! the API is open, as Prometheus's and Alertmanager's are by default: then bind it to
 //! loopback. The probes (`/-/healthy`, `/-/ready`) and the console's page and files (which
 //! hold no data; the page asks for a token) are always open.
@@ -103,12 +105,7 @@ impl Tokens {
         if self.tokens.is_empty() {
             return Ok(());
         }
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| Sha256::digest(token.trim().as_bytes()));
+        let presented = presented(headers).map(|token| Sha256::digest(token.trim_ascii()));
         let Some(presented) = presented else {
             return Err(Denied::Unauthenticated);
         };
@@ -125,6 +122,27 @@ impl Tokens {
             Err(Denied::Forbidden { role, needed })
         }
     }
+}
+
+/// The token a request presents: a bearer token, or the password of basic auth.
+fn presented(headers: &HeaderMap) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let (scheme, value) = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(value.as_bytes().to_vec());
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
+    let colon = decoded.iter().position(|b| *b == b':')?;
+    Some(decoded[colon + 1..].to_vec())
 }
 
 /// Compares two digests in a time that does not depend on where they differ.
@@ -200,6 +218,30 @@ mod tests {
             format!("Bearer {token}").parse().unwrap(),
         );
         headers
+    }
+
+    #[test]
+    fn basic_auth_presents_its_password_as_the_token() {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokens(dir.path());
+        let basic = |credentials: &str| {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+            let mut headers = HeaderMap::new();
+            let value = format!("Basic {encoded}").parse().unwrap();
+            headers.insert(header::AUTHORIZATION, value);
+            headers
+        };
+        assert_eq!(t.check(&basic("rsyslog:write-t"), Role::Write), Ok(()));
+        assert_eq!(t.check(&basic(":write-t"), Role::Write), Ok(()));
+        assert_eq!(
+            t.check(&basic("write-t:"), Role::Read),
+            Err(Denied::Unauthenticated)
+        );
+        assert_eq!(
+            t.check(&basic("no colon"), Role::Read),
+            Err(Denied::Unauthenticated)
+        );
     }
 
     #[test]
