@@ -10,6 +10,7 @@ use crate::auth::AuthConfig;
 use crate::connections::{ConnectionConfig, Connections};
 use crate::model::units::PromDuration;
 use crate::model::units::{ByteSize, SecretRef};
+use crate::retention::RetentionConfig;
 use crate::rules::Defaults;
 use crate::runtime::Limits;
 
@@ -63,6 +64,9 @@ pub struct Config {
     /// Who may call the API (`[auth]`): bearer tokens and their roles; none, the API is
     /// open.
     pub auth: AuthConfig,
+    /// How long finished actions, decisions and notification log entries are kept
+    /// (`[retention]`).
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -88,6 +92,7 @@ impl Default for Config {
             elasticsearch: Default::default(),
             connection: BTreeMap::new(),
             auth: AuthConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
