@@ -406,7 +406,7 @@ impl Service {
             .into_iter()
             .map(|(id, alert)| Routed {
                 recovery: recovery.get(&id).cloned().flatten(),
-                alert,
+                alert: Arc::new(alert),
             })
             .collect()
     }
@@ -431,7 +431,7 @@ impl Service {
             alert,
             recovery: None,
         }));
-        let muter = self.muter(alerts.iter().map(|r| &r.alert), now);
+        let muter = self.muter(alerts.iter().map(|r| &*r.alert), now);
         self.dispatcher.tick(
             now,
             &alerts,

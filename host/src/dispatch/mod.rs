@@ -49,7 +49,8 @@ use crate::rules::Receiver;
 /// An alert offered to the dispatcher, with the receiver its rule names (if any).
 #[derive(Clone, Debug)]
 pub struct Routed {
-    pub alert: Alert,
+    /// Shared: a pass over many alerts copies none.
+    pub alert: Arc<Alert>,
     pub recovery: Option<String>,
 }
 
@@ -147,7 +148,7 @@ impl Dispatcher {
         let mut groups: HashMap<(String, String), Group<'_>> = HashMap::new();
         let mut direct: HashMap<String, Route> = HashMap::new();
         for r in alerts {
-            let a = &r.alert;
+            let a: &Alert = &r.alert;
             if a.status == Status::Pending {
                 continue;
             }
