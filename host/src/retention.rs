@@ -69,6 +69,12 @@ impl RetentionConfig {
         let repeat = rules.tree.as_ref().map_or(REPEAT_INTERVAL, |t| {
             t.longest_repeat_interval().max(REPEAT_INTERVAL)
         });
+        self.horizons_for(rails, repeat, now)
+    }
+
+    /// The horizons at `now` when past actions are read back `rails` and the notification
+    /// log `repeat`.
+    fn horizons_for(&self, rails: Duration, repeat: Duration, now: i64) -> Horizons {
         let before = |keep: Duration| now.saturating_sub(keep.as_millis() as i64);
         Horizons {
             outbox: before(self.outbox.0.max(rails)),
@@ -77,5 +83,34 @@ impl RetentionConfig {
             // interval; a margin covers a pass that comes a little late.
             nflog: before(self.nflog.0.max(repeat * 2)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn the_rules_needs_push_the_horizons_back() {
+        let c: Config = toml::from_str("[retention]\noutbox = \"1h\"\nnflog = \"2h\"\n").unwrap();
+        let r = &c.retention;
+        let now = 100 * HOUR;
+        let hour = Duration::from_secs(3600);
+        assert_eq!(
+            r.horizons_for(Duration::ZERO, hour, now),
+            Horizons {
+                outbox: 99 * HOUR,
+                decisions: now - 7 * 24 * HOUR,
+                nflog: 98 * HOUR,
+            }
+        );
+        // A 3h cooldown reads 3h of actions; a 4h repeat_interval needs the log for 8h.
+        let h = r.horizons_for(3 * hour, 4 * hour, now);
+        assert_eq!((h.outbox, h.nflog), (97 * HOUR, 92 * HOUR));
+        let e = toml::from_str::<Config>("[retention]\noutbx = \"1h\"\n").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
     }
 }

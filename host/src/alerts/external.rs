@@ -293,10 +293,7 @@ impl ExternalAlerts {
     /// How many are firing and how many resolved at `now`.
     pub fn counts(&self, now: i64) -> (usize, usize) {
         let alerts = self.read();
-        let resolved = alerts
-            .values()
-            .filter(|h| h.alert.is_resolved(now))
-            .count();
+        let resolved = alerts.values().filter(|h| h.alert.is_resolved(now)).count();
         (alerts.len() - resolved, resolved)
     }
 
