@@ -380,10 +380,33 @@ fn to_json(l: &Labels) -> String {
     serde_json::to_string(l).unwrap_or_else(|_| "{}".into())
 }
 
+/// Labels as stored (a JSON object, written in name order): read straight into pairs,
+/// which a restart does for every stored alert.
 fn from_json(s: &str) -> Labels {
-    let map: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(s).unwrap_or_default();
-    Labels::from_pairs(map)
+    struct Pairs(Vec<(String, String)>);
+    impl<'de> serde::Deserialize<'de> for Pairs {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Pairs;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object of label names and values")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Pairs, A::Error> {
+                    let mut pairs = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                    while let Some(pair) = m.next_entry()? {
+                        pairs.push(pair);
+                    }
+                    Ok(Pairs(pairs))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    serde_json::from_str::<Pairs>(s).map_or_else(|_| Labels::default(), |p| Labels::from_pairs(p.0))
 }
 
 #[cfg(test)]
