@@ -11,6 +11,7 @@ mod cli;
 mod connections;
 mod console;
 mod detectors;
+mod durability;
 mod elasticsearch;
 mod foundation;
 mod isolation;

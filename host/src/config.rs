@@ -12,6 +12,7 @@ use crate::connections::{ConnectionConfig, Connections};
 use crate::metrics::Metrics;
 use crate::model::units::PromDuration;
 use crate::model::units::{ByteSize, SecretRef};
+use crate::retention::RetentionConfig;
 use crate::rules::Defaults;
 use crate::runtime::{Limits, LogRate, RuntimeConfig, StateQuota};
 use crate::server::listener::ListenerConfig;
@@ -84,6 +85,9 @@ pub struct Config {
     /// How the API is served (`[listener]`): TLS, the hosts and origins it answers to, and
     /// the limits on slow and concurrent requests.
     pub listener: ListenerConfig,
+    /// How long finished actions, decisions and notification log entries are kept
+    /// (`[retention]`).
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -117,6 +121,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             reload: Default::default(),
             listener: ListenerConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

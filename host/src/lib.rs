@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod outbox;
 pub mod reload;
+pub mod retention;
 pub mod rules;
 pub mod runtime;
 pub mod server;

@@ -1,5 +1,6 @@
 //! The `faultline` command: `serve` runs the service, `check` validates a rules directory,
-//! `test` runs rule tests, `new` scaffolds a plugin, `query` asks a running server.
+//! `test` runs rule tests, `new` scaffolds a plugin, `query` asks a running server, `backup`
+//! copies its database.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +71,19 @@ enum Command {
         /// Evaluation time: Unix seconds or RFC 3339 [default: now].
         #[arg(long)]
         time: Option<String>,
+    },
+    /// Copy the database of a (running) server's data directory to a new file: an online
+    /// backup. Restore: stop the server, put the copy in place of DATA/faultline.db (and
+    /// remove faultline.db-wal and faultline.db-shm), start it.
+    Backup {
+        /// Where to write the copy (must not exist).
+        path: PathBuf,
+        /// The server's configuration file, for its data_dir.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory [default: data_dir of --config, or data].
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Validate a rules directory: every file, rule, receiver and plugin.
     Check {
@@ -166,6 +180,24 @@ fn main() -> ExitCode {
             )) {
                 Ok(text) => {
                     print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Backup { path, config, data } => {
+            let cfg = match config.map(|p| Config::load(&p)).transpose() {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => return fail(e),
+            };
+            let data = data.unwrap_or(cfg.data_dir);
+            match faultline::cli::backup::run(&data, &path) {
+                Ok(bytes) => {
+                    println!(
+                        "backed up {} to {} ({bytes} bytes)",
+                        faultline::db::file(&data).display(),
+                        path.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),

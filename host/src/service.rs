@@ -129,7 +129,7 @@ impl Service {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let db = Db::open(&config.data_dir.join("faultline.db"))?;
+        let db = Db::open(&crate::db::file(&config.data_dir))?;
         let metrics = Arc::new(Metrics::default());
         let runtime = Runtime::new(&config.runtime_config(metrics.clone()))?;
         let connections = config.connections().map_err(StartError::Config)?;
@@ -322,6 +322,10 @@ impl Service {
                 svc.store.gc(now_ms());
                 svc.external.gc(now_ms());
                 svc.silences.gc(now_ms());
+                let s = svc.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || s.prune(now_ms())).await {
+                    tracing::error!("pruning the database failed: {e}");
+                }
                 svc.metrics
                     .set("faultline_series", &[], svc.store.series_count() as f64);
                 svc.metrics.set(
@@ -507,7 +511,7 @@ impl Service {
                     Some(loaded) => loaded.clone(),
                     None => self.vanished.recovery(&id),
                 },
-                alert,
+                alert: Arc::new(alert),
             })
             .collect()
     }
@@ -532,7 +536,7 @@ impl Service {
             alert,
             recovery: None,
         }));
-        let muter = self.muter(alerts.iter().map(|r| &r.alert), now);
+        let muter = self.muter(alerts.iter().map(|r| &*r.alert), now);
         let receivers = self.vanished.receivers(&rules.receivers);
         self.dispatcher.tick(
             now,
@@ -551,6 +555,31 @@ impl Service {
                 )
             },
         );
+    }
+
+    /// Deletes what the retention lets go at `now`: finished actions, decisions and
+    /// notification log entries.
+    pub fn prune(&self, now: i64) {
+        let h = self.config.retention.horizons(&self.rules(), now);
+        match self.outbox.prune(h.outbox, h.decisions) {
+            Ok((0, 0)) => {}
+            Ok((actions, decisions)) => {
+                tracing::info!(
+                    actions,
+                    decisions,
+                    "deleted finished actions and decisions past their retention"
+                )
+            }
+            Err(e) => tracing::error!("deleting old actions and decisions: {e}"),
+        }
+        match self.dispatcher.prune_log(h.nflog) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                entries = n,
+                "deleted notification log entries past their retention"
+            ),
+            Err(e) => tracing::error!("deleting old notification log entries: {e}"),
+        }
     }
 
     /// The incidents notified lately, with their suspects, newest first.

@@ -135,8 +135,24 @@ pub enum StoreError {
 
 /// The external alerts, in memory and in the database.
 pub struct ExternalAlerts {
-    alerts: RwLock<HashMap<u64, Arc<ExternalAlert>>>,
+    alerts: RwLock<HashMap<u64, Held>>,
     writer: mpsc::Sender<Job>,
+}
+
+/// An alert as received, and as the dispatcher sees it while it fires: built once when it
+/// arrives, so that a dispatcher pass over many alerts copies none of them.
+struct Held {
+    alert: Arc<ExternalAlert>,
+    firing: Arc<Alert>,
+}
+
+impl Held {
+    fn new(alert: Arc<ExternalAlert>) -> Held {
+        Held {
+            firing: Arc::new(alert.alert(i64::MIN)),
+            alert,
+        }
+    }
 }
 
 /// Writes that one request (or housekeeping) waits for.
@@ -173,30 +189,31 @@ impl ExternalAlerts {
                 params![horizon],
             )?;
             let mut st = c.prepare(
-                "SELECT labels, annotations, starts_at, ends_at, updated_at, generator_url, timeout
+                "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,
+                     generator_url, timeout
                  FROM external_alerts",
             )?;
             let rows = st.query_map([], |r| {
-                let (labels_json, annotations_json): (String, String) = (r.get(0)?, r.get(1)?);
-                let labels = from_json(&labels_json);
+                let (labels_json, annotations_json): (String, String) = (r.get(1)?, r.get(2)?);
                 Ok(ExternalAlert {
-                    fingerprint: labels.fingerprint(),
-                    labels,
+                    // The key it was written under: the fingerprint of its labels.
+                    fingerprint: r.get::<_, i64>(0)? as u64,
+                    labels: from_json(&labels_json),
                     annotations: from_json(&annotations_json),
                     labels_json,
                     annotations_json,
-                    starts_at: r.get(2)?,
-                    ends_at: r.get(3)?,
-                    updated_at: r.get(4)?,
-                    generator_url: r.get(5)?,
-                    timeout: r.get(6)?,
+                    starts_at: r.get(3)?,
+                    ends_at: r.get(4)?,
+                    updated_at: r.get(5)?,
+                    generator_url: r.get(6)?,
+                    timeout: r.get(7)?,
                 })
             })?;
             rows.collect()
         })?;
         let alerts = loaded
             .into_iter()
-            .map(|a| (a.fingerprint, Arc::new(a)))
+            .map(|a| (a.fingerprint, Held::new(Arc::new(a))))
             .collect();
         let (writer, jobs) = mpsc::channel();
         let db = db.clone();
@@ -234,10 +251,10 @@ impl ExternalAlerts {
             for new in received {
                 let fp = new.fingerprint;
                 let alert = Arc::new(match alerts.get(&fp) {
-                    Some(old) => ExternalAlert::merge(old, new, now),
+                    Some(old) => ExternalAlert::merge(&old.alert, new, now),
                     None => new,
                 });
-                alerts.insert(fp, alert.clone());
+                alerts.insert(fp, Held::new(alert.clone()));
                 writes.push(Write::Upsert(alert));
             }
             self.writer
@@ -255,18 +272,28 @@ impl ExternalAlerts {
 
     /// Every external alert, as received.
     pub fn snapshot(&self) -> Vec<Arc<ExternalAlert>> {
-        self.read().values().cloned().collect()
+        self.read().values().map(|h| h.alert.clone()).collect()
     }
 
-    /// Every external alert as the lifecycle sees it at `now` (firing or resolved).
-    pub fn alerts(&self, now: i64) -> Vec<Alert> {
-        self.read().values().map(|a| a.alert(now)).collect()
+    /// Every external alert as the lifecycle sees it at `now` (firing or resolved). Only
+    /// the resolved ones are built; firing ones are shared.
+    pub fn alerts(&self, now: i64) -> Vec<Arc<Alert>> {
+        self.read()
+            .values()
+            .map(|h| {
+                if h.alert.is_resolved(now) {
+                    Arc::new(h.alert.alert(now))
+                } else {
+                    h.firing.clone()
+                }
+            })
+            .collect()
     }
 
     /// How many are firing and how many resolved at `now`.
     pub fn counts(&self, now: i64) -> (usize, usize) {
         let alerts = self.read();
-        let resolved = alerts.values().filter(|a| a.is_resolved(now)).count();
+        let resolved = alerts.values().filter(|h| h.alert.is_resolved(now)).count();
         (alerts.len() - resolved, resolved)
     }
 
@@ -276,7 +303,7 @@ impl ExternalAlerts {
         let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
         let old: Vec<u64> = alerts
             .iter()
-            .filter(|(_, a)| a.ends_at < horizon)
+            .filter(|(_, h)| h.alert.ends_at < horizon)
             .map(|(fp, _)| *fp)
             .collect();
         if old.is_empty() {
@@ -289,7 +316,7 @@ impl ExternalAlerts {
         self.writer.send(Job { writes, done: None }).ok();
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Arc<ExternalAlert>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Held>> {
         self.alerts.read().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -353,10 +380,33 @@ fn to_json(l: &Labels) -> String {
     serde_json::to_string(l).unwrap_or_else(|_| "{}".into())
 }
 
+/// Labels as stored (a JSON object, written in name order): read straight into pairs,
+/// which a restart does for every stored alert.
 fn from_json(s: &str) -> Labels {
-    let map: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(s).unwrap_or_default();
-    Labels::from_pairs(map)
+    struct Pairs(Vec<(String, String)>);
+    impl<'de> serde::Deserialize<'de> for Pairs {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Pairs;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a JSON object of label names and values")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Pairs, A::Error> {
+                    let mut pairs = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                    while let Some(pair) = m.next_entry()? {
+                        pairs.push(pair);
+                    }
+                    Ok(Pairs(pairs))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    serde_json::from_str::<Pairs>(s).map_or_else(|_| Labels::default(), |p| Labels::from_pairs(p.0))
 }
 
 #[cfg(test)]

@@ -49,7 +49,8 @@ use crate::rules::Receiver;
 /// An alert offered to the dispatcher, with the receiver its rule names (if any).
 #[derive(Clone, Debug)]
 pub struct Routed {
-    pub alert: Alert,
+    /// Shared: a pass over many alerts copies none.
+    pub alert: Arc<Alert>,
     pub recovery: Option<String>,
 }
 
@@ -123,6 +124,11 @@ impl Dispatcher {
         out
     }
 
+    /// Forgets the notification log entries last notified before `before`.
+    pub fn prune_log(&self, before: i64) -> rusqlite::Result<usize> {
+        self.lock().nflog.prune(before)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -142,7 +148,7 @@ impl Dispatcher {
         let mut groups: HashMap<(String, String), Group<'_>> = HashMap::new();
         let mut direct: HashMap<String, Route> = HashMap::new();
         for r in alerts {
-            let a = &r.alert;
+            let a: &Alert = &r.alert;
             if a.status == Status::Pending {
                 continue;
             }
@@ -187,7 +193,7 @@ impl Dispatcher {
             if !due {
                 continue;
             }
-            timer.last_flush = Some(now);
+            let previous_flush = timer.last_flush.replace(now);
             // Muted by its time intervals, the route notifies nothing and logs nothing, so
             // the group notifies what it owes once the interval ends (as Alertmanager does).
             if route.time_muted(now) {
@@ -256,7 +262,7 @@ impl Dispatcher {
             // planned again (after a crash before the log below was written) is not.
             let mut alerts_key = alerts_key(&members);
             alerts_key.extend(notified_at.to_be_bytes());
-            self.outbox.plan(
+            let planned = self.outbox.plan(
                 Planned {
                     receiver,
                     incident: &incident,
@@ -265,7 +271,16 @@ impl Dispatcher {
                 },
                 now,
             );
-            // Written with the action: the outbox now owns its delivery.
+            if let Err(e) = planned {
+                // Not written (a full disk, a write error): the log stays as it was and the
+                // group stays due, so the next pass plans the notification again.
+                tracing::error!(receiver = %receiver_name, incident = %incident.id, "writing the outbox: {e}");
+                if let Some(timer) = state.timers.get_mut(&id) {
+                    timer.last_flush = previous_flush;
+                }
+                continue;
+            }
+            // Logged only once the action is written: the outbox now owns its delivery.
             state.nflog.record(&receiver_name, &key, logged, now);
             // Receivers of the same pass accumulate; a later pass starts the list afresh.
             let mut sent_to = match state.incidents.remove(&incident.id) {

@@ -58,6 +58,34 @@ impl Nflog {
         self.entries
             .insert((receiver.to_string(), key.to_string()), (firing, at));
     }
+
+    /// Forgets, in batches, the entries last notified before `before`. Returns how many.
+    pub fn prune(&mut self, before: i64) -> rusqlite::Result<usize> {
+        let old: Vec<(String, String)> = self
+            .entries
+            .iter()
+            .filter(|(_, (_, at))| *at < before)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for batch in old.chunks(crate::retention::BATCH) {
+            self.db.with(|c| -> rusqlite::Result<()> {
+                let tx = c.unchecked_transaction()?;
+                {
+                    let mut delete = tx.prepare_cached(
+                        "DELETE FROM nflog WHERE receiver = ?1 AND group_key = ?2",
+                    )?;
+                    for (receiver, key) in batch {
+                        delete.execute(params![receiver, key])?;
+                    }
+                }
+                tx.commit()
+            })?;
+            for k in batch {
+                self.entries.remove(k);
+            }
+        }
+        Ok(old.len())
+    }
 }
 
 #[cfg(test)]
@@ -75,6 +103,27 @@ mod tests {
             log.entries
                 .get(&("hook".to_string(), "{}:{a=\"1\"}".to_string())),
             Some(&(BTreeSet::from([1, 0xabc]), 42))
+        );
+    }
+
+    #[test]
+    fn entries_notified_before_the_horizon_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("f.db")).unwrap();
+        let mut log = Nflog::open(db.clone());
+        log.record("hook", "old", BTreeSet::from([1]), 1_000);
+        log.record("hook", "recent", BTreeSet::from([2]), 5_000);
+        assert_eq!(log.prune(2_000).unwrap(), 1);
+        let keys = |log: &Nflog| {
+            let mut k: Vec<String> = log.entries.keys().map(|(_, g)| g.clone()).collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&log), ["recent"]);
+        assert_eq!(
+            keys(&Nflog::open(db)),
+            ["recent"],
+            "deleted from the database too"
         );
     }
 }

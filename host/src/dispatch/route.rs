@@ -20,10 +20,10 @@ use crate::model::units::PromDuration;
 /// (there is no `[route]`): Alertmanager always has one, and tools expect a name.
 pub const UNROUTED: &str = "(unrouted)";
 
-/// Alertmanager's defaults.
+/// Alertmanager's defaults (`REPEAT_INTERVAL` is also the rules' own `recovery` routes').
 const GROUP_WAIT: Duration = Duration::from_secs(30);
 const GROUP_INTERVAL: Duration = Duration::from_secs(300);
-const REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+pub const REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
 
 /// How a route groups alerts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,6 +210,14 @@ impl Route {
             active_time_intervals: Vec::new(),
             routes: Vec::new(),
         }
+    }
+
+    /// The longest `repeat_interval` of the node and its children.
+    pub fn longest_repeat_interval(&self) -> Duration {
+        self.routes
+            .iter()
+            .map(Route::longest_repeat_interval)
+            .fold(self.repeat_interval, Duration::max)
     }
 
     /// Whether the node's time intervals mute it at `now` (ms): one of its mute intervals

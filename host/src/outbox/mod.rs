@@ -129,12 +129,40 @@ pub struct Planned<'a> {
 }
 
 impl Outbox {
+    /// The outbox of the database. The `faultline_outbox_actions` gauges are counted from
+    /// the table once, here, and then kept by every change of state, so that `/metrics`
+    /// does not read the table.
     pub fn new(db: Db, metrics: Arc<Metrics>) -> Outbox {
-        Outbox {
+        let outbox = Outbox {
             db,
             metrics,
             wake: Notify::new(),
             in_flight: Mutex::new(InFlight::default()),
+        };
+        let counts = outbox.count_by_state().unwrap_or_else(|e| {
+            tracing::error!("counting the outbox: {e}");
+            Default::default()
+        });
+        for st in state::ALL {
+            let n = counts.get(st).copied().unwrap_or(0);
+            outbox
+                .metrics
+                .set("faultline_outbox_actions", &[("state", st)], n as f64);
+        }
+        outbox
+    }
+
+    /// Moves `n` actions from state `from` (none: new) to `to` (none: deleted) in the gauges.
+    pub(crate) fn count(&self, from: Option<&str>, to: Option<&str>, n: usize) {
+        if from == to {
+            return;
+        }
+        let gauge = "faultline_outbox_actions";
+        if let Some(from) = from {
+            self.metrics.add(gauge, &[("state", from)], -(n as f64));
+        }
+        if let Some(to) = to {
+            self.metrics.add(gauge, &[("state", to)], n as f64);
         }
     }
 }

@@ -61,8 +61,10 @@ impl Outbox {
     }
 
     /// Applies the receiver's rails to an incident and, if the action may run, writes it to
-    /// the outbox. Returns the action's id when one was written (dry-run actions included).
-    pub fn plan(&self, p: Planned<'_>, now: i64) -> Option<i64> {
+    /// the outbox. Returns the action's id when one was written (dry-run actions included),
+    /// `None` when the rails skipped it or it was already written, and an error when the
+    /// action could not be written: then nothing was, and the caller must plan it again.
+    pub fn plan(&self, p: Planned<'_>, now: i64) -> rusqlite::Result<Option<i64>> {
         let r = p.receiver;
         let rails = &r.rails;
         let incident = &p.incident.id;
@@ -98,7 +100,7 @@ impl Outbox {
                 if let Err(e) = res {
                     tracing::error!(receiver = %r.name, "recording a decision: {e}");
                 }
-                return None;
+                return Ok(None);
             }
         };
         let key = rails::idempotency_key(&r.name, &p.incident.group_key, p.alerts_key, &target);
@@ -202,18 +204,16 @@ impl Outbox {
             tx.commit()?;
             Ok(Some(id))
         });
-        match res {
-            Ok(id) => {
-                if id.is_some() && !rails.dry_run {
-                    self.wake.notify_one();
-                }
-                id
-            }
-            Err(e) => {
-                tracing::error!(receiver = %r.name, incident, "writing the outbox: {e}");
-                None
-            }
+        if let Ok(Some(_)) = res {
+            let st = if rails.dry_run {
+                state::DRY_RUN
+            } else {
+                self.wake.notify_one();
+                state::PENDING
+            };
+            self.count(None, Some(st), 1);
         }
+        res
     }
 
     /// Actions in a state (all when `None`), newest first.
@@ -328,6 +328,7 @@ impl Outbox {
             });
         match res {
             Ok(Ok(())) => {
+                self.count(Some(state::DEAD), Some(state::PENDING), 1);
                 self.wake.notify_one();
                 self.action(id).map(|(a, _)| a).ok_or(RetryError::NotFound)
             }
@@ -419,27 +420,170 @@ impl Outbox {
             )?;
             tx.commit()
         });
-        if let Err(e) = res {
-            tracing::error!(receiver = %a.receiver, action = a.id, "writing the outbox: {e}");
+        match res {
+            Ok(()) => self.count(Some(state::PENDING), Some(st), 1),
+            Err(e) => {
+                tracing::error!(receiver = %a.receiver, action = a.id, "writing the outbox: {e}")
+            }
         }
     }
 
-    /// Sets the `faultline_outbox_actions` gauges from the table (when `/metrics` is read).
-    pub fn export_metrics(&self) {
-        let counts: BTreeMap<String, i64> = self
-            .db
-            .with(|c| {
-                let mut st = c.prepare("SELECT state, COUNT(*) FROM outbox GROUP BY state")?;
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<BTreeMap<_, _>>>()
-            })
-            .unwrap_or_default();
-        for st in state::ALL {
-            self.metrics.set(
-                "faultline_outbox_actions",
-                &[("state", st)],
-                counts.get(st).copied().unwrap_or(0) as f64,
-            );
+    /// Deletes, in batches, the actions finished (done, dead, dry-run) before `actions` and
+    /// the decisions made before `decisions`. Returns how many of each were deleted.
+    pub fn prune(&self, actions: i64, decisions: i64) -> rusqlite::Result<(usize, usize)> {
+        let mut deleted_actions = 0;
+        for st in [state::DONE, state::DEAD, state::DRY_RUN] {
+            let n = self.delete_in_batches(
+                &format!(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+                     WHERE state = '{st}' AND updated_at < ?1 LIMIT ?2)"
+                ),
+                actions,
+            )?;
+            self.count(Some(st), None, n);
+            deleted_actions += n;
         }
+        let deleted_decisions = self.delete_in_batches(
+            "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE at < ?1 LIMIT ?2)",
+            decisions,
+        )?;
+        Ok((deleted_actions, deleted_decisions))
+    }
+
+    /// Runs `sql` (parameters: `before`, the batch size) until it deletes fewer than a
+    /// batch, taking the connection for one batch at a time.
+    fn delete_in_batches(&self, sql: &str, before: i64) -> rusqlite::Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.db.with(|c| {
+                c.prepare_cached(sql)?
+                    .execute(params![before, crate::retention::BATCH as i64])
+            })?;
+            total += n;
+            if n < crate::retention::BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Actions per state, from the table.
+    pub(crate) fn count_by_state(&self) -> rusqlite::Result<BTreeMap<String, usize>> {
+        self.db.with(|c| {
+            let mut st = c.prepare("SELECT state, COUNT(*) FROM outbox GROUP BY state")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::db::Db;
+    use crate::metrics::Metrics;
+    use crate::model::incident::{Incident, IncidentStatus};
+
+    /// Writes an action in state `st`, last changed at `at`, behind the outbox's back.
+    fn insert(db: &Db, st: &str, at: i64) -> i64 {
+        let payload = serde_json::to_string(&Payload {
+            incident: Incident {
+                id: "i".into(),
+                group_key: "g".into(),
+                group_labels: Vec::new(),
+                status: IncidentStatus::Firing,
+                alerts: Vec::new(),
+            },
+            suspects: Vec::new(),
+            ambiguous: false,
+        })
+        .unwrap();
+        db.with(|c| {
+            c.execute(
+                "INSERT INTO outbox (receiver, group_key, incident_id, target, idempotency_key,
+                     payload, state, created_at, next_at, updated_at)
+                 VALUES ('hook', 'g', 'i', 't', hex(randomblob(16)), ?3, ?1, ?2, ?2, ?2)",
+                params![st, at, payload],
+            )
+            .unwrap();
+            c.last_insert_rowid()
+        })
+    }
+
+    fn decision(db: &Db, at: i64) {
+        db.with(|c| {
+            c.execute(
+                "INSERT INTO decisions (at, receiver, incident_id, target, decision, reason)
+                 VALUES (?1, 'hook', 'i', 't', 'done', '')",
+                [at],
+            )
+            .unwrap()
+        });
+    }
+
+    fn gauges(o: &Outbox) -> BTreeMap<String, usize> {
+        state::ALL
+            .iter()
+            .map(|st| {
+                let v = o.metrics.get("faultline_outbox_actions", &[("state", st)]);
+                (st.to_string(), v.unwrap_or(-1.0) as usize)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    #[test]
+    fn the_gauges_follow_every_change_of_state() {
+        let db = Db::in_memory().unwrap();
+        insert(&db, state::PENDING, 0);
+        insert(&db, state::PENDING, 0);
+        let dead = insert(&db, state::DEAD, 0);
+        let o = Outbox::new(db.clone(), Arc::new(Metrics::default()));
+        assert_eq!(gauges(&o), o.count_by_state().unwrap(), "counted at start");
+        assert_eq!(gauges(&o)[state::PENDING], 2);
+
+        let a = o.actions(Some(state::PENDING), 1).remove(0);
+        o.finish(&a, state::DONE, 0, "done", "ok");
+        assert_eq!(gauges(&o), o.count_by_state().unwrap(), "after an attempt");
+        o.retry(dead, 1).unwrap();
+        assert_eq!(gauges(&o), o.count_by_state().unwrap(), "after a retry");
+        o.prune(i64::MAX, 0).unwrap();
+        assert_eq!(gauges(&o), o.count_by_state().unwrap(), "after pruning");
+        assert_eq!(
+            gauges(&o),
+            BTreeMap::from([(state::PENDING.to_string(), 2)])
+        );
+    }
+
+    #[test]
+    fn prune_deletes_old_finished_actions_and_decisions_only() {
+        let db = Db::in_memory().unwrap();
+        let (old, horizon, recent) = (1_000, 2_000, 3_000);
+        // More than a batch, so that pruning takes several.
+        for _ in 0..crate::retention::BATCH + 10 {
+            insert(&db, state::DONE, old);
+        }
+        insert(&db, state::DEAD, old);
+        insert(&db, state::DRY_RUN, old);
+        let kept = [
+            insert(&db, state::PENDING, old),
+            insert(&db, state::DONE, recent),
+            insert(&db, state::DEAD, recent),
+        ];
+        decision(&db, old);
+        decision(&db, recent);
+        let o = Outbox::new(db.clone(), Arc::new(Metrics::default()));
+        let deleted = o.prune(horizon, horizon).unwrap();
+        assert_eq!(deleted, (crate::retention::BATCH + 12, 1));
+        let mut left: Vec<i64> = o.actions(None, 100).iter().map(|a| a.id).collect();
+        left.sort();
+        assert_eq!(left, kept, "pending and recent actions stay");
+        let at: Vec<i64> = o
+            .decisions(&DecisionQuery::default())
+            .iter()
+            .map(|d| d.at)
+            .collect();
+        assert_eq!(at, [recent]);
+        assert_eq!(gauges(&o), o.count_by_state().unwrap());
     }
 }

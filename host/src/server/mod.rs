@@ -134,7 +134,6 @@ async fn ready(State(svc): State<Shared>) -> Response {
 async fn metrics(State(svc): State<Shared>) -> Response {
     ingestion::export_dropped(&svc);
     alertmanager::export_metrics(&svc);
-    svc.outbox().export_metrics();
     (
         [(
             header::CONTENT_TYPE,
