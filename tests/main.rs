@@ -12,6 +12,7 @@ mod connections;
 mod console;
 mod detectors;
 mod elasticsearch;
+mod faults;
 mod foundation;
 mod isolation;
 mod lifecycle;
