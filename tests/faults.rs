@@ -186,7 +186,9 @@ fn assert_on_schedule(server: &Server) {
     let lag = server
         .metric(r#"faultline_evaluation_lag_seconds{group="tick"}"#)
         .expect("an evaluation lag gauge");
-    assert!(lag <= 1.0, "the rule group is {lag}s behind");
+    // Two seconds (four intervals) leave room for a busy CI machine; a group held up by a
+    // fault falls behind without bound.
+    assert!(lag <= 2.0, "the rule group is {lag}s behind");
 }
 
 /// Makes a receiver answer 503 for `down`, then 200 for three times as long, over and over
