@@ -13,6 +13,7 @@ mod console;
 mod detectors;
 mod durability;
 mod elasticsearch;
+mod faults;
 mod foundation;
 mod isolation;
 mod lifecycle;

@@ -29,8 +29,12 @@ impl Tansu {
     /// Starts a broker with in-memory storage on a free port and waits until it accepts
     /// connections.
     pub fn start() -> Tansu {
+        Self::start_on(free_port())
+    }
+
+    /// Starts a broker on `port`: one that was stopped comes back where it was (empty).
+    pub fn start_on(port: u16) -> Tansu {
         let binary = binary();
-        let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(&binary);
         cmd.arg("broker")

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 pub mod alertmanager;
+pub mod faulty;
 pub mod k8s;
 pub mod kafka;
 pub mod programs;
