@@ -67,9 +67,11 @@ matchers = ['team="hung"']
     );
     let config = dir.config("ready_max_lag = \"3s\"\n");
     let server = Server::start(&dir, &["--config", &config]);
-    post_alerts(&server, &alerts("Stuck", "hung", 1000));
-    wait_for("1,000 actions pending for the hung receiver", || {
-        (pending(&server, "hung") >= 1000).then_some(())
+    // Each planned action is synced to disk on its own: 400 keep the setup short on a busy
+    // machine, and are a hundred times the receiver's slots.
+    post_alerts(&server, &alerts("Stuck", "hung", 400));
+    wait_for("400 actions pending for the hung receiver", || {
+        (pending(&server, "hung") >= 400).then_some(())
     });
     wait_for("the hung receiver holding its connections", || {
         (hung.connections() >= 2).then_some(())
@@ -108,11 +110,7 @@ matchers = ['team="hung"']
         .expect("a delivery lag gauge");
     assert!(lag > 0.0, "{lag}");
     // The hung receiver holds no more requests than its concurrency (4 by default).
-    assert!(
-        hung.connections() <= 4,
-        "{} connections",
-        hung.connections()
-    );
+    assert!(hung.open() <= 4, "{} connections open", hung.open());
 }
 
 #[test]

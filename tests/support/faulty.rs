@@ -3,32 +3,51 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Accepts connections and never answers; keeps them open until dropped.
+/// Accepts connections and never answers; reads what each sends until the peer closes it.
 pub struct Hung {
     pub addr: SocketAddr,
-    held: Arc<Mutex<Vec<TcpStream>>>,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
 }
 
 impl Hung {
     pub fn start() -> Hung {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let held = Arc::new(Mutex::new(Vec::new()));
-        let h = held.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (a, o) = (accepted.clone(), open.clone());
         std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                h.lock().unwrap().push(stream);
+            for mut stream in listener.incoming().map_while(Result::ok) {
+                a.fetch_add(1, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
+                let o = o.clone();
+                std::thread::spawn(move || {
+                    let mut sink = [0u8; 4096];
+                    while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
-        Hung { addr, held }
+        Hung {
+            addr,
+            accepted,
+            open,
+        }
     }
 
+    /// Connections accepted so far.
     pub fn connections(&self) -> usize {
-        self.held.lock().unwrap().len()
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 }
 
