@@ -9,6 +9,8 @@ pub mod connections;
 pub mod db;
 pub mod detect;
 pub mod dispatch;
+#[cfg(test)]
+mod fuzz;
 pub mod history;
 pub mod ingest;
 pub mod lag;

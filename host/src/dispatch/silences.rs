@@ -291,13 +291,7 @@ impl Silences {
     /// Creates a silence, or updates the one named by `spec.id`, at `now`; returns its ID,
     /// which is new unless the update kept the silence (see the module documentation).
     pub fn set(&self, spec: SilenceSpec, now: i64) -> Result<String, SilenceError> {
-        let matchers = compile(&spec.matchers).map_err(SilenceError::Invalid)?;
-        let schedule = schedule(&spec.schedule).map_err(SilenceError::Invalid)?;
-        if spec.ends_at < spec.starts_at {
-            return Err(SilenceError::Invalid(
-                "end time must not be before start time".into(),
-            ));
-        }
+        let (matchers, schedule) = check(&spec).map_err(SilenceError::Invalid)?;
         let mut all = self.write();
         let prev = match &spec.id {
             Some(id) => Some(all.get(id).cloned().ok_or(SilenceError::NotFound)?),
@@ -509,6 +503,16 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 /// Validates and compiles matchers, with Alertmanager's messages.
+/// Checks a silence as a client asks for it: its matchers and schedule, compiled, or why not.
+pub(crate) fn check(spec: &SilenceSpec) -> Result<(Vec<Matcher>, Option<TimeInterval>), String> {
+    let matchers = compile(&spec.matchers)?;
+    let schedule = schedule(&spec.schedule)?;
+    if spec.ends_at < spec.starts_at {
+        return Err("end time must not be before start time".into());
+    }
+    Ok((matchers, schedule))
+}
+
 fn compile(specs: &[MatcherSpec]) -> Result<Vec<Matcher>, String> {
     if specs.is_empty() {
         return Err("at least one matcher required".into());

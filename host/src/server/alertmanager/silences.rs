@@ -79,7 +79,7 @@ pub async fn silences_create(State(svc): State<Shared>, req: Request) -> Result<
 }
 
 /// Parses and checks a `PostableSilence` against the API's schema.
-fn parse_postable(bytes: &[u8]) -> Result<SilenceSpec, AmError> {
+pub(crate) fn parse_postable(bytes: &[u8]) -> Result<SilenceSpec, AmError> {
     let p: Postable = serde_json::from_slice(bytes).map_err(|e| AmError::parsing("silence", e))?;
     let comment = p.comment.ok_or_else(|| AmError::required("comment"))?;
     let created_by = p.created_by.ok_or_else(|| AmError::required("createdBy"))?;
