@@ -91,6 +91,8 @@ def args_parser():
     p.add_argument("--sample-interval", type=duration, default=10.0)
     p.add_argument("--out", default="docs/soak", help="where soak.csv and soak.png go")
     p.add_argument("--keep", action="store_true", help="keep the temporary rules/data directory")
+    p.add_argument("--report", metavar="CSV",
+                   help="run nothing: print the verdict of an earlier run's soak.csv")
     return p
 
 
@@ -392,8 +394,9 @@ def fit(xs, ys):
 
 def verdict(rows, column, unit, flat):
     """A line on the growth of `column`: slope per hour over the second half, and over the
-    first half and last quarter to tell whether it levels off. `flat`: the change over the
-    second half, in % of its mean, under which it counts as flat."""
+    first half and last quarter to tell whether it levels off (the last quarter's slope under
+    half of both others). `flat`: the change over the second half, in % of its mean, under
+    which it counts as flat."""
     n = len(rows)
     t = [r["t_s"] / 3600 for r in rows]
     y = [float(r[column]) for r in rows]
@@ -405,14 +408,15 @@ def verdict(rows, column, unit, flat):
     half = [v for v in y[n // 2:] if not math.isnan(v)]
     mean = sum(half) / len(half) if half else float("nan")
     span_h = (t[-1] - t[n // 2]) if n > 1 else 0
-    growth = second * span_h / mean * 100 if mean else float("nan")
+    # In % of the mean, or of 1 for a mean under 1 (a count that is mostly 0).
+    growth = second * span_h / max(abs(mean), 1) * 100
     if half and all(v == 0 for v in half):
         growth, word = 0.0, "flat (all 0)"
     elif math.isnan(growth):
         word = "no data"
     elif abs(growth) < flat:
         word = "flat"
-    elif second > 0 and (last < 0.5 * first or last <= 0):
+    elif second > 0 and last < 0.5 * min(first, second):
         word = "levelling off"
     elif second > 0:
         word = "GROWING"
@@ -452,6 +456,8 @@ def plot(rows, reloads, path, title):
 
 def main():
     a = args_parser().parse_args()
+    if a.report:
+        return report(a.report)
     if not os.path.exists(a.binary):
         sys.exit(f"no faultline binary at {a.binary}: build it or pass --binary")
     os.makedirs(a.out, exist_ok=True)
@@ -504,6 +510,17 @@ def main():
         plot(rows, reloads, png_path,
              f"faultline soak: {a.series} series/{a.push_interval:g}s, {a.alert_rate:g} alerts/s")
     print(f"wrote {csv_path} and {png_path}")
+    print_verdict(rows)
+    total_errors = sum(r["errors"] for r in rows)
+    failed_reloads = sum(1 for r in rows if r["reload_ok"] == 0)
+    print(f"failed requests: {total_errors}; webhook posts received: {hook.received()}; "
+          f"reloads: {len(reloads)}; samples with the last reload failed: {failed_reloads}")
+    if not a.keep and not died:
+        shutil.rmtree(dir, ignore_errors=True)
+    return 1 if died or not rows else 0
+
+
+def print_verdict(rows):
     if len(rows) >= 8:
         print("verdict (linear fit; 'flat' = a change over the second half under 5% of the "
               "mean for sizes and counts, 25% for latencies, which are noisy):")
@@ -514,13 +531,16 @@ def main():
             ("alerts_p99_ms", "ms", 25), ("metrics_p99_ms", "ms", 25),
         ):
             print("  " + verdict(rows, column, unit, flat))
-    total_errors = sum(r["errors"] for r in rows)
-    failed_reloads = sum(1 for r in rows if r["reload_ok"] == 0)
-    print(f"failed requests: {total_errors}; webhook posts received: {hook.received()}; "
-          f"reloads: {len(reloads)}; samples with the last reload failed: {failed_reloads}")
-    if not a.keep and not died:
-        shutil.rmtree(dir, ignore_errors=True)
-    return 1 if died or not rows else 0
+    else:
+        print(f"no verdict from {len(rows)} samples: a run needs at least 8")
+
+
+def report(path):
+    with open(path, newline="") as f:
+        rows = [{k: (float(v) if v != "" else float("nan")) for k, v in r.items()}
+                for r in csv.DictReader(f)]
+    print_verdict(rows)
+    return 0
 
 
 if __name__ == "__main__":
