@@ -85,6 +85,17 @@ fn python_logging_loki_pushes_and_a_log_rule_fires() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Two evaluations after the last line was acknowledged: the value is that of all lines,
+    // not of an evaluation that ran while the shipper was still sending.
+    let evaluations = || {
+        server
+            .metric(r#"faultline_rule_evaluations_total{rule="logs/ErrorBurst"}"#)
+            .unwrap_or(0.0)
+    };
+    let shipped = evaluations();
+    wait_for("two evaluations after the shipper ended", || {
+        (evaluations() >= shipped + 2.0).then_some(())
+    });
     wait_for("ErrorBurst to fire for web1", || {
         (server.alert_state("ErrorBurst", "web1")? == "firing").then_some(())
     });
