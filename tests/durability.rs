@@ -88,13 +88,16 @@ fn a_backup_of_a_running_server_restores_its_alerts() {
     assert!(r.status().is_success(), "{}", r.text().unwrap());
 
     let copy = dir.tmp.path().join("backup.db");
-    let out = Command::new(binary())
-        .arg("backup")
-        .arg(&copy)
-        .arg("--data")
-        .arg(dir.data())
-        .output()
-        .unwrap();
+    let backup = || {
+        Command::new(binary())
+            .arg("backup")
+            .arg(&copy)
+            .arg("--data")
+            .arg(dir.data())
+            .output()
+            .unwrap()
+    };
+    let out = backup();
     assert!(
         out.status.success(),
         "{}",
@@ -102,13 +105,7 @@ fn a_backup_of_a_running_server_restores_its_alerts() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("backed up"));
     // A second backup to the same path is refused, not overwritten.
-    let again = Command::new(binary())
-        .arg("backup")
-        .arg(&copy)
-        .arg("--data")
-        .arg(dir.data())
-        .output()
-        .unwrap();
+    let again = backup();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 

@@ -89,6 +89,17 @@ fn present(server: &Server) -> BTreeSet<String> {
 }
 
 /// Every outbox action.
+/// Every acknowledged alert is among those the server holds.
+fn assert_kept(acknowledged: &BTreeSet<String>, held: &BTreeSet<String>) {
+    let missing: Vec<&String> = acknowledged.difference(held).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged, then lost, such as {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+}
+
 fn outbox(server: &Server) -> Vec<Value> {
     server.get_json("/api/v1/outbox")["data"]
         .as_array()
@@ -504,13 +515,7 @@ fn sigkill_at_random_points_under_load_loses_and_duplicates_nothing() {
     hook.set_status(200);
     let server = Server::start(&dir, &[]);
     let held = present(&server);
-    let missing: Vec<&String> = acknowledged.difference(&held).collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged, then lost, such as {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
+    assert_kept(&acknowledged, &held);
     wait_for("every acknowledged alert at the receiver", || {
         ledger.record(&hook.drain());
         ledger.firing().is_superset(&acknowledged).then_some(())
@@ -622,13 +627,7 @@ fn a_full_disk_refuses_alerts_and_loses_none_it_acknowledged() {
     kill9(server);
     let server = Server::start(&dir, &[]);
     let held = present(&server);
-    let missing: Vec<&String> = acknowledged.difference(&held).collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged, then lost, such as {:?}",
-        missing.len(),
-        &missing[..missing.len().min(10)]
-    );
+    assert_kept(&acknowledged, &held);
     eprintln!("faults: disk-full: full after {full} alerts, answered {refused}");
     summary(
         "disk-full",

@@ -268,19 +268,15 @@ impl Service {
     /// Sets the lag gauges.
     fn record_lags(&self) {
         let (evaluation, delivery) = self.lags();
-        for (group, lag) in evaluation {
-            let labels = [("group", group.as_str())];
-            let m = &self.metrics;
-            m.set(
-                "faultline_evaluation_lag_seconds",
-                &labels,
-                lag.as_secs_f64(),
-            );
-        }
-        for (receiver, lag) in delivery {
-            let labels = [("receiver", receiver.as_str())];
-            let m = &self.metrics;
-            m.set("faultline_delivery_lag_seconds", &labels, lag.as_secs_f64());
+        let gauges = [
+            ("faultline_evaluation_lag_seconds", "group", evaluation),
+            ("faultline_delivery_lag_seconds", "receiver", delivery),
+        ];
+        for (family, label, lags) in gauges {
+            for (name, lag) in lags {
+                let labels = [(label, name.as_str())];
+                self.metrics.set(family, &labels, lag.as_secs_f64());
+            }
         }
     }
 
