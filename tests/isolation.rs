@@ -67,11 +67,11 @@ matchers = ['team="hung"']
     );
     let config = dir.config("ready_max_lag = \"3s\"\n");
     let server = Server::start(&dir, &["--config", &config]);
-    // Each planned action is synced to disk on its own: 400 keep the setup short on a busy
-    // machine, and are a hundred times the receiver's slots.
-    post_alerts(&server, &alerts("Stuck", "hung", 400));
-    wait_for("400 actions pending for the hung receiver", || {
-        (pending(&server, "hung") >= 400).then_some(())
+    // A dispatcher pass writes its actions in one transaction: 1,000 plan at once, and are
+    // 250 times the receiver's slots.
+    post_alerts(&server, &alerts("Stuck", "hung", 1000));
+    wait_for("1,000 actions pending for the hung receiver", || {
+        (pending(&server, "hung") >= 1000).then_some(())
     });
     wait_for("the hung receiver holding its connections", || {
         (hung.connections() >= 2).then_some(())

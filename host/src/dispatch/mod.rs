@@ -43,7 +43,7 @@ use crate::dispatch::route::Route;
 use crate::localize::Ranking;
 use crate::model::Labels;
 use crate::model::incident::Incident;
-use crate::outbox::{Outbox, Planned};
+use crate::outbox::{Outbox, Planned, Queued};
 use crate::rules::Receiver;
 
 /// An alert offered to the dispatcher, with the receiver its rule names (if any).
@@ -96,6 +96,7 @@ pub type Localize<'a> = dyn Fn(&Incident, &[&Alert]) -> Ranking + 'a;
 
 /// Groups alerts into incidents and hands notifications to the outbox.
 pub struct Dispatcher {
+    db: Db,
     state: Arc<Mutex<State>>,
     outbox: Arc<Outbox>,
 }
@@ -109,11 +110,12 @@ impl Dispatcher {
     pub fn new(db: Db, outbox: Arc<Outbox>) -> Dispatcher {
         Dispatcher {
             state: Arc::new(Mutex::new(State {
-                nflog: Nflog::open(db),
+                nflog: Nflog::open(db.clone()),
                 timers: HashMap::new(),
                 incidents: BTreeMap::new(),
             })),
             outbox,
+            db,
         }
     }
 
@@ -179,6 +181,7 @@ impl Dispatcher {
             }
         }
         let mut localized: HashMap<String, Ranking> = HashMap::new();
+        let mut pass = Pass::default();
         state.timers.retain(|k, _| groups.contains_key(k));
         for ((receiver_name, key), (route, gl, members)) in groups {
             let id = (receiver_name.clone(), key.clone());
@@ -231,9 +234,7 @@ impl Dispatcher {
             if !needs {
                 // Alerts that vanished (silenced, rule removed) are forgotten quietly.
                 if newly_resolved {
-                    state
-                        .nflog
-                        .record(&receiver_name, &key, logged, notified_at);
+                    pass.forgotten.push((id, logged, notified_at));
                 }
                 continue;
             }
@@ -256,50 +257,24 @@ impl Dispatcher {
             // The same incident reaching several receivers is localized once per pass.
             let ranking = localized
                 .entry(incident.id.clone())
-                .or_insert_with(|| localize(&incident, &members));
+                .or_insert_with(|| localize(&incident, &members))
+                .clone();
             // The action's idempotency key covers the alerts and the previous notification:
             // a repeat after `repeat_interval` is a new action, while the same notification
             // planned again (after a crash before the log below was written) is not.
             let mut alerts_key = alerts_key(&members);
             alerts_key.extend(notified_at.to_be_bytes());
-            let planned = self.outbox.plan(
-                Planned {
-                    receiver,
-                    incident: &incident,
-                    ranking,
-                    alerts_key: &alerts_key,
-                },
-                now,
-            );
-            if let Err(e) = planned {
-                // Not written (a full disk, a write error): the log stays as it was and the
-                // group stays due, so the next pass plans the notification again.
-                tracing::error!(receiver = %receiver_name, incident = %incident.id, "writing the outbox: {e}");
-                if let Some(timer) = state.timers.get_mut(&id) {
-                    timer.last_flush = previous_flush;
-                }
-                continue;
-            }
-            // Logged only once the action is written: the outbox now owns its delivery.
-            state.nflog.record(&receiver_name, &key, logged, now);
-            // Receivers of the same pass accumulate; a later pass starts the list afresh.
-            let mut sent_to = match state.incidents.remove(&incident.id) {
-                Some(v) if v.updated_at == now => v.receivers,
-                _ => Vec::new(),
-            };
-            if !sent_to.contains(&receiver_name) {
-                sent_to.push(receiver_name.clone());
-            }
-            state.incidents.insert(
-                incident.id.clone(),
-                IncidentView {
-                    incident: incident.clone(),
-                    localization: ranking.clone(),
-                    receivers: sent_to,
-                    updated_at: now,
-                },
-            );
+            pass.notifications.push(Notification {
+                id,
+                receiver: receiver.clone(),
+                incident,
+                ranking,
+                alerts_key,
+                logged,
+                previous_flush,
+            });
         }
+        self.write(state, pass, now);
         if state.incidents.len() > MAX_INCIDENTS {
             let mut by_age: Vec<(i64, String)> = state
                 .incidents
@@ -312,6 +287,100 @@ impl Dispatcher {
             }
         }
     }
+
+    /// Writes a pass in one transaction: its actions with their decisions, and the
+    /// notification log. Localization ran before, so the database is held only for the
+    /// writes. If the transaction fails (a full disk, a write error), nothing of the pass
+    /// was written: its groups stay due and the next pass plans them again.
+    fn write(&self, state: &mut State, pass: Pass, now: i64) {
+        if pass.notifications.is_empty() && pass.forgotten.is_empty() {
+            return;
+        }
+        let written = self.db.with(|c| -> rusqlite::Result<Vec<Queued>> {
+            let tx = c.unchecked_transaction()?;
+            let mut queued = Vec::new();
+            for (id, logged, at) in &pass.forgotten {
+                Nflog::write(&tx, id, logged, *at)?;
+            }
+            for n in &pass.notifications {
+                let planned = Planned {
+                    receiver: &n.receiver,
+                    incident: &n.incident,
+                    ranking: &n.ranking,
+                    alerts_key: &n.alerts_key,
+                };
+                queued.extend(self.outbox.plan(&tx, planned, now)?);
+                // Logged with the action: the outbox now owns its delivery.
+                Nflog::write(&tx, &n.id, &n.logged, now)?;
+            }
+            tx.commit()?;
+            Ok(queued)
+        });
+        let queued = match written {
+            Ok(queued) => queued,
+            Err(e) => {
+                tracing::error!(
+                    notifications = pass.notifications.len(),
+                    "writing the outbox: {e}; the groups stay due"
+                );
+                for n in &pass.notifications {
+                    if let Some(timer) = state.timers.get_mut(&n.id) {
+                        timer.last_flush = n.previous_flush;
+                    }
+                }
+                return;
+            }
+        };
+        self.outbox.queued(&queued);
+        for (id, logged, at) in pass.forgotten {
+            state.nflog.remember(id, logged, at);
+        }
+        for n in pass.notifications {
+            let receiver_name = n.id.0.clone();
+            state.nflog.remember(n.id, n.logged, now);
+            // Receivers of the same pass accumulate; a later pass starts the list afresh.
+            let mut sent_to = match state.incidents.remove(&n.incident.id) {
+                Some(v) if v.updated_at == now => v.receivers,
+                _ => Vec::new(),
+            };
+            if !sent_to.contains(&receiver_name) {
+                sent_to.push(receiver_name);
+            }
+            state.incidents.insert(
+                n.incident.id.clone(),
+                IncidentView {
+                    incident: n.incident,
+                    localization: n.ranking,
+                    receivers: sent_to,
+                    updated_at: now,
+                },
+            );
+        }
+    }
+}
+
+/// What one pass writes: the notifications it hands the outbox, and the log entries of
+/// groups whose notified alerts vanished.
+#[derive(Default)]
+struct Pass {
+    notifications: Vec<Notification>,
+    forgotten: Vec<((String, String), BTreeSet<u64>, i64)>,
+}
+
+/// A notification of one group: the action to plan and the log entry it leaves.
+struct Notification {
+    /// (receiver, group key).
+    id: (String, String),
+    receiver: Arc<Receiver>,
+    incident: Incident,
+    ranking: Ranking,
+    /// Fingerprints, states and activation times of the alerts, and the previous
+    /// notification's time: the idempotency key's input.
+    alerts_key: Vec<u8>,
+    /// The firing alerts the log records as notified.
+    logged: BTreeSet<u64>,
+    /// The group's flush before this one, restored if the pass cannot be written.
+    previous_flush: Option<i64>,
 }
 
 /// Whether the group `id` (receiver, group key) owes a muted alert its resolution: the

@@ -38,25 +38,31 @@ impl Nflog {
         Nflog { db, entries }
     }
 
-    pub fn record(&mut self, receiver: &str, key: &str, firing: BTreeSet<u64>, at: i64) {
+    /// Writes an entry through `tx`, the transaction of a dispatcher pass; once it commits,
+    /// [`Nflog::remember`] the entry.
+    pub fn write(
+        tx: &rusqlite::Connection,
+        (receiver, key): &(String, String),
+        firing: &BTreeSet<u64>,
+        at: i64,
+    ) -> rusqlite::Result<()> {
         let text = firing
             .iter()
             .map(|f| format!("{f:016x}"))
             .collect::<Vec<_>>()
             .join(",");
-        let r = self.db.with(|c| {
-            c.execute(
-                "INSERT INTO nflog (receiver, group_key, firing, notified_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing,
-                 notified_at = excluded.notified_at",
-                params![receiver, key, text, at],
-            )
-        });
-        if let Err(e) = r {
-            tracing::error!(receiver, group = key, "writing the notification log: {e}");
-        }
-        self.entries
-            .insert((receiver.to_string(), key.to_string()), (firing, at));
+        tx.execute(
+            "INSERT INTO nflog (receiver, group_key, firing, notified_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (receiver, group_key) DO UPDATE SET firing = excluded.firing,
+             notified_at = excluded.notified_at",
+            params![receiver, key, text, at],
+        )
+        .map(|_| ())
+    }
+
+    /// Keeps in memory an entry written with [`Nflog::write`].
+    pub fn remember(&mut self, id: (String, String), firing: BTreeSet<u64>, at: i64) {
+        self.entries.insert(id, (firing, at));
     }
 
     /// Forgets, in batches, the entries last notified before `before`. Returns how many.
@@ -92,12 +98,20 @@ impl Nflog {
 mod tests {
     use super::*;
 
+    /// Writes and remembers an entry, as a dispatcher pass does.
+    fn record(log: &mut Nflog, db: &Db, receiver: &str, key: &str, firing: &[u64], at: i64) {
+        let id = (receiver.to_string(), key.to_string());
+        let firing = BTreeSet::from_iter(firing.iter().copied());
+        db.with(|c| Nflog::write(c, &id, &firing, at)).unwrap();
+        log.remember(id, firing, at);
+    }
+
     #[test]
     fn notification_log_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("f.db")).unwrap();
-        let mut log = Nflog::open(db);
-        log.record("hook", "{}:{a=\"1\"}", BTreeSet::from([1, 0xabc]), 42);
+        let mut log = Nflog::open(db.clone());
+        record(&mut log, &db, "hook", "{}:{a=\"1\"}", &[1, 0xabc], 42);
         let log = Nflog::open(Db::open(&dir.path().join("f.db")).unwrap());
         assert_eq!(
             log.entries
@@ -111,8 +125,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("f.db")).unwrap();
         let mut log = Nflog::open(db.clone());
-        log.record("hook", "old", BTreeSet::from([1]), 1_000);
-        log.record("hook", "recent", BTreeSet::from([2]), 5_000);
+        record(&mut log, &db, "hook", "old", &[1], 1_000);
+        record(&mut log, &db, "hook", "recent", &[2], 5_000);
         assert_eq!(log.prune(2_000).unwrap(), 1);
         let keys = |log: &Nflog| {
             let mut k: Vec<String> = log.entries.keys().map(|(_, g)| g.clone()).collect();

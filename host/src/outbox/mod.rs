@@ -128,6 +128,13 @@ pub struct Planned<'a> {
     pub alerts_key: &'a [u8],
 }
 
+/// An action a dispatcher pass wrote: its id and its first state.
+#[derive(Clone, Copy, Debug)]
+pub struct Queued {
+    pub id: i64,
+    pub state: &'static str,
+}
+
 impl Outbox {
     /// The outbox of the database. The `faultline_outbox_actions` gauges are counted from
     /// the table once, here, and then kept by every change of state, so that `/metrics`

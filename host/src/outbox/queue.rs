@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 
 use super::rails::{self, Choice, Skip};
-use super::{Action, Decision, DecisionQuery, Outbox, Payload, Planned, RetryError, state};
+use super::{Action, Decision, DecisionQuery, Outbox, Payload, Planned, Queued, RetryError, state};
 use crate::model::units::PromDuration;
 
 const ACTION_COLUMNS: &str = "id, receiver, group_key, incident_id, target, idempotency_key, \
@@ -61,10 +61,17 @@ impl Outbox {
     }
 
     /// Applies the receiver's rails to an incident and, if the action may run, writes it to
-    /// the outbox. Returns the action's id when one was written (dry-run actions included),
-    /// `None` when the rails skipped it or it was already written, and an error when the
-    /// action could not be written: then nothing was, and the caller must plan it again.
-    pub fn plan(&self, p: Planned<'_>, now: i64) -> rusqlite::Result<Option<i64>> {
+    /// the outbox through `tx`, the transaction of a dispatcher pass. Returns the action
+    /// written (dry-run actions included), `None` when the rails skipped it or it was
+    /// already written, and an error when the action could not be written: then the caller
+    /// rolls the pass back and plans it again. Once `tx` commits, hand what was written to
+    /// [`Outbox::queued`].
+    pub fn plan(
+        &self,
+        tx: &rusqlite::Connection,
+        p: Planned<'_>,
+        now: i64,
+    ) -> rusqlite::Result<Option<Queued>> {
         let r = p.receiver;
         let rails = &r.rails;
         let incident = &p.incident.id;
@@ -87,19 +94,8 @@ impl Outbox {
                 target,
                 reason,
             }) => {
-                let res = self.db.with(|c| {
-                    self.record(
-                        c,
-                        now,
-                        (&r.name, incident, &target),
-                        None,
-                        decision,
-                        &reason,
-                    )
-                });
-                if let Err(e) = res {
-                    tracing::error!(receiver = %r.name, "recording a decision: {e}");
-                }
+                let who = (r.name.as_str(), incident.as_str(), target.as_str());
+                self.record(tx, now, who, None, decision, &reason)?;
                 return Ok(None);
             }
         };
@@ -110,110 +106,106 @@ impl Outbox {
             ambiguous,
         })
         .unwrap_or_default();
-        let res = self.db.with(|c| -> rusqlite::Result<Option<i64>> {
-            let tx = c.unchecked_transaction()?;
-            let exists: Option<i64> = tx
+        let exists: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM outbox WHERE idempotency_key = ?1",
+                [&key],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            // Already planned (a restart re-planned it): at most once in the outbox.
+            return Ok(None);
+        }
+        let who = (r.name.as_str(), incident.as_str(), target.as_str());
+        let counted = "('pending', 'done', 'dead', 'dry-run')";
+        if let Some(cooldown) = rails.cooldown {
+            let last: Option<i64> = tx
                 .query_row(
-                    "SELECT id FROM outbox WHERE idempotency_key = ?1",
-                    [&key],
+                    &format!(
+                        "SELECT MAX(created_at) FROM outbox WHERE receiver = ?1 AND target = ?2
+                         AND state IN {counted}"
+                    ),
+                    params![r.name, target],
                     |row| row.get(0),
                 )
-                .optional()?;
-            if exists.is_some() {
-                // Already planned (a restart re-planned it): at most once in the outbox.
+                .optional()?
+                .flatten();
+            if let Some(last) = last.filter(|l| now - l < cooldown.0.as_millis() as i64) {
+                let reason = format!(
+                    "cooldown: the last action on {target} was {}s ago (cooldown {cooldown})",
+                    (now - last) / 1000
+                );
+                self.record(tx, now, who, None, "skipped", &reason)?;
                 return Ok(None);
             }
-            let who = (r.name.as_str(), incident.as_str(), target.as_str());
-            let counted = "('pending', 'done', 'dead', 'dry-run')";
-            if let Some(cooldown) = rails.cooldown {
-                let last: Option<i64> = tx
-                    .query_row(
-                        &format!(
-                            "SELECT MAX(created_at) FROM outbox WHERE receiver = ?1 AND target = ?2
-                             AND state IN {counted}"
-                        ),
-                        params![r.name, target],
-                        |row| row.get(0),
-                    )
-                    .optional()?
-                    .flatten();
-                if let Some(last) = last.filter(|l| now - l < cooldown.0.as_millis() as i64) {
-                    let reason = format!(
-                        "cooldown: the last action on {target} was {}s ago (cooldown {cooldown})",
-                        (now - last) / 1000
-                    );
-                    self.record(&tx, now, who, None, "skipped", &reason)?;
-                    tx.commit()?;
-                    return Ok(None);
-                }
-            }
-            if let Some(limit) = rails.rate_limit {
-                let n: u32 = tx.query_row(
-                    &format!(
-                        "SELECT COUNT(*) FROM outbox WHERE receiver = ?1 AND target = ?2
-                         AND created_at > ?3 AND state IN {counted}"
-                    ),
-                    params![r.name, target, now - limit.per.as_millis() as i64],
-                    |row| row.get(0),
-                )?;
-                if n >= limit.count {
-                    let reason = format!(
-                        "rate limit: {n} actions on {target} in the last {} (at most {})",
-                        PromDuration(limit.per),
-                        limit.count
-                    );
-                    self.record(&tx, now, who, None, "skipped", &reason)?;
-                    tx.commit()?;
-                    return Ok(None);
-                }
-            }
-            let st = if rails.dry_run {
-                state::DRY_RUN
-            } else {
-                state::PENDING
-            };
-            tx.execute(
-                "INSERT INTO outbox (receiver, group_key, incident_id, target, idempotency_key,
-                     payload, state, attempts, created_at, next_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8)",
-                params![
-                    r.name,
-                    p.incident.group_key,
-                    incident,
-                    target,
-                    key,
-                    payload,
-                    st,
-                    now
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            if rails.dry_run {
-                let reason = format!(
-                    "dry-run: would run {} ({}) on {target} for incident {incident} ({}); nothing done",
-                    r.name, r.plugin.name, p.incident.status.as_str()
-                );
-                self.record(&tx, now, who, Some(id), "dry-run", &reason)?;
-            } else {
-                let reason = format!(
-                    "queued {} ({}) on {target}, idempotency key {key}",
-                    r.name, r.plugin.name
-                );
-                self.record(&tx, now, who, Some(id), "queued", &reason)?;
-            }
-            tx.commit()?;
-            Ok(Some(id))
-        });
-        if let Ok(Some(_)) = res {
-            let st = if rails.dry_run {
-                state::DRY_RUN
-            } else {
-                self.wake.notify_one();
-                state::PENDING
-            };
-            self.count(None, Some(st), 1);
         }
-        res
+        if let Some(limit) = rails.rate_limit {
+            let n: u32 = tx.query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM outbox WHERE receiver = ?1 AND target = ?2
+                     AND created_at > ?3 AND state IN {counted}"
+                ),
+                params![r.name, target, now - limit.per.as_millis() as i64],
+                |row| row.get(0),
+            )?;
+            if n >= limit.count {
+                let reason = format!(
+                    "rate limit: {n} actions on {target} in the last {} (at most {})",
+                    PromDuration(limit.per),
+                    limit.count
+                );
+                self.record(tx, now, who, None, "skipped", &reason)?;
+                return Ok(None);
+            }
+        }
+        let st = if rails.dry_run {
+            state::DRY_RUN
+        } else {
+            state::PENDING
+        };
+        tx.execute(
+            "INSERT INTO outbox (receiver, group_key, incident_id, target, idempotency_key,
+                 payload, state, attempts, created_at, next_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?8, ?8)",
+            params![
+                r.name,
+                p.incident.group_key,
+                incident,
+                target,
+                key,
+                payload,
+                st,
+                now
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        if rails.dry_run {
+            let reason = format!(
+                "dry-run: would run {} ({}) on {target} for incident {incident} ({}); nothing done",
+                r.name,
+                r.plugin.name,
+                p.incident.status.as_str()
+            );
+            self.record(tx, now, who, Some(id), "dry-run", &reason)?;
+        } else {
+            let reason = format!(
+                "queued {} ({}) on {target}, idempotency key {key}",
+                r.name, r.plugin.name
+            );
+            self.record(tx, now, who, Some(id), "queued", &reason)?;
+        }
+        Ok(Some(Queued { id, state: st }))
+    }
+
+    /// Counts the actions a committed pass wrote and wakes the delivery loop for them.
+    pub fn queued(&self, written: &[Queued]) {
+        for q in written {
+            self.count(None, Some(q.state), 1);
+        }
+        if written.iter().any(|q| q.state == state::PENDING) {
+            self.wake.notify_one();
+        }
     }
 
     /// Actions in a state (all when `None`), newest first.
