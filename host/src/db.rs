@@ -17,6 +17,8 @@ pub enum DbError {
     },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("starting a database thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// The database file of a data directory.

@@ -525,6 +525,10 @@ impl Service {
     /// that will notify and hand them to the outbox. External alerts join rule alerts here:
     /// routed alike, muted alike (silences and inhibition).
     pub fn dispatch_tick(&self) {
+        // Right after a restart, a partial set of alerts would look like resolutions.
+        if !self.external.is_loaded() {
+            return;
+        }
         let now = now_ms();
         let rules = self.rules();
         let mut alerts = self.routed_alerts();

@@ -13,14 +13,20 @@
 //! Every accepted alert is in the database before the sender gets its answer, and intake
 //! stays fast by group commit: one writer thread writes whatever requests are waiting in one
 //! transaction, then answers them all.
+//!
+//! A restart does not wait for the stored alerts: a loader thread reads them in batches
+//! while intake already runs. Until it is done, an alert received for a label set not yet
+//! in memory is merged with its stored row, read by its key, so a refresh keeps its start;
+//! the dispatcher and the listings wait for [`ExternalAlerts::loaded`], so none of them sees
+//! a partial set (which would look like resolutions).
 
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::params;
-use tokio::sync::oneshot;
+use rusqlite::{OptionalExtension, params};
+use tokio::sync::{oneshot, watch};
 
 use crate::alerts::{Alert, RESOLVED_RETENTION, Status};
 use crate::db::{Db, DbError};
@@ -135,8 +141,11 @@ pub enum StoreError {
 
 /// The external alerts, in memory and in the database.
 pub struct ExternalAlerts {
-    alerts: RwLock<HashMap<u64, Held>>,
+    alerts: Arc<RwLock<HashMap<u64, Held>>>,
     writer: mpsc::Sender<Job>,
+    db: Db,
+    /// True once the stored alerts are all in memory.
+    loaded: watch::Receiver<bool>,
 }
 
 /// An alert as received, and as the dispatcher sees it while it fires: built once when it
@@ -167,11 +176,11 @@ enum Write {
 }
 
 impl ExternalAlerts {
-    /// Loads the external alerts of the database (forgetting those resolved too long ago)
-    /// and starts the writer thread, which stops when this is dropped.
+    /// Opens the external alerts of the database and starts the loader thread, which reads
+    /// them (forgetting those resolved too long ago), and the writer thread, which stops
+    /// when this is dropped.
     pub fn open(db: &Db, now: i64) -> Result<ExternalAlerts, DbError> {
-        let horizon = now - RESOLVED_RETENTION.as_millis() as i64;
-        let loaded = db.with(|c| -> rusqlite::Result<Vec<ExternalAlert>> {
+        db.with(|c| {
             c.execute_batch(
                 "CREATE TABLE IF NOT EXISTS external_alerts (
                      fingerprint INTEGER PRIMARY KEY,
@@ -183,48 +192,46 @@ impl ExternalAlerts {
                      generator_url TEXT,
                      timeout INTEGER NOT NULL
                  );",
-            )?;
-            c.execute(
-                "DELETE FROM external_alerts WHERE ends_at < ?1",
-                params![horizon],
-            )?;
-            let mut st = c.prepare(
-                "SELECT fingerprint, labels, annotations, starts_at, ends_at, updated_at,
-                     generator_url, timeout
-                 FROM external_alerts",
-            )?;
-            let rows = st.query_map([], |r| {
-                let (labels_json, annotations_json): (String, String) = (r.get(1)?, r.get(2)?);
-                Ok(ExternalAlert {
-                    // The key it was written under: the fingerprint of its labels.
-                    fingerprint: r.get::<_, i64>(0)? as u64,
-                    labels: from_json(&labels_json),
-                    annotations: from_json(&annotations_json),
-                    labels_json,
-                    annotations_json,
-                    starts_at: r.get(3)?,
-                    ends_at: r.get(4)?,
-                    updated_at: r.get(5)?,
-                    generator_url: r.get(6)?,
-                    timeout: r.get(7)?,
-                })
-            })?;
-            rows.collect()
+            )
         })?;
-        let alerts = loaded
-            .into_iter()
-            .map(|a| (a.fingerprint, Held::new(Arc::new(a))))
-            .collect();
+        let alerts = Arc::new(RwLock::new(HashMap::new()));
+        let (done, loaded) = watch::channel(false);
+        let (loader_db, into) = (db.clone(), alerts.clone());
+        std::thread::Builder::new()
+            .name("external-alerts-loader".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match load(&loader_db, &into, now) {
+                    Ok(n) => tracing::info!(alerts = n, took = ?started.elapsed(), "external alerts loaded"),
+                    Err(e) => tracing::error!("loading external alerts: {e}; those not yet read are left out"),
+                }
+                done.send_replace(true);
+            })
+            .map_err(DbError::Thread)?;
         let (writer, jobs) = mpsc::channel();
-        let db = db.clone();
+        let writer_db = db.clone();
         std::thread::Builder::new()
             .name("external-alerts-writer".into())
-            .spawn(move || write_loop(&db, &jobs))
-            .expect("spawning the external alerts writer thread");
+            .spawn(move || write_loop(&writer_db, &jobs))
+            .map_err(DbError::Thread)?;
         Ok(ExternalAlerts {
-            alerts: RwLock::new(alerts),
+            alerts,
             writer,
+            db: db.clone(),
+            loaded,
         })
+    }
+
+    /// Waits until the stored alerts are all in memory.
+    pub async fn loaded(&self) {
+        let mut loaded = self.loaded.clone();
+        // An error means the loader is gone, and it always says `true` before it goes.
+        loaded.wait_for(|l| *l).await.ok();
+    }
+
+    /// Whether the stored alerts are all in memory.
+    pub fn is_loaded(&self) -> bool {
+        *self.loaded.borrow()
     }
 
     /// Takes in alerts received at `now` and returns once they are in the database.
@@ -247,11 +254,18 @@ impl ExternalAlerts {
         {
             // Merged and queued under the lock, so the database sees writes in memory's order.
             let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+            let loading = !self.is_loaded();
             let mut writes = Vec::with_capacity(received.len());
             for new in received {
                 let fp = new.fingerprint;
-                let alert = Arc::new(match alerts.get(&fp) {
-                    Some(old) => ExternalAlert::merge(&old.alert, new, now),
+                let stored = match alerts.get(&fp) {
+                    Some(old) => Some(old.alert.clone()),
+                    // Not read yet by the loader, perhaps.
+                    None if loading => self.stored(fp).map_err(StoreError::Db)?.map(Arc::new),
+                    None => None,
+                };
+                let alert = Arc::new(match stored {
+                    Some(old) => ExternalAlert::merge(&old, new, now),
                     None => new,
                 });
                 alerts.insert(fp, Held::new(alert.clone()));
@@ -268,6 +282,20 @@ impl ExternalAlerts {
             .await
             .map_err(|_| StoreError::WriterStopped)?
             .map_err(StoreError::Db)
+    }
+
+    /// The stored row of one alert, by fingerprint.
+    fn stored(&self, fp: u64) -> Result<Option<ExternalAlert>, String> {
+        self.db
+            .with(|c| {
+                c.query_row(
+                    &format!("SELECT {COLUMNS} FROM external_alerts WHERE fingerprint = ?1"),
+                    [fp as i64],
+                    row,
+                )
+                .optional()
+            })
+            .map_err(|e| e.to_string())
     }
 
     /// Every external alert, as received.
@@ -319,6 +347,67 @@ impl ExternalAlerts {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Held>> {
         self.alerts.read().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+const COLUMNS: &str =
+    "fingerprint, labels, annotations, starts_at, ends_at, updated_at, generator_url, timeout";
+
+/// Rows read per batch by the loader, which holds the database only for one batch (a few
+/// milliseconds), so intake and startup do not wait for it.
+const LOAD_BATCH: i64 = 1_000;
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExternalAlert> {
+    let (labels_json, annotations_json): (String, String) = (r.get(1)?, r.get(2)?);
+    Ok(ExternalAlert {
+        // The key it was written under: the fingerprint of its labels.
+        fingerprint: r.get::<_, i64>(0)? as u64,
+        labels: from_json(&labels_json),
+        annotations: from_json(&annotations_json),
+        labels_json,
+        annotations_json,
+        starts_at: r.get(3)?,
+        ends_at: r.get(4)?,
+        updated_at: r.get(5)?,
+        generator_url: r.get(6)?,
+        timeout: r.get(7)?,
+    })
+}
+
+/// The loader: reads the stored alerts in batches of [`LOAD_BATCH`] into `into`, keeping
+/// what intake put there meanwhile (it is newer), skipping those resolved too long before
+/// `now`, and then deletes those from the database. Returns how many it read.
+fn load(db: &Db, into: &RwLock<HashMap<u64, Held>>, now: i64) -> rusqlite::Result<usize> {
+    let horizon = now - RESOLVED_RETENTION.as_millis() as i64;
+    let (mut after, mut n) = (None::<i64>, 0);
+    loop {
+        let batch = db.with(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM external_alerts
+                 WHERE (?1 IS NULL OR fingerprint > ?1) AND ends_at >= ?2
+                 ORDER BY fingerprint LIMIT ?3"
+            ))?;
+            st.query_map(params![after, horizon, LOAD_BATCH], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let Some(last) = batch.last() else {
+            break;
+        };
+        after = Some(last.fingerprint as i64);
+        n += batch.len();
+        let mut alerts = into.write().unwrap_or_else(|e| e.into_inner());
+        for a in batch {
+            alerts
+                .entry(a.fingerprint)
+                .or_insert_with(|| Held::new(Arc::new(a)));
+        }
+    }
+    db.with(|c| {
+        c.execute(
+            "DELETE FROM external_alerts WHERE ends_at < ?1",
+            params![horizon],
+        )
+    })?;
+    Ok(n)
 }
 
 /// The writer thread: each round takes every waiting job, writes them in one transaction
@@ -511,6 +600,7 @@ mod tests {
         let before = ext.snapshot();
         drop(ext);
         let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 2 * MIN).unwrap();
+        ext.loaded().await;
         let mut after = ext.snapshot();
         after.sort_by_key(|a| a.starts_at);
         assert_eq!(after.len(), 2);
@@ -527,6 +617,7 @@ mod tests {
             .unwrap();
         drop(ext);
         let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
+        ext.loaded().await;
         let names: Vec<String> = ext
             .snapshot()
             .iter()
@@ -534,6 +625,38 @@ mod tests {
             .collect();
         assert!(!names.contains(&"Done".to_string()), "{names:?}");
         assert_eq!(names.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_received_while_loading_keeps_the_stored_start_and_the_loader_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("f.db")).unwrap();
+        let stored = ExternalAlerts::open(&db, 0).unwrap();
+        stored
+            .receive(vec![posted("Firing", Some(MIN), None)], MIN, TIMEOUT)
+            .await
+            .unwrap();
+        drop(stored);
+        // Restarted, with the loader not yet run: nothing in memory, not loaded.
+        let (_loading, loaded) = watch::channel(false);
+        let (writer, jobs) = mpsc::channel();
+        let writer_db = db.clone();
+        std::thread::spawn(move || write_loop(&writer_db, &jobs));
+        let ext = ExternalAlerts {
+            alerts: Arc::new(RwLock::new(HashMap::new())),
+            writer,
+            db: db.clone(),
+            loaded,
+        };
+        ext.receive(vec![posted("Firing", None, None)], 5 * MIN, TIMEOUT)
+            .await
+            .unwrap();
+        let refreshed = one(&ext);
+        assert_eq!(refreshed.starts_at, MIN, "the stored start is kept");
+        assert_eq!(refreshed.updated_at, 5 * MIN);
+        // The loader, running late, keeps the newer alert that intake put in memory.
+        assert_eq!(load(&db, &ext.alerts, 5 * MIN).unwrap(), 1);
+        assert_eq!(one(&ext), refreshed);
     }
 
     #[tokio::test]

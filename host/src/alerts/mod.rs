@@ -116,9 +116,10 @@ impl RuleAlerts {
         let for_ms = for_.as_millis() as i64;
         let kff_ms = keep_firing_for.as_millis() as i64;
         let mut changes = Vec::new();
+        // Fingerprints, as Alertmanager identifies alerts: no label set is copied.
         let mut seen = std::collections::HashSet::with_capacity(observations.len());
         for obs in observations {
-            if !seen.insert(obs.labels.clone()) {
+            if !seen.insert(obs.labels.fingerprint()) {
                 // Two findings with one label set: the first wins, as one alert can only
                 // have one value.
                 continue;
@@ -171,7 +172,7 @@ impl RuleAlerts {
         }
         let retention = RESOLVED_RETENTION.as_millis() as i64;
         self.alerts.retain(|labels, a| {
-            if seen.contains(labels) {
+            if seen.contains(&labels.fingerprint()) {
                 a.hold_until = None;
                 return true;
             }

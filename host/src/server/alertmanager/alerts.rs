@@ -242,12 +242,15 @@ impl AlertsQuery {
 /// `GET /api/v2/alerts`.
 pub async fn alerts_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
     let q = AlertsQuery::parse(uri.query())?;
+    // Right after a restart, not before the stored alerts are all read.
+    svc.external().loaded().await;
     Ok(json_bytes(list(&svc, &q, crate::model::time::now_ms())))
 }
 
 /// `GET /api/v2/alerts/groups`: the listed alerts in the groups of the routing tree.
 pub async fn alert_groups_list(State(svc): State<Shared>, uri: Uri) -> Result<Response, AmError> {
     let q = AlertsQuery::parse(uri.query())?;
+    svc.external().loaded().await;
     Ok(json_bytes(groups(&svc, &q, crate::model::time::now_ms())))
 }
 
