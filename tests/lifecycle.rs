@@ -306,3 +306,49 @@ fn chrono_like_now() -> (String, String) {
         faultline::model::time::rfc3339(now + 3_600_000),
     )
 }
+
+#[test]
+fn a_reloaded_route_sends_alerts_already_firing_to_its_new_receiver() {
+    let first = Receiver::start();
+    let second = Receiver::start();
+    let dir = RulesDir::new(&["threshold", "webhook"]);
+    let rules = |receiver: &str| {
+        format!(
+            r#"
+[[group]]
+name = "g"
+interval = "200ms"
+
+[[group.rule]]
+name = "High"
+plugin = "threshold"
+select = "load"
+params = {{ above = 2 }}
+
+[route]
+receiver = "{receiver}"
+group_wait = "0s"
+group_interval = "200ms"
+repeat_interval = "1h"
+{}{}"#,
+            webhook("first", first.addr, ""),
+            webhook("second", second.addr, "")
+        )
+    };
+    dir.write("r.toml", &rules("first"));
+    let server = Server::start(&dir, &[]);
+    server.push("node/instance/a", "load 5\n");
+    first.next("High, to the first receiver");
+
+    // The same alert, still firing, goes where the reloaded tree says: a new group there.
+    dir.write("r.toml", &rules("second"));
+    let r = reqwest::blocking::Client::new()
+        .post(server.url("/-/reload"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let n = second.next_where("High, to the second receiver after the reload", |v| {
+        v["alerts"][0]["labels"]["alertname"] == "High"
+    });
+    assert_eq!(n.json()["status"], "firing");
+}

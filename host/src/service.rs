@@ -540,6 +540,7 @@ impl Service {
         let receivers = self.vanished.receivers(&rules.receivers);
         self.dispatcher.tick(
             now,
+            *self.generation.borrow(),
             &alerts,
             &|a| muter.is_muted(&a.labels),
             rules.tree.as_ref(),

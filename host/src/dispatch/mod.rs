@@ -30,7 +30,7 @@ pub mod route;
 pub mod silences;
 pub mod time_interval;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
@@ -54,9 +54,64 @@ pub struct Routed {
     pub recovery: Option<String>,
 }
 
-/// An aggregation group of one pass, by (receiver, group key): its route, its group labels
-/// and its alerts, each with whether it is muted.
-type Group<'a> = (Route, Labels, Vec<(&'a Alert, bool)>);
+/// An aggregation group an alert goes to: (receiver, group key), its route and its group
+/// labels. One per group and rules generation, shared by every alert of the group.
+struct Destination {
+    id: (String, String),
+    route: Route,
+    labels: Labels,
+    /// Its number in the generation: groups of a pass are keyed by it.
+    slot: usize,
+}
+
+/// An aggregation group of one pass, by its destination's slot: the destination and its
+/// alerts, each with whether it is muted.
+type Group<'a> = (Arc<Destination>, Vec<(&'a Alert, bool)>);
+
+/// Where one alert goes, worked out once per rules generation.
+struct Destinations {
+    /// The rule's own receiver it was worked out with.
+    recovery: Option<String>,
+    groups: Vec<Arc<Destination>>,
+}
+
+impl Destinations {
+    /// The groups the routing tree (and the rule's own receiver) send `alert` to, shared
+    /// through `known`, the destinations of the generation by (receiver, group key).
+    fn of(
+        alert: &Alert,
+        recovery: &Option<String>,
+        tree: Option<&Route>,
+        known: &mut HashMap<(String, String), Arc<Destination>>,
+    ) -> Destinations {
+        let mut routes: Vec<&Route> = tree.map(|t| t.matches(&alert.labels)).unwrap_or_default();
+        let own = recovery.as_deref().map(Route::direct);
+        routes.extend(own.as_ref());
+        let groups = routes
+            .into_iter()
+            .map(|route| {
+                let labels = route.group_by.group_labels(&alert.labels);
+                let id = (route.receiver.clone(), group_key(&route.key, &labels));
+                let slot = known.len();
+                known
+                    .entry(id.clone())
+                    .or_insert_with(|| {
+                        Arc::new(Destination {
+                            id,
+                            route: route.clone(),
+                            labels,
+                            slot,
+                        })
+                    })
+                    .clone()
+            })
+            .collect();
+        Destinations {
+            recovery: recovery.clone(),
+            groups,
+        }
+    }
+}
 
 /// Timers of one aggregation group.
 struct GroupTimer {
@@ -66,6 +121,11 @@ struct GroupTimer {
 
 struct State {
     nflog: Nflog,
+    /// The rules generation `routes` and `destinations` were worked out for.
+    generation: u64,
+    /// Where each alert of the last pass went, by fingerprint.
+    routes: HashMap<u64, Destinations>,
+    destinations: HashMap<(String, String), Arc<Destination>>,
     timers: HashMap<(String, String), GroupTimer>,
     /// The latest view of each incident, by id, for the API.
     incidents: BTreeMap<String, IncidentView>,
@@ -111,6 +171,9 @@ impl Dispatcher {
         Dispatcher {
             state: Arc::new(Mutex::new(State {
                 nflog: Nflog::open(db.clone()),
+                generation: 0,
+                routes: HashMap::new(),
+                destinations: HashMap::new(),
                 timers: HashMap::new(),
                 incidents: BTreeMap::new(),
             })),
@@ -136,9 +199,14 @@ impl Dispatcher {
     }
 
     /// One pass over every alert at `now`: route, group, and flush the groups that are due.
+    ///
+    /// Where each alert goes is worked out once and kept by its fingerprint until the rules
+    /// change (`generation`), so a pass over many unchanged alerts matches no route again.
+    #[allow(clippy::too_many_arguments)]
     pub fn tick(
         &self,
         now: i64,
+        generation: u64,
         alerts: &[Routed],
         muted: &dyn Fn(&Alert) -> bool,
         tree: Option<&Route>,
@@ -147,44 +215,50 @@ impl Dispatcher {
     ) {
         let mut state = self.lock();
         let state = &mut *state;
-        let mut groups: HashMap<(String, String), Group<'_>> = HashMap::new();
-        let mut direct: HashMap<String, Route> = HashMap::new();
+        if state.generation != generation {
+            state.routes.clear();
+            state.destinations.clear();
+            state.generation = generation;
+        }
+        let mut groups: HashMap<usize, Group<'_>> = HashMap::new();
+        let mut routed = HashMap::with_capacity(state.routes.len());
         for r in alerts {
             let a: &Alert = &r.alert;
             if a.status == Status::Pending {
                 continue;
             }
+            let fingerprint = a.labels.fingerprint();
+            let known = state
+                .routes
+                .remove(&fingerprint)
+                .filter(|d| d.recovery == r.recovery);
+            let dests = known
+                .unwrap_or_else(|| Destinations::of(a, &r.recovery, tree, &mut state.destinations));
             let is_muted = muted(a);
-            let mut routes: Vec<&Route> = tree.map(|t| t.matches(&a.labels)).unwrap_or_default();
-            let own;
-            if let Some(rec) = &r.recovery {
-                own = direct
-                    .entry(rec.clone())
-                    .or_insert_with(|| Route::direct(rec))
-                    .clone();
-                routes.push(&own);
-            }
-            for route in routes {
-                let gl = route.group_by.group_labels(&a.labels);
-                let key = group_key(&route.key, &gl);
+            for d in &dests.groups {
                 // A muted alert stays in its group only where its resolution is owed: the
                 // receiver was told it fired and wants resolutions after a mute.
-                let id = (route.receiver.clone(), key);
-                if is_muted && !owes_resolution(&state.nflog, receivers, &id, a) {
+                if is_muted && !owes_resolution(&state.nflog, receivers, &d.id, a) {
                     continue;
                 }
                 groups
-                    .entry(id)
-                    .or_insert_with(|| (route.clone(), gl, Vec::new()))
-                    .2
+                    .entry(d.slot)
+                    .or_insert_with(|| (d.clone(), Vec::new()))
+                    .1
                     .push((a, is_muted));
             }
+            routed.insert(fingerprint, dests);
         }
+        // Alerts gone since the last pass are forgotten with it.
+        state.routes = routed;
         let mut localized: HashMap<String, Ranking> = HashMap::new();
         let mut pass = Pass::default();
-        state.timers.retain(|k, _| groups.contains_key(k));
-        for ((receiver_name, key), (route, gl, members)) in groups {
-            let id = (receiver_name.clone(), key.clone());
+        let live: HashSet<&(String, String)> = groups.values().map(|(d, _)| &d.id).collect();
+        state.timers.retain(|k, _| live.contains(k));
+        for (dest, members) in groups.into_values() {
+            let (receiver_name, key) = dest.id.clone();
+            let (route, gl) = (&dest.route, &dest.labels);
+            let id = dest.id.clone();
             let timer = state.timers.entry(id.clone()).or_insert(GroupTimer {
                 created_at: now,
                 last_flush: None,
@@ -253,7 +327,7 @@ impl Dispatcher {
                 tracing::error!(receiver = %receiver_name, "no such receiver: dropping notification");
                 continue;
             };
-            let incident = incident(&key, &gl, &members, firing.is_empty());
+            let incident = incident(&key, gl, &members, firing.is_empty());
             // The same incident reaching several receivers is localized once per pass.
             let ranking = localized
                 .entry(incident.id.clone())
