@@ -98,6 +98,8 @@ pub type Localize<'a> = dyn Fn(&Incident, &[&Alert]) -> Ranking + 'a;
 pub struct Dispatcher {
     state: Arc<Mutex<State>>,
     outbox: Arc<Outbox>,
+    /// In a cluster: idempotency keys every instance computes alike (see [`Self::tick`]).
+    shared_keys: bool,
 }
 
 /// Alertmanager's group key: the route's key and the group labels.
@@ -106,7 +108,8 @@ pub fn group_key(route_key: &str, group_labels: &Labels) -> String {
 }
 
 impl Dispatcher {
-    pub fn new(db: Db, outbox: Arc<Outbox>) -> Dispatcher {
+    /// A dispatcher writing to `outbox`; `shared_keys` in a cluster.
+    pub fn new(db: Db, outbox: Arc<Outbox>, shared_keys: bool) -> Dispatcher {
         Dispatcher {
             state: Arc::new(Mutex::new(State {
                 nflog: Nflog::open(db),
@@ -114,6 +117,7 @@ impl Dispatcher {
                 incidents: BTreeMap::new(),
             })),
             outbox,
+            shared_keys,
         }
     }
 
@@ -259,9 +263,18 @@ impl Dispatcher {
                 .or_insert_with(|| localize(&incident, &members));
             // The action's idempotency key covers the alerts and the previous notification:
             // a repeat after `repeat_interval` is a new action, while the same notification
-            // planned again (after a crash before the log below was written) is not.
+            // planned again (after a crash before the log below was written) is not. In a
+            // cluster, when this instance last notified is its own; the number of the
+            // repeat within the episode (since its earliest alert started, the same on
+            // every instance) is what every instance agrees on.
             let mut alerts_key = alerts_key(&members);
-            alerts_key.extend(notified_at.to_be_bytes());
+            if self.shared_keys {
+                let start = members.iter().map(|a| a.active_at).min().unwrap_or(now);
+                let every = (route.repeat_interval.as_millis() as i64).max(1);
+                alerts_key.extend((now.saturating_sub(start) / every).to_be_bytes());
+            } else {
+                alerts_key.extend(notified_at.to_be_bytes());
+            }
             let planned = self.outbox.plan(
                 Planned {
                     receiver,

@@ -12,6 +12,9 @@
 //! and for an active silence the same start. Otherwise the old one is expired and a new one
 //! created, so that what muted an alert at any time stays on record.
 //!
+//! In a cluster, silences are replicated to every instance through etcd
+//! (`crate::cluster::replica`): a replicated change is taken as it is, newest wins.
+//!
 //! "Is this alert silenced?" is asked for every alert on every dispatcher tick and API
 //! listing, so the active silences are kept as a [`SilenceIndex`] (a [`MatcherIndex`]),
 //! rebuilt only when a silence changes or one starts or ends, and shared as a snapshot.
@@ -25,6 +28,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cluster::replica::{Record, Replicated};
 use crate::db::{Db, DbError};
 use crate::dispatch::time_interval::{TimeInterval, TimeIntervalConfig, TimeSpecConfig};
 use crate::model::Labels;
@@ -452,6 +456,75 @@ impl Silences {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Silence>>> {
         self.all.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A silence as the instances of a cluster replicate it (its ID and update time travel in
+/// the [`Record`]).
+#[derive(Serialize, Deserialize)]
+struct Replica {
+    matchers: Vec<MatcherSpec>,
+    starts_at: i64,
+    ends_at: i64,
+    created_by: String,
+    comment: String,
+    #[serde(default)]
+    schedule: Vec<TimeSpecConfig>,
+}
+
+impl Replicated for Silences {
+    fn records(&self) -> Vec<Record> {
+        self.read()
+            .values()
+            .map(|s| Record {
+                id: s.id.clone(),
+                updated_at: s.updated_at,
+                expires_at: s.ends_at + RETENTION.as_millis() as i64,
+                body: serde_json::to_value(Replica {
+                    matchers: s.specs.clone(),
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                    created_by: s.created_by.clone(),
+                    comment: s.comment.clone(),
+                    schedule: s.schedule_specs().to_vec(),
+                })
+                .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn merge(&self, record: Record) {
+        let id = record.id;
+        let silence = serde_json::from_value::<Replica>(record.body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let matchers = compile(&r.matchers)?;
+                Ok(Silence {
+                    id: id.clone(),
+                    schedule: schedule(&r.schedule)?,
+                    specs: r.matchers,
+                    matchers,
+                    starts_at: r.starts_at,
+                    ends_at: r.ends_at,
+                    updated_at: record.updated_at,
+                    created_by: r.created_by,
+                    comment: r.comment,
+                })
+            });
+        let silence = match silence {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(silence = %id, "replicated silence refused: {e}");
+                return;
+            }
+        };
+        let mut all = self.write();
+        if let Err(e) = self.db.with(|c| save(c, &silence)) {
+            tracing::error!(silence = %id, "saving a replicated silence: {e}");
+            return;
+        }
+        all.insert(id, Arc::new(silence));
+        self.version.fetch_add(1, Ordering::Release);
     }
 }
 
