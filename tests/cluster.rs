@@ -53,10 +53,17 @@ impl Etcd {
 
     /// Sends a signal to etcd (STOP: it answers nothing, as if cut off; CONT: back).
     fn signal(&self, signal: &str) {
-        let pid = self.program.pid().to_string();
-        let ok = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(ok.success());
+        send(signal, self.program.pid());
     }
+}
+
+/// Sends `signal` (`-KILL`, `-TERM`...) to the process `pid`.
+fn send(signal: &str, pid: u32) {
+    let ok = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
 }
 
 /// Instances `fl-0`.. of one cluster, each with its own rules copy and data directory.
@@ -187,11 +194,7 @@ fn a_follower_takes_over_from_a_killed_leader_and_delivers_only_what_was_not_rec
 
     // The leader dies with B pending.
     let killed = Instant::now();
-    let status = Command::new("kill")
-        .args(["-KILL", &servers[first].pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send("-KILL", servers[first].pid());
     hook.set_status(200);
     let survivors: Vec<&Server> = (0..servers.len())
         .filter(|&i| i != first)
@@ -277,6 +280,24 @@ fn a_leader_cut_off_from_etcd_stops_delivering_before_its_lease_expires() {
         action_in(s, "C", "done");
     }
     assert!(hook.drain().is_empty(), "delivered twice");
+}
+
+#[test]
+fn a_leader_stopped_with_sigterm_hands_over_at_once() {
+    let etcd = Etcd::start();
+    // A lease far longer than the wait: only a handover, not the lease's expiry, passes.
+    let cluster = instances(2, &etcd, "", "lease_ttl = \"120s\"");
+    let servers: Vec<&Server> = cluster.iter().map(|(s, _)| s).collect();
+    let first = leader(&servers);
+    let stopped = Instant::now();
+    send("-TERM", servers[first].pid());
+    wait_for("the other instance to lead", || {
+        is_leader(servers[1 - first]).then_some(())
+    });
+    println!(
+        "handover on SIGTERM: {:.1}s (lease_ttl 120s)",
+        stopped.elapsed().as_secs_f64()
+    );
 }
 
 #[test]

@@ -603,6 +603,13 @@ impl Service {
         }
     }
 
+    /// Leaves the cluster, if in one, so another instance takes over at once.
+    pub async fn stop(&self) {
+        if let Some(c) = &self.cluster {
+            c.leave().await;
+        }
+    }
+
     /// The incidents notified lately, with their suspects, newest first.
     pub fn incidents(&self) -> Vec<IncidentView> {
         self.dispatcher.incidents()

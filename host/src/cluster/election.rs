@@ -22,7 +22,9 @@ pub(super) async fn run(c: Arc<Cluster>) {
                 continue;
             }
         };
-        c.renewed(sent);
+        if !c.granted(lease, sent).await {
+            return;
+        }
         let renewing = keep_alive(&c, lease);
         tokio::pin!(renewing);
         let campaign = c.etcd.campaign(&election, lease, &c.config.name);

@@ -19,6 +19,9 @@
 //!   and every instance merges what it finds there every second, newest change winning, so
 //!   a silence set on any instance mutes on all, also when the leader is gone.
 //!
+//! On shutdown (SIGTERM, SIGINT) an instance revokes its lease, so another one takes over at
+//! once rather than after the lease's TTL.
+//!
 //! `election.rs` holds the lease and the campaign; `etcd.rs` is the small etcd client.
 
 pub mod completed;
@@ -110,6 +113,10 @@ struct State {
     elected: bool,
     /// When the last successful renewal of the lease was sent.
     renewed: Option<Instant>,
+    /// The current lease, once granted.
+    lease: Option<i64>,
+    /// Set on shutdown: campaign no more.
+    left: bool,
     /// What the log and `/metrics` last said: (leader, fenced).
     shown: (bool, bool),
 }
@@ -214,11 +221,48 @@ impl Cluster {
     }
 
     fn set_elected(&self, elected: bool) {
-        self.lock().elected = elected;
+        let mut s = self.lock();
+        // Leaving: a campaign that returns now does not make this instance the leader.
+        s.elected = elected && !s.left;
+        drop(s);
         self.show();
         if elected {
             self.elected.notify_one();
         }
+    }
+
+    /// Leaves the cluster on shutdown: stops delivering and revokes the lease, so another
+    /// instance takes over at once instead of after the lease's TTL.
+    pub async fn leave(&self) {
+        let lease = {
+            let mut s = self.lock();
+            s.left = true;
+            s.elected = false;
+            s.lease.take()
+        };
+        self.show();
+        if let Some(lease) = lease {
+            match self.etcd.revoke(lease).await {
+                Ok(()) => tracing::info!(name = %self.config.name, "cluster: left, lease revoked"),
+                Err(e) => tracing::warn!("cluster: cannot revoke the lease on leaving: {e}"),
+            }
+        }
+    }
+
+    /// Takes a newly granted lease, unless this instance is leaving: then it is revoked.
+    async fn granted(&self, lease: i64, sent: Instant) -> bool {
+        let left = {
+            let mut s = self.lock();
+            if !s.left {
+                s.lease = Some(lease);
+                s.renewed = Some(sent);
+            }
+            s.left
+        };
+        if left {
+            self.etcd.revoke(lease).await.ok();
+        }
+        !left
     }
 
     fn renewed(&self, sent: Instant) {
