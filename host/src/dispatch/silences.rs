@@ -879,6 +879,39 @@ mod tests {
     }
 
     #[test]
+    fn a_replicated_silence_is_merged_as_it_was_set_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let one = Silences::open(&Db::in_memory().unwrap()).unwrap();
+        let mut weekend = spec(vec![eq("a", "1")], 0, 60 * MIN);
+        weekend.schedule = serde_json::from_str(r#"[{"weekdays": ["saturday"]}]"#).unwrap();
+        let id = one.set(weekend, 0).unwrap();
+        let two = Silences::open(&Db::open(&path).unwrap()).unwrap();
+        let records = one.records();
+        let expires = records[0].expires_at;
+        assert_eq!(expires, 60 * MIN + RETENTION.as_millis() as i64);
+        two.merge(records[0].clone());
+        assert_eq!(two.records(), records, "the same record on both");
+        drop(two);
+        let two = Silences::open(&Db::open(&path).unwrap()).unwrap();
+        let kept = two.get(&id).expect("saved in the database");
+        assert_eq!(
+            kept.schedule_specs(),
+            one.get(&id).unwrap().schedule_specs()
+        );
+        // Expired on one, the change replaces the copy on the other.
+        one.expire(&id, 10 * MIN).unwrap();
+        two.merge(one.records()[0].clone());
+        assert_eq!(two.get(&id).unwrap().ends_at, 10 * MIN);
+        // A record that cannot be a silence is refused, not merged.
+        let mut bad = one.records()[0].clone();
+        bad.id = "other".into();
+        bad.body["matchers"] = serde_json::json!([]);
+        two.merge(bad);
+        assert!(two.get("other").is_none());
+    }
+
+    #[test]
     fn a_recurring_silence_mutes_only_while_its_schedule_holds() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.db");
