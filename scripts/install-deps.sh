@@ -4,8 +4,8 @@
 # else. `build`: what compiling needs (librdkafka is built from source by the rdkafka crate:
 # cmake, a C++ compiler and libcurl's headers). `test`: also the real programs the
 # whole-system tests talk to (Prometheus, Alertmanager with amtool, node_exporter, openssl
-# for the TLS test's certificates, python-logging-loki, the SMTP server aiosmtpd and the
-# elasticsearch client from PyPI, rsyslog with its Elasticsearch output, the Kafka-protocol
+# for the TLS test's certificates, Debian's etcd-server for the cluster tests,
+# python-logging-loki, the SMTP server aiosmtpd and the elasticsearch client from PyPI, rsyslog with its Elasticsearch output, the Kafka-protocol
 # broker tansu from crates.io, which builds in about 10 minutes, and for the console's
 # browser test Debian's chromium with playwright-core from npm).
 set -euo pipefail
@@ -33,6 +33,10 @@ if ! command -v prometheus >/dev/null || ! command -v prometheus-alertmanager >/
     || ! command -v prometheus-node-exporter >/dev/null || ! command -v amtool >/dev/null \
     || ! command -v openssl >/dev/null || ! command -v python3 >/dev/null; then
     apt_install prometheus prometheus-alertmanager prometheus-node-exporter openssl python3
+fi
+
+if ! command -v etcd >/dev/null; then
+    apt_install etcd-server
 fi
 
 if ! python3 -c "import logging_loki" 2>/dev/null; then

@@ -8,6 +8,7 @@ mod alertmanager_api;
 mod auth;
 mod bad_input;
 mod cli;
+mod cluster;
 mod connections;
 mod console;
 mod detectors;

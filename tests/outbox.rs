@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use faultline_system_tests::programs::free_port;
+use faultline_system_tests::threshold_rule as rule;
 use faultline_system_tests::{Receiver, RulesDir, Server, wait_for, webhook};
 use serde_json::Value;
 
@@ -18,20 +19,6 @@ fn data(v: &Value) -> Vec<Value> {
 
 fn down_addr() -> SocketAddr {
     format!("127.0.0.1:{}", free_port()).parse().unwrap()
-}
-
-/// A rule `name` firing while `metric` is above 2, routed to `receiver`.
-fn rule(name: &str, metric: &str, receiver: &str) -> String {
-    format!(
-        r#"
-[[group.rule]]
-name = "{name}"
-plugin = "threshold"
-select = "{metric}"
-params = {{ above = 2 }}
-recovery = "{receiver}"
-"#
-    )
 }
 
 const GROUP: &str = "[[group]]\nname = \"g\"\ninterval = \"200ms\"\n";

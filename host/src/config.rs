@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::auth::AuthConfig;
+use crate::cluster::ClusterConfig;
 use crate::connections::{ConnectionConfig, Connections};
 use crate::metrics::Metrics;
 use crate::model::units::PromDuration;
@@ -88,6 +89,9 @@ pub struct Config {
     /// How long finished actions, decisions and notification log entries are kept
     /// (`[retention]`).
     pub retention: RetentionConfig,
+    /// Several instances as one, through etcd (`[cluster]`: `etcd`, `name`, `lease_ttl`,
+    /// `prefix`); none, the instance is alone.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -122,6 +126,7 @@ impl Default for Config {
             reload: Default::default(),
             listener: ListenerConfig::default(),
             retention: RetentionConfig::default(),
+            cluster: None,
         }
     }
 }
@@ -155,6 +160,12 @@ impl Config {
                 message,
             }
         })?;
+        if let Some(cluster) = &c.cluster {
+            cluster.check().map_err(|message| ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            })?;
+        }
         c.check_plugin_limits()
             .map_err(|message| ConfigError::Parse {
                 path: path.display().to_string(),

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod db;
@@ -22,6 +23,7 @@ pub mod reload;
 pub mod retention;
 pub mod rules;
 pub mod runtime;
+pub mod schedule;
 pub mod server;
 pub mod service;
 pub mod store;

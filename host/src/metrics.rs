@@ -69,6 +69,16 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     ),
     ("faultline_alerts", "gauge", "Alerts held, by state."),
     (
+        "faultline_cluster_leader",
+        "gauge",
+        "1 while this instance is the cluster's leader and delivers recovery actions ([cluster]).",
+    ),
+    (
+        "faultline_cluster_fenced",
+        "gauge",
+        "1 while this instance won the election but could not renew its lease for half its TTL: it delivers nothing.",
+    ),
+    (
         "faultline_request_bodies",
         "gauge",
         "Request bodies being read, and waiting for a turn ([listener] max_concurrent_bodies), by state.",

@@ -15,6 +15,7 @@ use crate::alerts::Alert;
 use crate::alerts::book::AlertBook;
 use crate::alerts::external::ExternalAlerts;
 use crate::auth::Tokens;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::connections::Connections;
 use crate::db::{Db, DbError};
@@ -31,6 +32,7 @@ use crate::rules::error::{LoadErrors, RuleError};
 use crate::rules::vanished::Vanished;
 use crate::rules::{LoadContext, Receiver, Rule, RuleSet};
 use crate::runtime::{Runtime, RuntimeError};
+use crate::schedule::Schedule;
 use crate::store::{Store, StoreLimits};
 use crate::workers::Worker;
 
@@ -86,6 +88,8 @@ pub struct Service {
     /// Serializes reloads.
     reloading: tokio::sync::Mutex<()>,
     ready: AtomicBool,
+    /// This instance's part in a cluster (`[cluster]`), if any.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// The outcome of the last reload, as `/api/v1/status/reload` shows it.
@@ -146,7 +150,11 @@ impl Service {
         metrics.set("faultline_rules_loaded", &[], rules.rules().count() as f64);
         metrics.set("faultline_config_last_reload_successful", &[], 1.0);
         let outbox = Arc::new(Outbox::new(db.clone(), metrics.clone()));
-        let dispatcher = Dispatcher::new(db.clone(), outbox.clone());
+        let cluster = config
+            .cluster
+            .clone()
+            .map(|c| Cluster::new(c, metrics.clone()));
+        let dispatcher = Dispatcher::new(db.clone(), outbox.clone(), cluster.is_some());
         let now = now_ms();
         let external = ExternalAlerts::open(&db, now)?;
         let silences = Silences::open(&db)?;
@@ -178,6 +186,7 @@ impl Service {
             }),
             reloading: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
+            cluster,
         }))
     }
 
@@ -238,6 +247,9 @@ impl Service {
     pub fn readiness(&self) -> Result<(), String> {
         if !self.ready.load(Ordering::Relaxed) {
             return Err("Faultline is starting".into());
+        }
+        if let Some(c) = &self.cluster {
+            c.readiness()?;
         }
         let (evaluation, delivery) = self.lags();
         match crate::lag::behind(&evaluation, &delivery, self.config.ready_max_lag.0) {
@@ -354,7 +366,19 @@ impl Service {
             self.outbox.clone(),
             move |name| svc.receiver(name),
             self.config.external_url(),
+            self.cluster.clone(),
         ));
+        if let Some(cluster) = &self.cluster {
+            cluster.start();
+            let (svc, cluster) = (self.clone(), cluster.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    cluster.replicate("silences", &svc.silences).await;
+                }
+            });
+        }
         let mut triggers =
             crate::reload::triggers(&self.config.rules_dir, self.config.reload.quiet_period);
         let svc = self.clone();
@@ -371,6 +395,7 @@ impl Service {
     fn spawn_groups(self: &Arc<Self>) {
         let generation = *self.generation.borrow();
         let rules = self.rules();
+        let aligned = self.cluster.is_some();
         self.lag.keep(rules.groups.iter().map(|g| g.name.as_str()));
         for group in rules.groups.clone() {
             let svc = self.clone();
@@ -385,11 +410,11 @@ impl Service {
                         return;
                     }
                 };
-                let mut tick = tokio::time::interval(group.interval);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut schedule = Schedule::new(&group.name, group.interval, aligned);
                 loop {
+                    let mut at = None;
                     tokio::select! {
-                        _ = tick.tick() => {}
+                        t = schedule.tick() => at = t,
                         _ = changed.changed() => {}
                     }
                     if *changed.borrow() != generation {
@@ -402,7 +427,7 @@ impl Service {
                         if *changed.borrow() != generation {
                             return;
                         }
-                        let (rule, now) = (rule.clone(), now_ms());
+                        let (rule, now) = (rule.clone(), at.unwrap_or_else(now_ms));
                         svc.evaluate(rule, group.interval, now, &worker).await;
                     }
                 }
@@ -580,6 +605,13 @@ impl Service {
                 "deleted notification log entries past their retention"
             ),
             Err(e) => tracing::error!("deleting old notification log entries: {e}"),
+        }
+    }
+
+    /// Leaves the cluster, if in one, so another instance takes over at once.
+    pub async fn stop(&self) {
+        if let Some(c) = &self.cluster {
+            c.leave().await;
         }
     }
 

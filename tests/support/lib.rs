@@ -112,6 +112,21 @@ grants = {{ http = ["{addr}"] }}
     )
 }
 
+/// A rule `name` (group `[[group]]` written before it) firing while `metric` is above 2,
+/// routed to the recovery receiver `receiver`.
+pub fn threshold_rule(name: &str, metric: &str, receiver: &str) -> String {
+    format!(
+        r#"
+[[group.rule]]
+name = "{name}"
+plugin = "threshold"
+select = "{metric}"
+params = {{ above = 2 }}
+recovery = "{receiver}"
+"#
+    )
+}
+
 /// A running `faultline serve`, killed when dropped.
 pub struct Server {
     child: Child,

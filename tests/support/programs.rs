@@ -73,6 +73,11 @@ impl Program {
         self.output.lock().unwrap().clone()
     }
 
+    /// The program's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the program (by its PID) and waits for it to exit.
     pub fn stop(&mut self) {
         self.child.kill().ok();

@@ -39,7 +39,9 @@ fn incident_alert(a: &Alert) -> IncidentAlert {
 }
 
 /// The key of an incident's alerts for idempotency: fingerprints, states and activation
-/// times, so a new episode of the same alerts is a new action.
+/// times, so a new episode of the same alerts is a new action. In a cluster every instance
+/// evaluates a group at the same aligned timestamps (see `crate::schedule`), so the same
+/// data gives the same activation times, and the same key, on every instance.
 pub fn alerts_key(alerts: &[&Alert]) -> Vec<u8> {
     let mut out = Vec::with_capacity(alerts.len() * 24);
     for a in alerts {

@@ -159,6 +159,8 @@ pub struct Dispatcher {
     db: Db,
     state: Arc<Mutex<State>>,
     outbox: Arc<Outbox>,
+    /// In a cluster: idempotency keys every instance computes alike (see [`Self::tick`]).
+    shared_keys: bool,
 }
 
 /// Alertmanager's group key: the route's key and the group labels.
@@ -167,7 +169,8 @@ pub fn group_key(route_key: &str, group_labels: &Labels) -> String {
 }
 
 impl Dispatcher {
-    pub fn new(db: Db, outbox: Arc<Outbox>) -> Dispatcher {
+    /// A dispatcher writing to `outbox`; `shared_keys` in a cluster.
+    pub fn new(db: Db, outbox: Arc<Outbox>, shared_keys: bool) -> Dispatcher {
         Dispatcher {
             state: Arc::new(Mutex::new(State {
                 nflog: Nflog::open(db.clone()),
@@ -179,6 +182,7 @@ impl Dispatcher {
             })),
             outbox,
             db,
+            shared_keys,
         }
     }
 
@@ -335,9 +339,18 @@ impl Dispatcher {
                 .clone();
             // The action's idempotency key covers the alerts and the previous notification:
             // a repeat after `repeat_interval` is a new action, while the same notification
-            // planned again (after a crash before the log below was written) is not.
+            // planned again (after a crash before the log below was written) is not. In a
+            // cluster, when this instance last notified is its own; the number of the
+            // repeat within the episode (since its earliest alert started, the same on
+            // every instance) is what every instance agrees on.
             let mut alerts_key = alerts_key(&members);
-            alerts_key.extend(notified_at.to_be_bytes());
+            if self.shared_keys {
+                let start = members.iter().map(|a| a.active_at).min().unwrap_or(now);
+                let every = (route.repeat_interval.as_millis() as i64).max(1);
+                alerts_key.extend((now.saturating_sub(start) / every).to_be_bytes());
+            } else {
+                alerts_key.extend(notified_at.to_be_bytes());
+            }
             pass.notifications.push(Notification {
                 id,
                 receiver: receiver.clone(),

@@ -12,6 +12,9 @@
 //! and for an active silence the same start. Otherwise the old one is expired and a new one
 //! created, so that what muted an alert at any time stays on record.
 //!
+//! In a cluster, silences are replicated to every instance through etcd
+//! (`crate::cluster::replica`): a replicated change is taken as it is, newest wins.
+//!
 //! "Is this alert silenced?" is asked for every alert on every dispatcher tick and API
 //! listing, so the active silences are kept as a [`SilenceIndex`] (a [`MatcherIndex`]),
 //! rebuilt only when a silence changes or one starts or ends, and shared as a snapshot.
@@ -25,6 +28,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cluster::replica::{Record, Replicated};
 use crate::db::{Db, DbError};
 use crate::dispatch::time_interval::{TimeInterval, TimeIntervalConfig, TimeSpecConfig};
 use crate::model::Labels;
@@ -455,6 +459,75 @@ impl Silences {
     }
 }
 
+/// A silence as the instances of a cluster replicate it (its ID and update time travel in
+/// the [`Record`]).
+#[derive(Serialize, Deserialize)]
+struct Replica {
+    matchers: Vec<MatcherSpec>,
+    starts_at: i64,
+    ends_at: i64,
+    created_by: String,
+    comment: String,
+    #[serde(default)]
+    schedule: Vec<TimeSpecConfig>,
+}
+
+impl Replicated for Silences {
+    fn records(&self) -> Vec<Record> {
+        self.read()
+            .values()
+            .map(|s| Record {
+                id: s.id.clone(),
+                updated_at: s.updated_at,
+                expires_at: s.ends_at + RETENTION.as_millis() as i64,
+                body: serde_json::to_value(Replica {
+                    matchers: s.specs.clone(),
+                    starts_at: s.starts_at,
+                    ends_at: s.ends_at,
+                    created_by: s.created_by.clone(),
+                    comment: s.comment.clone(),
+                    schedule: s.schedule_specs().to_vec(),
+                })
+                .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn merge(&self, record: Record) {
+        let id = record.id;
+        let silence = serde_json::from_value::<Replica>(record.body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                let matchers = compile(&r.matchers)?;
+                Ok(Silence {
+                    id: id.clone(),
+                    schedule: schedule(&r.schedule)?,
+                    specs: r.matchers,
+                    matchers,
+                    starts_at: r.starts_at,
+                    ends_at: r.ends_at,
+                    updated_at: record.updated_at,
+                    created_by: r.created_by,
+                    comment: r.comment,
+                })
+            });
+        let silence = match silence {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(silence = %id, "replicated silence refused: {e}");
+                return;
+            }
+        };
+        let mut all = self.write();
+        if let Err(e) = self.db.with(|c| save(c, &silence)) {
+            tracing::error!(silence = %id, "saving a replicated silence: {e}");
+            return;
+        }
+        all.insert(id, Arc::new(silence));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+}
+
 /// The silences active at one time, indexed by their matchers.
 #[derive(Debug, Default)]
 pub struct SilenceIndex {
@@ -803,6 +876,39 @@ mod tests {
         drop(s);
         let s = Silences::open(&Db::open(&path).unwrap()).unwrap();
         assert!(s.get(&old).is_none(), "forgotten in the database too");
+    }
+
+    #[test]
+    fn a_replicated_silence_is_merged_as_it_was_set_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let one = Silences::open(&Db::in_memory().unwrap()).unwrap();
+        let mut weekend = spec(vec![eq("a", "1")], 0, 60 * MIN);
+        weekend.schedule = serde_json::from_str(r#"[{"weekdays": ["saturday"]}]"#).unwrap();
+        let id = one.set(weekend, 0).unwrap();
+        let two = Silences::open(&Db::open(&path).unwrap()).unwrap();
+        let records = one.records();
+        let expires = records[0].expires_at;
+        assert_eq!(expires, 60 * MIN + RETENTION.as_millis() as i64);
+        two.merge(records[0].clone());
+        assert_eq!(two.records(), records, "the same record on both");
+        drop(two);
+        let two = Silences::open(&Db::open(&path).unwrap()).unwrap();
+        let kept = two.get(&id).expect("saved in the database");
+        assert_eq!(
+            kept.schedule_specs(),
+            one.get(&id).unwrap().schedule_specs()
+        );
+        // Expired on one, the change replaces the copy on the other.
+        one.expire(&id, 10 * MIN).unwrap();
+        two.merge(one.records()[0].clone());
+        assert_eq!(two.get(&id).unwrap().ends_at, 10 * MIN);
+        // A record that cannot be a silence is refused, not merged.
+        let mut bad = one.records()[0].clone();
+        bad.id = "other".into();
+        bad.body["matchers"] = serde_json::json!([]);
+        two.merge(bad);
+        assert!(two.get("other").is_none());
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //! of its own (a hung endpoint holds only its receiver's slots); retries transient failures
 //! with backoff and jitter, and dead-letters an action after its receiver's `max_attempts`
 //! or `max_age`.
+//!
+//! In a cluster only the leader delivers, and only actions whose keys are not recorded as
+//! completed (see `cluster/`); it records each action it finishes. A follower finishes its
+//! copies of the actions the leader recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Action, Outbox, Payload, state};
+use crate::cluster::Cluster;
+use crate::cluster::completed::Completed;
 use crate::rules::Receiver;
 use crate::runtime::Failure;
 use crate::runtime::instance::{Attempt, Outcome};
@@ -31,8 +37,17 @@ pub async fn run(
     outbox: Arc<Outbox>,
     receiver: impl Fn(&str) -> Option<Arc<Receiver>> + Send + Sync + 'static,
     external_url: String,
+    cluster: Option<Arc<Cluster>>,
 ) {
     loop {
+        if let Some(c) = cluster.as_ref().filter(|c| !c.may_deliver()) {
+            follow(&outbox, c).await;
+            tokio::select! {
+                _ = c.elected.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
         let now = crate::model::time::now_ms();
         for a in outbox.due(now, DUE_PER_RECEIVER) {
             let slot = (a.receiver.clone(), a.target.clone());
@@ -57,8 +72,9 @@ pub async fn run(
             };
             let ob = outbox.clone();
             let url = external_url.clone();
+            let cluster = cluster.clone();
             tokio::spawn(async move {
-                attempt(&ob, a.clone(), receiver, url).await;
+                attempt(&ob, a.clone(), receiver, url, cluster.as_deref()).await;
                 drop(running);
                 let mut f = ob.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 f.actions.remove(&a.id);
@@ -95,14 +111,80 @@ pub async fn run(
     }
 }
 
+/// A follower's part: finishes its copies of the actions the leader recorded.
+async fn follow(outbox: &Outbox, cluster: &Cluster) {
+    let pending = outbox.actions(Some(state::PENDING), 100_000);
+    if pending.is_empty() {
+        return;
+    }
+    let completed = match cluster.all_completed().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("cluster: cannot read the completed actions: {e}");
+            return;
+        }
+    };
+    for a in pending {
+        if let Some(c) = completed.get(&a.idempotency_key) {
+            finish_completed(outbox, &a, c);
+        }
+    }
+}
+
+/// Finishes an action another instance finished, as it recorded.
+fn finish_completed(outbox: &Outbox, a: &Action, c: &Completed) {
+    let st = if c.state == state::DEAD {
+        state::DEAD
+    } else {
+        state::DONE
+    };
+    let reason = format!("{st} on {} (recorded in the cluster)", c.by);
+    outbox.finish(a, st, a.next_at, st, &reason);
+}
+
+/// Finishes an attempted action: in a cluster, records it there first (done or dead), so
+/// the next leader does not deliver it again.
+async fn conclude(
+    outbox: &Outbox,
+    cluster: Option<&Cluster>,
+    a: &Action,
+    (st, decision, reason): (&str, &str, &str),
+    keep: Duration,
+) {
+    if let Some(c) = cluster
+        && let Err(e) = c.record(&a.idempotency_key, st, keep).await
+    {
+        tracing::error!(
+            action = a.id,
+            "cluster: cannot record the action as {st}; a next leader may deliver it again, \
+             with the same idempotency key: {e}"
+        );
+    }
+    outbox.finish(a, st, a.next_at, decision, reason);
+}
+
 async fn attempt(
     outbox: &Outbox,
     mut a: Action,
     receiver: Option<Arc<Receiver>>,
     external_url: String,
+    cluster: Option<&Cluster>,
 ) {
     if !outbox.claim(&a) {
         return;
+    }
+    if let Some(c) = cluster {
+        match c.completed(&a.idempotency_key).await {
+            Ok(Some(done)) => return finish_completed(outbox, &a, &done),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(
+                    action = a.id,
+                    "cluster: cannot tell whether another instance completed the action; holding it: {e}"
+                );
+                return;
+            }
+        }
     }
     let Some(receiver) = receiver else {
         let reason = format!(
@@ -120,6 +202,10 @@ async fn attempt(
             return;
         }
     };
+    // Fenced since the loop read the action: no new attempt (one already running ends).
+    if cluster.is_some_and(|c| !c.may_deliver()) {
+        return;
+    }
     a.attempts += 1;
     let (key, url) = (a.idempotency_key.clone(), external_url);
     let (number, name) = (a.attempts, a.receiver.clone());
@@ -170,8 +256,8 @@ async fn attempt(
                 "faultline_notifications_total",
                 &[("receiver", name), ("outcome", "done")],
             );
-            outbox.finish(&a, state::DONE, a.next_at, "done", &msg);
-            return;
+            let end = (state::DONE, "done", msg.as_str());
+            return conclude(outbox, cluster, &a, end, receiver.max_age).await;
         }
         Ok(Ok(Outcome::Failed(msg))) => {
             m.inc(
@@ -180,14 +266,15 @@ async fn attempt(
             );
             failed();
             let reason = format!("the plugin failed permanently: {msg}");
-            outbox.finish(&a, state::DEAD, a.next_at, "failed", &reason);
-            return;
+            let end = (state::DEAD, "failed", reason.as_str());
+            return conclude(outbox, cluster, &a, end, receiver.max_age).await;
         }
         Ok(Ok(Outcome::RetryLater(msg))) => msg,
         Ok(Err(e)) if matches!(e.failure, Failure::Params(_)) => {
             failed();
-            outbox.finish(&a, state::DEAD, a.next_at, "failed", &e.to_string());
-            return;
+            let reason = e.to_string();
+            let end = (state::DEAD, "failed", reason.as_str());
+            return conclude(outbox, cluster, &a, end, receiver.max_age).await;
         }
         Ok(Err(e)) => e.to_string(),
         Err(e) => format!("recovery task failed: {e}"),
@@ -211,8 +298,8 @@ async fn attempt(
             receiver.max_attempts,
             crate::model::units::PromDuration(receiver.max_age)
         );
-        outbox.finish(&a, state::DEAD, a.next_at, "dead", &reason);
-        return;
+        let end = (state::DEAD, "dead", reason.as_str());
+        return conclude(outbox, cluster, &a, end, receiver.max_age).await;
     }
     let next = now + backoff(a.attempts).as_millis() as i64;
     let reason = format!("attempt {} failed, will retry: {retry_reason}", a.attempts);

@@ -362,7 +362,8 @@ pub async fn serve(config: crate::config::Config) -> anyhow::Result<()> {
         rules = svc.rules().rules().count(),
         "Faultline is listening"
     );
-    listener.serve(app(svc), shutdown()).await;
+    listener.serve(app(svc.clone()), shutdown()).await;
+    svc.stop().await;
     Ok(())
 }
 
