@@ -16,6 +16,7 @@ mod elasticsearch;
 mod faults;
 mod foundation;
 mod isolation;
+mod kafka_source;
 mod lifecycle;
 mod listener;
 mod localization;

@@ -205,6 +205,45 @@ impl Store {
         self.samples_appended.fetch_add(appended, Ordering::Relaxed);
     }
 
+    /// Removes the series and log streams whose label fingerprints are in `keys`, returning
+    /// how many went: a Kafka source gave up the partition they came from, and the instance
+    /// that took it over holds them now.
+    pub fn forget(&self, keys: &std::collections::HashSet<u64>) -> usize {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let series: Vec<u32> = inner
+            .series
+            .iter()
+            .filter(|(_, e)| keys.contains(&e.labels.fingerprint()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &series {
+            if let Some(e) = inner.series.remove(id) {
+                inner.series_by_labels.remove(&e.labels);
+                if let Some(ids) = e.labels.name().and_then(|n| inner.by_name.get_mut(n)) {
+                    ids.retain(|i| i != id);
+                }
+            }
+        }
+        inner.by_name.retain(|_, ids| !ids.is_empty());
+        let streams: Vec<u32> = inner
+            .streams
+            .iter()
+            .filter(|(_, e)| keys.contains(&e.labels.fingerprint()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &streams {
+            if let Some(e) = inner.streams.remove(id) {
+                inner.streams_by_labels.remove(&e.labels);
+            }
+        }
+        let gone = series.len() + streams.len();
+        if gone > 0 {
+            inner.generation += 1;
+        }
+        gone
+    }
+
     /// Appends log records. A record already held (same stream, time, line and fields) is
     /// dropped as a duplicate, as Loki drops one, so a batch appended twice is held once.
     pub fn append_logs(&self, records: Vec<LogRecord>) {
@@ -605,5 +644,31 @@ mod tests {
         store.append_logs(other);
         assert_eq!(store.stream_count(), 1);
         assert_eq!(store.records_appended.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn forgotten_series_and_streams_are_gone() {
+        let store = Store::new(StoreLimits::default());
+        store.append(vec![
+            series("500", &[(1_000, 1.0)]),
+            series("200", &[(1_000, 2.0)]),
+        ]);
+        let app = Labels::from_pairs([("app", "a")]);
+        store.append_logs(vec![LogRecord {
+            labels: app.clone(),
+            ts: 1_000,
+            line: "x".into(),
+            fields: vec![],
+        }]);
+        let keys = [series("500", &[]).labels.fingerprint(), app.fingerprint()];
+        assert_eq!(store.forget(&keys.into_iter().collect()), 2);
+        assert_eq!(
+            store.instant("requests_total", 1_000),
+            [(
+                r#"{__name__="requests_total", code="200"}"#.to_string(),
+                2.0
+            )]
+        );
+        assert_eq!(store.stream_count(), 0);
     }
 }

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
@@ -24,6 +23,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use super::{Format, KafkaSourceConfig, Replaying, Sink, Taken};
 use crate::metrics::Metrics;
 use crate::model::time::now_ms;
+use crate::store::Store;
 
 /// A topic and a partition of it.
 type Partition = (String, i32);
@@ -50,6 +50,7 @@ pub(super) fn run(
         replay,
         replaying: replaying.clone(),
         metrics: sink.metrics.clone(),
+        store: sink.store.clone(),
         state: Mutex::default(),
     };
     let session = source.session_timeout.0.as_millis();
@@ -59,7 +60,6 @@ pub(super) fn run(
         .set("client.id", "faultline")
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", session.to_string())
         .set("heartbeat.interval.ms", (session / 3).min(3000).to_string())
@@ -83,14 +83,12 @@ pub(super) fn run(
     loop {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                take(sink, &name, source.format, &m);
-                context.taken(m.topic(), m.partition(), m.offset() + 1);
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                context.caught_up(&consumer, partition)
+                let keys = take(sink, &name, source.format, &m);
+                context.taken(m.topic(), m.partition(), m.offset() + 1, keys);
             }
             Some(Err(e)) => tracing::warn!(source = %name, "Kafka: {e}"),
-            None => {}
+            // Nothing more to read for now: a replay that ended on a gap is over too.
+            None => context.caught_up(&consumer),
         }
         if last_commit.elapsed() >= COMMIT_EVERY {
             context.commit(&consumer, CommitMode::Async, |_| true);
@@ -99,14 +97,15 @@ pub(super) fn run(
     }
 }
 
-/// Puts one message's data in the window; a refused message is counted, logged and
-/// skipped, one whose alerts could not be stored is tried again until they are.
-fn take(sink: &Sink, source: &str, format: Format, m: &BorrowedMessage<'_>) {
+/// Puts one message's data in the window, returning the label fingerprints of its series
+/// or streams; a refused message is counted, logged and skipped, one whose alerts could not
+/// be stored is tried again until they are.
+fn take(sink: &Sink, source: &str, format: Format, m: &BorrowedMessage<'_>) -> Vec<u64> {
     let payload = m.payload().unwrap_or_default();
     let m_ = &sink.metrics;
     loop {
         match sink.take(format, payload) {
-            Ok(n) => {
+            Ok((n, keys)) => {
                 // Alerts are counted where they are stored, as the API's are.
                 let counter = match format {
                     Format::RemoteWrite | Format::Json => Some("faultline_samples_ingested_total"),
@@ -120,7 +119,7 @@ fn take(sink: &Sink, source: &str, format: Format, m: &BorrowedMessage<'_>) {
                     "faultline_kafka_messages_total",
                     &[("source", source), ("outcome", "taken")],
                 );
-                return;
+                return keys;
             }
             Err(Taken::Refused(e)) => {
                 tracing::warn!(
@@ -134,7 +133,7 @@ fn take(sink: &Sink, source: &str, format: Format, m: &BorrowedMessage<'_>) {
                     "faultline_kafka_messages_total",
                     &[("source", source), ("outcome", "refused")],
                 );
-                return;
+                return Vec::new();
             }
             Err(Taken::Retry(e)) => {
                 tracing::error!(source, "storing a Kafka message's alerts, retrying: {e}");
@@ -150,6 +149,7 @@ struct Context {
     replay: Arc<dyn Fn() -> Duration + Send + Sync>,
     replaying: Arc<Replaying>,
     metrics: Arc<Metrics>,
+    store: Arc<Store>,
     state: Mutex<State>,
 }
 
@@ -163,6 +163,8 @@ struct State {
     taken: HashMap<Partition, i64>,
     /// What was last committed of `taken`.
     committed: HashMap<Partition, i64>,
+    /// Per partition, the label fingerprints of the series and streams taken from it.
+    keys: HashMap<Partition, HashSet<u64>>,
     /// What the last eager rebalance took: given straight back, they resume where they were.
     revoked: HashSet<Partition>,
 }
@@ -229,7 +231,9 @@ impl Context {
             .filter(|p| !state.assigned.contains(*p) && !state.revoked.contains(*p))
             .cloned()
             .collect();
-        state.revoked.clear();
+        let revoked = std::mem::take(&mut state.revoked);
+        let gone: Vec<Partition> = revoked.into_iter().filter(|p| !all.contains(p)).collect();
+        self.forget(&mut state, &gone);
         state.assigned.extend(all);
         if gained.is_empty() {
             return;
@@ -307,19 +311,35 @@ impl Context {
                 self.replaying.done(1);
             }
         }
-        if !cooperative {
-            state.revoked = lost;
+        match cooperative {
+            true => self.forget(&mut state, &Vec::from_iter(lost)),
+            false => state.revoked = lost,
         }
         tracing::info!(source = %self.source, partitions = tpl.count(), "gave up partitions");
     }
 
-    /// Records that the data of every message before `next` of a partition is in the window.
-    fn taken(&self, topic: &str, partition: i32, next: i64) {
+    /// Forgets what was taken from partitions given up for good: the instance that has them
+    /// now holds their series, and a rule here must not go on seeing them, or a stale copy.
+    fn forget(&self, state: &mut State, gone: &[Partition]) {
+        let mut keys = HashSet::new();
+        for p in gone {
+            keys.extend(state.keys.remove(p).unwrap_or_default());
+        }
+        if !keys.is_empty() {
+            let n = self.store.forget(&keys);
+            tracing::info!(source = %self.source, partitions = gone.len(), series_and_streams = n, "forgot the data of partitions given up");
+        }
+    }
+
+    /// Records that the data of every message before `next` of a partition is in the window,
+    /// and the series and streams it held.
+    fn taken(&self, topic: &str, partition: i32, next: i64, keys: Vec<u64>) {
         let mut state = self.state();
         let p = (topic.to_string(), partition);
         if !state.assigned.contains(&p) {
             return;
         }
+        state.keys.entry(p.clone()).or_default().extend(keys);
         if state.replaying.get(&p).is_some_and(|end| next >= *end) {
             state.replaying.remove(&p);
             self.replaying.done(1);
@@ -331,26 +351,27 @@ impl Context {
         state.taken.insert(p, next);
     }
 
-    /// The end of a partition was reached: its replay (of whichever topic) is over if the
-    /// consumer's position is at its end.
-    fn caught_up(&self, consumer: &BaseConsumer<Self>, partition: i32) {
+    /// Ends the replays whose partitions' positions reached their ends.
+    fn caught_up(&self, consumer: &BaseConsumer<Self>) {
+        if self.state().replaying.is_empty() {
+            return;
+        }
         let Ok(positions) = consumer.position() else {
             return;
         };
         let mut state = self.state();
         let before = state.replaying.len();
         state.replaying.retain(|(topic, p), end| {
-            *p != partition
-                || !matches!(
-                    positions.find_partition(topic, *p).map(|e| e.offset()),
-                    Some(Offset::Offset(o)) if o >= *end
-                )
+            !matches!(
+                positions.find_partition(topic, *p).map(|e| e.offset()),
+                Some(Offset::Offset(o)) if o >= *end
+            )
         });
         let done = before - state.replaying.len();
         drop(state);
         if done > 0 {
             self.replaying.done(done);
-            tracing::info!(source = %self.source, partition, "partition replayed");
+            tracing::info!(source = %self.source, partitions = done, "partitions replayed");
             self.export();
         }
     }

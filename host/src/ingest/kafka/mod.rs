@@ -18,6 +18,7 @@
 //! the window, so delivery is at least once, and what is delivered again is held once (see
 //! [`crate::store::Store::append`]). An instance that gains a partition replays it from the
 //! start of the window it needs ([`consumer`]); meanwhile it is not ready and its rules wait.
+//! One that gives a partition up forgets the series and streams it took from it.
 
 mod adapter_json;
 mod consumer;
@@ -133,9 +134,10 @@ pub struct Sink {
 
 impl Sink {
     /// Decodes one message and puts its data in the window, returning how many samples,
-    /// records or alerts it held. A message that cannot be decoded is refused (and must
-    /// not be retried); one whose alerts could not be stored is an `Err(Retry)`.
-    fn take(&self, format: Format, payload: &[u8]) -> Result<usize, Taken> {
+    /// records or alerts it held and the label fingerprints of its series or streams. A
+    /// message that cannot be decoded is refused (and must not be retried); one whose
+    /// alerts could not be stored is an `Err(Retry)`.
+    fn take(&self, format: Format, payload: &[u8]) -> Result<(usize, Vec<u64>), Taken> {
         match format {
             Format::RemoteWrite => {
                 let series = crate::ingest::remote_write::decode_body(payload, &self.limits)?;
@@ -149,8 +151,9 @@ impl Sink {
                     false => crate::ingest::loki::decode_protobuf(payload, &self.limits)?,
                 };
                 let n = records.len();
+                let keys = records.iter().map(|r| r.labels.fingerprint()).collect();
                 self.store.append_logs(records);
-                Ok(n)
+                Ok((n, keys))
             }
             Format::Alerts => {
                 let posted = crate::ingest::alerts::parse_postable(payload, &self.limits)?;
@@ -158,16 +161,17 @@ impl Sink {
                 (self.alerts)(posted.valid).map_err(Taken::Retry)?;
                 match posted.invalid {
                     Some(invalid) => Err(Taken::Refused(invalid)),
-                    None => Ok(n),
+                    None => Ok((n, Vec::new())),
                 }
             }
         }
     }
 
-    fn append(&self, series: Vec<crate::model::SeriesSamples>) -> usize {
+    fn append(&self, series: Vec<crate::model::SeriesSamples>) -> (usize, Vec<u64>) {
         let n = series.iter().map(|s| s.samples.len()).sum();
+        let keys = series.iter().map(|s| s.labels.fingerprint()).collect();
         self.store.append(series);
-        n
+        (n, keys)
     }
 }
 
