@@ -234,3 +234,42 @@ pub fn start(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_reads_with_its_defaults_and_bad_ones_are_refused() {
+        let c: crate::config::Config = toml::from_str(
+            r#"
+            [[kafka_source]]
+            brokers = "k:9092"
+            topics = ["metrics"]
+            format = "remote_write"
+            "#,
+        )
+        .unwrap();
+        let s = &c.kafka_source[0];
+        assert_eq!(
+            (s.format, s.group_id.as_str()),
+            (Format::RemoteWrite, "faultline")
+        );
+        assert_eq!(s.session_timeout.0, Duration::from_secs(45));
+        assert_eq!(s.replay, None);
+        assert_eq!(s.check(), Ok(()));
+        let empty = KafkaSourceConfig {
+            topics: vec![],
+            ..s.clone()
+        };
+        assert_eq!(
+            empty.check().unwrap_err(),
+            "kafka_source \"\": `topics` must name at least one topic, none empty"
+        );
+        let e = toml::from_str::<crate::config::Config>(
+            "[[kafka_source]]\nbrokers = \"k\"\ntopics = [\"t\"]\nformat = \"avro\"",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown variant `avro`"), "{e}");
+    }
+}
