@@ -17,6 +17,7 @@ mod elasticsearch;
 mod faults;
 mod foundation;
 mod isolation;
+mod kafka_source;
 mod lifecycle;
 mod listener;
 mod localization;

@@ -69,6 +69,9 @@ pub struct Config {
     pub restore_grace: PromDuration,
     /// Scrape jobs (`[[scrape]]`): static targets pulled like Prometheus does.
     pub scrape: Vec<crate::ingest::scrape::ScrapeConfig>,
+    /// Kafka topics consumed in a consumer group (`[[kafka_source]]`): brokers, topics,
+    /// format, group.
+    pub kafka_source: Vec<crate::ingest::kafka::KafkaSourceConfig>,
     /// How documents sent to the Elasticsearch bulk API become log records
     /// (`[elasticsearch]`: `message_field`, `label_fields`).
     pub elasticsearch: crate::ingest::elasticsearch::ElasticsearchConfig,
@@ -119,6 +122,7 @@ impl Default for Config {
             )),
             restore_grace: PromDuration(std::time::Duration::from_secs(60)),
             scrape: Vec::new(),
+            kafka_source: Vec::new(),
             elasticsearch: Default::default(),
             connection: BTreeMap::new(),
             ready_max_lag: PromDuration(std::time::Duration::from_secs(120)),
@@ -166,7 +170,10 @@ impl Config {
                 message,
             })?;
         }
-        c.check_plugin_limits()
+        c.kafka_source
+            .iter()
+            .try_for_each(|s| s.check())
+            .and_then(|()| c.check_plugin_limits())
             .map_err(|message| ConfigError::Parse {
                 path: path.display().to_string(),
                 message,

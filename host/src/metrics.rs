@@ -40,7 +40,7 @@ const FAMILIES: &[(&str, &str, &str)] = &[
     (
         "faultline_rule_evaluations_skipped_total",
         "counter",
-        "Evaluations skipped because the rule was quarantined.",
+        "Evaluations skipped because the rule was quarantined or Kafka partitions were replaying.",
     ),
     (
         "faultline_rule_quarantined",
@@ -109,6 +109,21 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "Data dropped by the store's limits, by reason.",
     ),
     ("faultline_series", "gauge", "Series held in memory."),
+    (
+        "faultline_kafka_partitions_assigned",
+        "gauge",
+        "Kafka partitions this instance consumes, by source.",
+    ),
+    (
+        "faultline_kafka_partitions_replaying",
+        "gauge",
+        "Gained Kafka partitions still replaying the window, by source (rules wait meanwhile).",
+    ),
+    (
+        "faultline_kafka_messages_total",
+        "counter",
+        "Kafka messages taken into the window or refused as malformed, by source and outcome.",
+    ),
     (
         "faultline_log_streams",
         "gauge",

@@ -90,6 +90,8 @@ pub struct Service {
     ready: AtomicBool,
     /// This instance's part in a cluster (`[cluster]`), if any.
     cluster: Option<Arc<Cluster>>,
+    /// Gained Kafka partitions still replaying: rules wait and `/-/ready` says so.
+    kafka_replaying: Arc<crate::ingest::kafka::Replaying>,
 }
 
 /// The outcome of the last reload, as `/api/v1/status/reload` shows it.
@@ -187,6 +189,7 @@ impl Service {
             reloading: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
             cluster,
+            kafka_replaying: Arc::default(),
         }))
     }
 
@@ -252,6 +255,12 @@ impl Service {
             c.readiness()?;
         }
         let (evaluation, delivery) = self.lags();
+        let replaying = self.kafka_replaying.count();
+        if replaying > 0 {
+            return Err(format!(
+                "Faultline is replaying {replaying} gained Kafka partitions"
+            ));
+        }
         match crate::lag::behind(&evaluation, &delivery, self.config.ready_max_lag.0) {
             Some(why) => Err(format!("Faultline is behind: {why}")),
             None => Ok(()),
@@ -305,6 +314,7 @@ impl Service {
             &self.store,
             &self.metrics,
         );
+        self.start_kafka();
         let svc = self.clone();
         tokio::spawn(async move {
             loop {
@@ -388,6 +398,37 @@ impl Service {
             }
         });
         self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// A consumer per `[[kafka_source]]`, writing where HTTP ingestion writes: the windows,
+    /// and external alerts (durably, as `POST /api/v2/alerts`).
+    fn start_kafka(self: &Arc<Self>) {
+        if self.config.kafka_source.is_empty() {
+            return;
+        }
+        let (svc, io) = (self.clone(), tokio::runtime::Handle::current());
+        let alerts = move |alerts| {
+            let receive = svc
+                .external
+                .receive(alerts, now_ms(), svc.config.resolve_timeout.0);
+            io.block_on(receive).map_err(|e| e.to_string())
+        };
+        let sink = crate::ingest::kafka::Sink {
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            limits: crate::ingest::Limits {
+                max_body_bytes: self.config.max_body.0,
+                ..Default::default()
+            },
+            alerts: Box::new(alerts),
+        };
+        let store = self.store.clone();
+        crate::ingest::kafka::start(
+            &self.config.kafka_source,
+            Arc::new(sink),
+            move || store.window(),
+            &self.kafka_replaying,
+        );
     }
 
     /// A loop per rule group of the current rules, evaluating on a thread of its own; each
@@ -632,6 +673,11 @@ impl Service {
         let id = rule.id();
         let m = &self.metrics;
         if self.health.quarantined(&id, now).is_some() {
+            m.inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
+            return;
+        }
+        // Half a window would fire or resolve what the whole one does not.
+        if self.kafka_replaying.count() > 0 {
             m.inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
             return;
         }

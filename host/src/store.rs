@@ -44,6 +44,9 @@ pub struct Dropped {
     pub series_limit: AtomicU64,
     pub stream_limit: AtomicU64,
     pub out_of_order: AtomicU64,
+    /// Samples and log records already held (same series and time; for a record, the same
+    /// line and fields too): a Kafka source's re-delivery, or a sender's retry.
+    pub duplicate: AtomicU64,
     pub too_old: AtomicU64,
     pub records_per_stream: AtomicU64,
 }
@@ -114,6 +117,11 @@ impl Store {
         self.retention_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
+    /// How much history the windows keep: the largest rule range, at least the lookback.
+    pub fn window(&self) -> Duration {
+        Duration::from_millis(self.retention_ms.load(Ordering::Relaxed))
+    }
+
     fn retention(&self) -> i64 {
         self.retention_ms.load(Ordering::Relaxed) as i64
     }
@@ -136,7 +144,9 @@ impl Store {
         self.read().streams.len()
     }
 
-    /// Appends samples. Samples older than a series' newest are dropped (and counted).
+    /// Appends samples. Samples older than a series' newest are dropped (and counted): as
+    /// duplicates when the series holds a sample at that time, else as out of order. So a
+    /// batch appended twice is held once.
     pub fn append(&self, batch: Vec<SeriesSamples>) {
         let retention = self.retention();
         let mut inner = self.write();
@@ -171,7 +181,12 @@ impl Store {
             let entry = inner.series.get_mut(&id).expect("indexed series exists");
             for s in samples {
                 if entry.samples.back().is_some_and(|last| s.ts <= last.ts) {
-                    self.dropped.out_of_order.fetch_add(1, Ordering::Relaxed);
+                    let held = entry.samples.binary_search_by_key(&s.ts, |h| h.ts).is_ok();
+                    let reason = match held {
+                        true => &self.dropped.duplicate,
+                        false => &self.dropped.out_of_order,
+                    };
+                    reason.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 entry.samples.push_back(s);
@@ -190,7 +205,47 @@ impl Store {
         self.samples_appended.fetch_add(appended, Ordering::Relaxed);
     }
 
-    /// Appends log records.
+    /// Removes the series and log streams whose label fingerprints are in `keys`, returning
+    /// how many went: a Kafka source gave up the partition they came from, and the instance
+    /// that took it over holds them now.
+    pub fn forget(&self, keys: &std::collections::HashSet<u64>) -> usize {
+        let mut inner = self.write();
+        let inner = &mut *inner;
+        let series: Vec<u32> = inner
+            .series
+            .iter()
+            .filter(|(_, e)| keys.contains(&e.labels.fingerprint()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &series {
+            if let Some(e) = inner.series.remove(id) {
+                inner.series_by_labels.remove(&e.labels);
+                if let Some(ids) = e.labels.name().and_then(|n| inner.by_name.get_mut(n)) {
+                    ids.retain(|i| i != id);
+                }
+            }
+        }
+        inner.by_name.retain(|_, ids| !ids.is_empty());
+        let streams: Vec<u32> = inner
+            .streams
+            .iter()
+            .filter(|(_, e)| keys.contains(&e.labels.fingerprint()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &streams {
+            if let Some(e) = inner.streams.remove(id) {
+                inner.streams_by_labels.remove(&e.labels);
+            }
+        }
+        let gone = series.len() + streams.len();
+        if gone > 0 {
+            inner.generation += 1;
+        }
+        gone
+    }
+
+    /// Appends log records. A record already held (same stream, time, line and fields) is
+    /// dropped as a duplicate, as Loki drops one, so a batch appended twice is held once.
     pub fn append_logs(&self, records: Vec<LogRecord>) {
         let retention = self.retention();
         let mut inner = self.write();
@@ -228,6 +283,15 @@ impl Store {
             let entry = inner.streams.get_mut(&id).expect("indexed stream exists");
             // Records may arrive slightly out of order; keep them sorted by time.
             let pos = entry.records.partition_point(|r| r.0 <= ts);
+            let same_time = entry.records.partition_point(|r| r.0 < ts)..pos;
+            if entry
+                .records
+                .range(same_time)
+                .any(|r| r.1 == line && r.2 == fields)
+            {
+                self.dropped.duplicate.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             entry.records.insert(pos, (ts, line, fields));
             appended += 1;
             if entry.records.len() > self.limits.max_records_per_stream {
@@ -537,5 +601,74 @@ mod tests {
         assert_eq!(lines, ["error a", "ok a", "error b", "error a", "error b"]);
         // One entry per series or stream however many inputs selected it.
         assert_eq!(out.series.len(), 4);
+    }
+
+    /// What a Kafka source's re-delivery sends again is held once: samples at times a series
+    /// holds and records a stream holds are counted as duplicates, not stored twice.
+    #[test]
+    fn a_batch_appended_twice_is_held_once() {
+        let store = Store::new(StoreLimits::default());
+        let batch = || vec![series("500", &[(1_000, 1.0), (2_000, 2.0), (3_000, 3.0)])];
+        let logs = || {
+            vec![LogRecord {
+                labels: Labels::from_pairs([("app", "a")]),
+                ts: 1_000,
+                line: "error".into(),
+                fields: vec![("code".into(), "500".into())],
+            }]
+        };
+        store.append(batch());
+        store.append_logs(logs());
+        store.append(batch());
+        store.append_logs(logs());
+        // A different sample at a held time is a duplicate too; one between two held ones is
+        // out of order.
+        store.append(vec![series("500", &[(2_000, 9.0), (2_500, 9.0)])]);
+        let mut out = Selection::default();
+        store.select(
+            &[Selector::parse("requests_total").unwrap()],
+            Some(Duration::from_secs(10)),
+            &[LogSelector::parse(r#"{app="a"}"#).unwrap()],
+            Duration::from_secs(10),
+            3_000,
+            &mut MatchCache::default(),
+            &mut out,
+        );
+        assert_eq!(out.samples.values, [1.0, 2.0, 3.0]);
+        assert_eq!(out.logs.len(), 1);
+        assert_eq!(store.dropped.duplicate.load(Ordering::Relaxed), 3 + 1 + 1);
+        assert_eq!(store.dropped.out_of_order.load(Ordering::Relaxed), 1);
+        // The same line at the same time with other fields is another record.
+        let mut other = logs();
+        other[0].fields.clear();
+        store.append_logs(other);
+        assert_eq!(store.stream_count(), 1);
+        assert_eq!(store.records_appended.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn forgotten_series_and_streams_are_gone() {
+        let store = Store::new(StoreLimits::default());
+        store.append(vec![
+            series("500", &[(1_000, 1.0)]),
+            series("200", &[(1_000, 2.0)]),
+        ]);
+        let app = Labels::from_pairs([("app", "a")]);
+        store.append_logs(vec![LogRecord {
+            labels: app.clone(),
+            ts: 1_000,
+            line: "x".into(),
+            fields: vec![],
+        }]);
+        let keys = [series("500", &[]).labels.fingerprint(), app.fingerprint()];
+        assert_eq!(store.forget(&keys.into_iter().collect()), 2);
+        assert_eq!(
+            store.instant("requests_total", 1_000),
+            [(
+                r#"{__name__="requests_total", code="200"}"#.to_string(),
+                2.0
+            )]
+        );
+        assert_eq!(store.stream_count(), 0);
     }
 }

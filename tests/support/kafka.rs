@@ -65,10 +65,15 @@ impl Tansu {
     /// Creates `name` with one partition, so its messages keep the order they were
     /// produced in.
     pub fn create_topic(&self, name: &str) {
+        self.create_partitioned_topic(name, 1);
+    }
+
+    /// Creates `name` with `partitions` partitions.
+    pub fn create_partitioned_topic(&self, name: &str, partitions: u32) {
         let out = Command::new(&self.binary)
             .args(["topic", "create"])
             .args(["--broker", &format!("tcp://127.0.0.1:{}", self.port)])
-            .args(["--partitions", "1", name])
+            .args(["--partitions", &partitions.to_string(), name])
             .output()
             .expect("running tansu topic create");
         assert!(

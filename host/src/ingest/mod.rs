@@ -9,6 +9,7 @@
 pub mod alerts;
 pub mod elasticsearch;
 pub mod exposition;
+pub mod kafka;
 pub mod loki;
 pub mod ndjson;
 pub mod remote_write;

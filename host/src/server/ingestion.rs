@@ -39,6 +39,7 @@ pub fn export_dropped(svc: &Service) {
         ("series_limit", &d.series_limit),
         ("stream_limit", &d.stream_limit),
         ("out_of_order", &d.out_of_order),
+        ("duplicate", &d.duplicate),
         ("too_old", &d.too_old),
         ("records_per_stream", &d.records_per_stream),
     ] {
