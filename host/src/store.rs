@@ -5,8 +5,8 @@
 //! marker; a range selector takes the samples in `(now - range, now]`.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::model::{Labels, LogRecord, Sample, SeriesSamples};
@@ -60,7 +60,7 @@ pub struct Store {
 }
 
 struct SeriesEntry {
-    labels: Arc<Labels>,
+    labels: Labels,
     samples: VecDeque<Sample>,
 }
 
@@ -68,7 +68,7 @@ struct SeriesEntry {
 type Record = (i64, String, Vec<(String, String)>);
 
 struct StreamEntry {
-    labels: Arc<Labels>,
+    labels: Labels,
     records: VecDeque<Record>,
 }
 
@@ -76,11 +76,11 @@ struct StreamEntry {
 struct Inner {
     next_id: u32,
     series: HashMap<u32, SeriesEntry>,
-    series_by_labels: HashMap<Arc<Labels>, u32>,
+    series_by_labels: HashMap<Labels, u32>,
     /// Series ids by metric name, ascending.
     by_name: HashMap<String, Vec<u32>>,
     streams: HashMap<u32, StreamEntry>,
-    streams_by_labels: HashMap<Arc<Labels>, u32>,
+    streams_by_labels: HashMap<Labels, u32>,
     /// Bumped whenever a series or stream is added or removed.
     generation: u64,
 }
@@ -152,7 +152,7 @@ impl Store {
                     }
                     let id = inner.next_id;
                     inner.next_id += 1;
-                    let labels = Arc::new(labels);
+                    let labels = labels.interned();
                     if let Some(name) = labels.name() {
                         inner.by_name.entry(name.to_string()).or_default().push(id);
                     }
@@ -212,7 +212,7 @@ impl Store {
                     }
                     let id = inner.next_id;
                     inner.next_id += 1;
-                    let labels = Arc::new(labels);
+                    let labels = labels.interned();
                     inner.streams_by_labels.insert(labels.clone(), id);
                     inner.streams.insert(
                         id,
@@ -250,6 +250,14 @@ impl Store {
 
     /// Removes series and streams with nothing newer than the retention before `now`.
     pub fn gc(&self, now: i64) {
+        if self.remove_dead(now) {
+            // Labels of removed series that nothing else holds leave the interner.
+            crate::model::purge_interned();
+        }
+    }
+
+    /// Removes the series and streams [`Store::gc`] removes; returns whether any were.
+    fn remove_dead(&self, now: i64) -> bool {
         let horizon = now - self.retention() - self.limits.lookback.as_millis() as i64;
         let mut inner = self.write();
         let inner = &mut *inner;
@@ -280,9 +288,11 @@ impl Store {
                 inner.streams_by_labels.remove(&e.labels);
             }
         }
-        if inner.series.len() + inner.streams.len() != before {
+        let removed = inner.series.len() + inner.streams.len() != before;
+        if removed {
             inner.generation += 1;
         }
+        removed
     }
 
     /// Fills `out` with what a rule selects at `now`: for each of `series`, the latest
@@ -428,13 +438,13 @@ impl Store {
         selector: &Selector,
         from: i64,
         to: i64,
-    ) -> Vec<(Arc<Labels>, Vec<Sample>)> {
+    ) -> Vec<(Labels, Vec<Sample>)> {
         let inner = self.read();
         let ids: Vec<u32> = match selector.metric_name() {
             Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
             None => inner.series.keys().copied().collect(),
         };
-        let mut out: Vec<(Arc<Labels>, Vec<Sample>)> = ids
+        let mut out: Vec<(Labels, Vec<Sample>)> = ids
             .iter()
             .map(|id| &inner.series[id])
             .filter(|e| selector.matches(&e.labels))
