@@ -147,6 +147,10 @@ def main():
             with ThreadPoolExecutor(a.clients) as pool:
                 list(pool.map(lambda h: s.post(request_body(h, now_ms, a.samples)), range(hosts)))
             pushed = time.time() - t0
+            # The series gauge is refreshed periodically: wait until it counts every series.
+            deadline = time.time() + 120
+            while (s.metric("faultline_series") or 0) < hosts * SERIES_PER_HOST and time.time() < deadline:
+                time.sleep(1)
             time.sleep(a.settle)
             series = s.metric("faultline_series")
             after = s.rss_kib()

@@ -507,6 +507,47 @@ mod tests {
     }
 
     #[test]
+    fn samples_stay_in_order_and_leave_the_window() {
+        let store = Store::new(StoreLimits {
+            lookback: Duration::from_secs(10),
+            ..StoreLimits::default()
+        });
+        store.append(vec![series("500", &[(1_000, 1.0), (5_000, 5.0)])]);
+        // An older sample than the newest is refused; a newer one far ahead pushes the
+        // first two out of the 10 s window.
+        store.append(vec![series("500", &[(4_000, 4.0), (14_000, 14.0)])]);
+        assert_eq!(store.dropped.out_of_order.load(Ordering::Relaxed), 1);
+        let sel = Selector::parse("requests_total").unwrap();
+        let kept = store.series_matching(&sel, 0, 20_000);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].0.to_string(),
+            r#"{__name__="requests_total", code="500"}"#
+        );
+        let samples: Vec<(i64, f64)> = kept[0].1.iter().map(|s| (s.ts, s.value)).collect();
+        assert_eq!(samples, [(5_000, 5.0), (14_000, 14.0)]);
+    }
+
+    #[test]
+    fn a_series_removed_by_gc_comes_back_with_its_labels() {
+        let store = Store::new(StoreLimits {
+            lookback: Duration::from_secs(10),
+            ..StoreLimits::default()
+        });
+        store.append(vec![series("503", &[(1_000, 1.0)])]);
+        store.gc(100_000);
+        assert_eq!(store.series_count(), 0);
+        store.append(vec![series("503", &[(100_000, 2.0)])]);
+        assert_eq!(
+            store.instant("requests_total", 100_000),
+            [(
+                r#"{__name__="requests_total", code="503"}"#.to_string(),
+                2.0
+            )]
+        );
+    }
+
+    #[test]
     fn named_inputs_come_one_after_the_other_with_their_starts() {
         let store = Store::new(StoreLimits::default());
         store.append(vec![
