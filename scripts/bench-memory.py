@@ -108,11 +108,11 @@ class Server:
             r.read()
 
     def metric(self, name):
+        """The sum of every sample of metric `name`, None if it has none."""
         with urllib.request.urlopen(f"http://{self.addr}/metrics", timeout=60) as r:
-            for line in r.read().decode().splitlines():
-                if line.startswith(name + " "):
-                    return float(line.split()[1])
-        return None
+            values = [float(line.split()[-1]) for line in r.read().decode().splitlines()
+                      if line.startswith(name + " ") or line.startswith(name + "{")]
+        return sum(values) if values else None
 
     def stop(self):
         if self.proc.poll() is None:
@@ -150,6 +150,11 @@ def main():
             # The series gauge is refreshed periodically: wait until it counts every series.
             deadline = time.time() + 120
             while (s.metric("faultline_series") or 0) < hosts * SERIES_PER_HOST and time.time() < deadline:
+                time.sleep(1)
+            # Every rule evaluates twice over all the series before RSS is read.
+            evaluated = s.metric("faultline_rule_evaluations_total") or 0
+            while (a.rules and (s.metric("faultline_rule_evaluations_total") or 0) < evaluated + 2 * a.rules
+                   and time.time() < deadline + 600):
                 time.sleep(1)
             time.sleep(a.settle)
             series = s.metric("faultline_series")
