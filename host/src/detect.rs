@@ -174,7 +174,7 @@ fn observe(rule: &Rule, f: Finding, sel: &Selection) -> Observation {
     let mut labels = f
         .series
         .and_then(|id| sel.labels(id))
-        .map_or_else(Labels::default, |l| (**l).clone());
+        .map_or_else(Labels::default, |l| l.clone());
     labels.remove("__name__");
     for (name, value) in &f.labels {
         labels.set(name, value);

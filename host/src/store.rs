@@ -5,8 +5,8 @@
 //! marker; a range selector takes the samples in `(now - range, now]`.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::model::{Labels, LogRecord, Sample, SeriesSamples};
@@ -63,7 +63,7 @@ pub struct Store {
 }
 
 struct SeriesEntry {
-    labels: Arc<Labels>,
+    labels: Labels,
     samples: VecDeque<Sample>,
 }
 
@@ -71,7 +71,7 @@ struct SeriesEntry {
 type Record = (i64, String, Vec<(String, String)>);
 
 struct StreamEntry {
-    labels: Arc<Labels>,
+    labels: Labels,
     records: VecDeque<Record>,
 }
 
@@ -79,11 +79,11 @@ struct StreamEntry {
 struct Inner {
     next_id: u32,
     series: HashMap<u32, SeriesEntry>,
-    series_by_labels: HashMap<Arc<Labels>, u32>,
+    series_by_labels: HashMap<Labels, u32>,
     /// Series ids by metric name, ascending.
     by_name: HashMap<String, Vec<u32>>,
     streams: HashMap<u32, StreamEntry>,
-    streams_by_labels: HashMap<Arc<Labels>, u32>,
+    streams_by_labels: HashMap<Labels, u32>,
     /// Bumped whenever a series or stream is added or removed.
     generation: u64,
 }
@@ -162,7 +162,7 @@ impl Store {
                     }
                     let id = inner.next_id;
                     inner.next_id += 1;
-                    let labels = Arc::new(labels);
+                    let labels = labels.interned();
                     if let Some(name) = labels.name() {
                         inner.by_name.entry(name.to_string()).or_default().push(id);
                     }
@@ -267,7 +267,7 @@ impl Store {
                     }
                     let id = inner.next_id;
                     inner.next_id += 1;
-                    let labels = Arc::new(labels);
+                    let labels = labels.interned();
                     inner.streams_by_labels.insert(labels.clone(), id);
                     inner.streams.insert(
                         id,
@@ -314,6 +314,14 @@ impl Store {
 
     /// Removes series and streams with nothing newer than the retention before `now`.
     pub fn gc(&self, now: i64) {
+        if self.remove_dead(now) {
+            // Labels of removed series that nothing else holds leave the interner.
+            crate::model::purge_interned();
+        }
+    }
+
+    /// Removes the series and streams [`Store::gc`] removes; returns whether any were.
+    fn remove_dead(&self, now: i64) -> bool {
         let horizon = now - self.retention() - self.limits.lookback.as_millis() as i64;
         let mut inner = self.write();
         let inner = &mut *inner;
@@ -344,9 +352,11 @@ impl Store {
                 inner.streams_by_labels.remove(&e.labels);
             }
         }
-        if inner.series.len() + inner.streams.len() != before {
+        let removed = inner.series.len() + inner.streams.len() != before;
+        if removed {
             inner.generation += 1;
         }
+        removed
     }
 
     /// Fills `out` with what a rule selects at `now`: for each of `series`, the latest
@@ -492,13 +502,13 @@ impl Store {
         selector: &Selector,
         from: i64,
         to: i64,
-    ) -> Vec<(Arc<Labels>, Vec<Sample>)> {
+    ) -> Vec<(Labels, Vec<Sample>)> {
         let inner = self.read();
         let ids: Vec<u32> = match selector.metric_name() {
             Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
             None => inner.series.keys().copied().collect(),
         };
-        let mut out: Vec<(Arc<Labels>, Vec<Sample>)> = ids
+        let mut out: Vec<(Labels, Vec<Sample>)> = ids
             .iter()
             .map(|id| &inner.series[id])
             .filter(|e| selector.matches(&e.labels))
@@ -558,6 +568,47 @@ mod tests {
                 .map(|&(ts, value)| Sample { ts, value })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn samples_stay_in_order_and_leave_the_window() {
+        let store = Store::new(StoreLimits {
+            lookback: Duration::from_secs(10),
+            ..StoreLimits::default()
+        });
+        store.append(vec![series("500", &[(1_000, 1.0), (5_000, 5.0)])]);
+        // An older sample than the newest is refused; a newer one far ahead pushes the
+        // first two out of the 10 s window.
+        store.append(vec![series("500", &[(4_000, 4.0), (14_000, 14.0)])]);
+        assert_eq!(store.dropped.out_of_order.load(Ordering::Relaxed), 1);
+        let sel = Selector::parse("requests_total").unwrap();
+        let kept = store.series_matching(&sel, 0, 20_000);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].0.to_string(),
+            r#"{__name__="requests_total", code="500"}"#
+        );
+        let samples: Vec<(i64, f64)> = kept[0].1.iter().map(|s| (s.ts, s.value)).collect();
+        assert_eq!(samples, [(5_000, 5.0), (14_000, 14.0)]);
+    }
+
+    #[test]
+    fn a_series_removed_by_gc_comes_back_with_its_labels() {
+        let store = Store::new(StoreLimits {
+            lookback: Duration::from_secs(10),
+            ..StoreLimits::default()
+        });
+        store.append(vec![series("503", &[(1_000, 1.0)])]);
+        store.gc(100_000);
+        assert_eq!(store.series_count(), 0);
+        store.append(vec![series("503", &[(100_000, 2.0)])]);
+        assert_eq!(
+            store.instant("requests_total", 100_000),
+            [(
+                r#"{__name__="requests_total", code="503"}"#.to_string(),
+                2.0
+            )]
+        );
     }
 
     #[test]

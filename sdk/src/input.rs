@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use crate::bindings::wit;
-use crate::labels::Labels;
+use crate::labels::{Labels, Strings};
 
 /// What a detector is given at each evaluation (and a localizer, inside [`LocalizeInput`]):
 /// the evaluation time, the selected samples per series and the selected log records.
@@ -139,7 +139,7 @@ impl Input {
         starts: wit::rule::InputStart,
     ) -> Self {
         for info in new_series {
-            cache.insert(info.id, Labels::from_wit(info.labels));
+            cache.insert(info.id, info.labels);
         }
         let mut named = Vec::new();
         for (i, name) in names.series.iter().enumerate() {
@@ -448,12 +448,15 @@ impl<'a> LogRecord<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct LabelCache {
     labels: HashMap<u32, Rc<Labels>, BuildHasherDefault<IdHasher>>,
+    /// The names and values of those labels, one copy each.
+    strings: Strings,
     /// Lent for an id the host never described; not expected, but not worth a trap either.
     empty: Rc<Labels>,
 }
 
 impl LabelCache {
-    fn insert(&mut self, id: u32, labels: Labels) {
+    fn insert(&mut self, id: u32, labels: Vec<wit::Label>) {
+        let labels = Labels::from_wit_shared(labels, &mut self.strings);
         self.labels.insert(id, Rc::new(labels));
     }
 

@@ -1,7 +1,9 @@
 //! Label sets: the identity of a series, a log stream, an alert or a suspect.
 
 use std::cell::OnceCell;
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
@@ -18,7 +20,9 @@ use crate::bindings::wit;
 /// ```
 #[derive(Clone, Default)]
 pub struct Labels {
-    pairs: Vec<(String, String)>,
+    /// Shared strings: the labels an instance keeps for every series it has seen share
+    /// each distinct name and value (see [`Strings`]).
+    pairs: Vec<(Arc<str>, Arc<str>)>,
     /// `fingerprint()` memoized: detectors ask for it on every evaluation, and the SDK keeps
     /// a series' labels for the life of the instance.
     fingerprint: OnceCell<u64>,
@@ -32,15 +36,15 @@ impl Labels {
 
     /// The value of label `name`, if the set has it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.position(name).ok().map(|i| self.pairs[i].1.as_str())
+        self.position(name).ok().map(|i| &*self.pairs[i].1)
     }
 
     /// Sets label `name` to `value`, replacing any previous value.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let (name, value) = (name.into(), value.into());
+        let (name, value): (String, String) = (name.into(), value.into());
         match self.position(&name) {
-            Ok(i) => self.pairs[i].1 = value,
-            Err(i) => self.pairs.insert(i, (name, value)),
+            Ok(i) => self.pairs[i].1 = value.into(),
+            Err(i) => self.pairs.insert(i, (name.into(), value.into())),
         }
         self.fingerprint = OnceCell::new();
     }
@@ -49,12 +53,12 @@ impl Labels {
     pub fn remove(&mut self, name: &str) -> Option<String> {
         let i = self.position(name).ok()?;
         self.fingerprint = OnceCell::new();
-        Some(self.pairs.remove(i).1)
+        Some(self.pairs.remove(i).1.to_string())
     }
 
     /// The pairs as `(name, value)`, sorted by name.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.pairs.iter().map(|(n, v)| (&**n, &**v))
     }
 
     /// The number of labels.
@@ -89,13 +93,21 @@ impl Labels {
     }
 
     fn position(&self, name: &str) -> Result<usize, usize> {
-        self.pairs.binary_search_by(|(n, _)| n.as_str().cmp(name))
+        self.pairs.binary_search_by(|(n, _)| (**n).cmp(name))
     }
 
     /// Labels as the host sends them. The host sends each name once; sorting here makes
     /// `get` and the fingerprint independent of the host's order.
     pub(crate) fn from_wit(labels: Vec<wit::Label>) -> Self {
-        let mut pairs: Vec<_> = labels.into_iter().map(|l| (l.name, l.value)).collect();
+        Self::from_wit_shared(labels, &mut Strings::default())
+    }
+
+    /// [`Labels::from_wit`] with the strings shared through `strings`.
+    pub(crate) fn from_wit_shared(labels: Vec<wit::Label>, strings: &mut Strings) -> Self {
+        let mut pairs: Vec<_> = labels
+            .into_iter()
+            .map(|l| (strings.get(l.name), strings.get(l.value)))
+            .collect();
         pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Self {
             pairs,
@@ -106,8 +118,28 @@ impl Labels {
     pub(crate) fn into_wit(self) -> Vec<wit::Label> {
         self.pairs
             .into_iter()
-            .map(|(name, value)| wit::Label { name, value })
+            .map(|(name, value)| wit::Label {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
             .collect()
+    }
+}
+
+/// One shared copy of each distinct string: an instance's labels of a million series of one
+/// job hold `job` and `node` once, not a million times.
+#[derive(Debug, Default)]
+pub(crate) struct Strings(HashSet<Arc<str>>);
+
+impl Strings {
+    /// The shared copy of `s`.
+    pub(crate) fn get(&mut self, s: String) -> Arc<str> {
+        if let Some(shared) = self.0.get(s.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = s.into();
+        self.0.insert(shared.clone());
+        shared
     }
 }
 
@@ -234,6 +266,25 @@ mod tests {
         assert_eq!(labels.get("env"), Some("prod"));
         assert_eq!(labels.get("job"), Some("node"));
         assert_eq!(labels, Labels::from([("env", "prod"), ("job", "node")]));
+    }
+
+    #[test]
+    fn labels_kept_from_the_host_share_their_strings() {
+        let label = |name: &str, value: &str| wit::Label {
+            name: name.into(),
+            value: value.into(),
+        };
+        let mut strings = Strings::default();
+        let a = Labels::from_wit_shared(vec![label("job", "node"), label("i", "a")], &mut strings);
+        let b = Labels::from_wit_shared(vec![label("i", "b"), label("job", "node")], &mut strings);
+        assert_eq!(a, Labels::from([("i", "a"), ("job", "node")]));
+        assert_eq!(b, Labels::from([("i", "b"), ("job", "node")]));
+        assert!(
+            Arc::ptr_eq(&a.pairs[1].1, &b.pairs[1].1),
+            "one copy of `node`"
+        );
+        assert!(Arc::ptr_eq(&a.pairs[0].0, &b.pairs[0].0), "one copy of `i`");
+        assert_eq!(strings.0.len(), 5);
     }
 
     #[test]

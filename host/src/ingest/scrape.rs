@@ -300,7 +300,14 @@ impl Target {
         };
         self.was_up = Some(up);
         let scraped = batch.len();
-        let current: HashSet<Labels> = batch.iter().map(|s| s.labels.clone()).collect();
+        // Interned, the labels kept for the next scrape are the store's own copy.
+        let current: HashSet<Labels> = batch
+            .iter_mut()
+            .map(|s| {
+                s.labels = s.labels.interned();
+                s.labels.clone()
+            })
+            .collect();
         let stale = Sample {
             ts: now,
             value: f64::from_bits(STALE_NAN_BITS),

@@ -5,11 +5,21 @@ pub mod matcher;
 pub mod time;
 pub mod units;
 
-use std::fmt;
+mod intern;
 
-/// A label set, sorted by name, names unique. Cheap to compare and hash.
+pub use intern::purge_unused as purge_interned;
+
+use std::fmt;
+use std::sync::Arc;
+
+/// One label name or value: shared, so that a label set is cloned without copying its
+/// strings and the store keeps one copy of each distinct string (see [`Labels::interned`]).
+pub type Str = Arc<str>;
+
+/// A label set, sorted by name, names unique. Cheap to compare and hash, and to clone (a
+/// reference count): the pairs are one shared slice of shared strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Labels(Vec<(String, String)>);
+pub struct Labels(Arc<[(Str, Str)]>);
 
 impl Labels {
     /// Builds a label set from pairs in any order; a later pair with the same name wins;
@@ -17,25 +27,34 @@ impl Labels {
     pub fn from_pairs<I, K, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
+        K: AsRef<str>,
+        V: AsRef<str>,
     {
-        let mut v: Vec<(String, String)> = pairs
-            .into_iter()
-            .map(|(k, val)| (k.into(), val.into()))
-            .collect();
+        let mut v: Vec<(K, V)> = pairs.into_iter().collect();
         // Stable sort, then keep the last pair of each name: O(n log n) on any input.
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, String)> = Vec::with_capacity(v.len());
+        v.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        let mut out: Vec<(Str, Str)> = Vec::with_capacity(v.len());
+        let mut last: Option<(K, V)> = None;
         for pair in v {
-            match out.last_mut() {
-                Some(last) if last.0 == pair.0 => *last = pair,
-                _ => out.push(pair),
+            if let Some(prev) = last.take()
+                && prev.0.as_ref() != pair.0.as_ref()
+            {
+                push_pair(&mut out, prev);
             }
+            last = Some(pair);
         }
-        out.retain(|(_, val)| !val.is_empty());
-        let v = out;
-        Labels(v)
+        if let Some(prev) = last {
+            push_pair(&mut out, prev);
+        }
+        Labels(out.into())
+    }
+
+    /// The one shared copy of these labels held by the process-wide interner, its strings
+    /// shared too: what a long-lived holder (the store) keeps, so that a million series of
+    /// one job hold `job="node"` once, and the scraper's and the store's copies of a series'
+    /// labels are one.
+    pub fn interned(&self) -> Labels {
+        intern::intern(self)
     }
 
     /// The value of a label, if present.
@@ -43,16 +62,12 @@ impl Labels {
         // Most label sets are small: a scan that compares lengths first beats a binary
         // search whose every step is a full string comparison.
         if self.0.len() <= 12 {
-            return self
-                .0
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str());
+            return self.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| &**v);
         }
         self.0
-            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .binary_search_by(|(n, _)| (**n).cmp(name))
             .ok()
-            .map(|i| self.0[i].1.as_str())
+            .map(|i| &*self.0[i].1)
     }
 
     /// The metric name (`__name__`), if any.
@@ -62,7 +77,7 @@ impl Labels {
 
     /// Iterates over (name, value) pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.0.iter().map(|(n, v)| (&**n, &**v))
     }
 
     /// Number of labels.
@@ -77,27 +92,31 @@ impl Labels {
 
     /// Sets a label (an empty value removes it).
     pub fn set(&mut self, name: &str, value: &str) {
-        match self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
+        let mut v = self.0.to_vec();
+        match v.binary_search_by(|(n, _)| (**n).cmp(name)) {
             Ok(i) if value.is_empty() => {
-                self.0.remove(i);
+                v.remove(i);
             }
-            Ok(i) => self.0[i].1 = value.to_string(),
-            Err(_) if value.is_empty() => {}
-            Err(i) => self.0.insert(i, (name.to_string(), value.to_string())),
+            Ok(i) => v[i].1 = value.into(),
+            Err(_) if value.is_empty() => return,
+            Err(i) => v.insert(i, (name.into(), value.into())),
         }
+        self.0 = v.into();
     }
 
     /// Removes a label.
     pub fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(n, _)| n.as_str().cmp(name)) {
-            self.0.remove(i);
+        if let Ok(i) = self.0.binary_search_by(|(n, _)| (**n).cmp(name)) {
+            let mut v = self.0.to_vec();
+            v.remove(i);
+            self.0 = v.into();
         }
     }
 
     /// A stable 64-bit fingerprint (FNV-1a over names and values), as Alertmanager shows.
     pub fn fingerprint(&self) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for (n, v) in &self.0 {
+        for (n, v) in self.0.iter() {
             for b in n.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
                 h ^= u64::from(b);
                 h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -107,8 +126,15 @@ impl Labels {
     }
 
     /// The pairs as a slice.
-    pub fn as_slice(&self) -> &[(String, String)] {
+    pub fn as_slice(&self) -> &[(Str, Str)] {
         &self.0
+    }
+}
+
+/// Adds a pair unless its value is empty.
+fn push_pair<K: AsRef<str>, V: AsRef<str>>(out: &mut Vec<(Str, Str)>, (k, v): (K, V)) {
+    if !v.as_ref().is_empty() {
+        out.push((k.as_ref().into(), v.as_ref().into()));
     }
 }
 
@@ -118,8 +144,8 @@ impl serde::Serialize for Labels {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
+        for (k, v) in self.0.iter() {
+            map.serialize_entry(&**k, &**v)?;
         }
         map.end()
     }

@@ -37,7 +37,7 @@ struct Live {
 #[derive(Clone, Debug)]
 pub struct Selection {
     /// Distinct series and log streams in the selection, sorted by id.
-    pub series: Vec<(u32, Arc<crate::model::Labels>)>,
+    pub series: Vec<(u32, crate::model::Labels)>,
     pub samples: types::Samples,
     pub logs: Vec<types::LogRecord>,
     /// Where each input starts, when a rule has several.
@@ -66,7 +66,7 @@ pub fn empty_samples() -> types::Samples {
 
 impl Selection {
     /// The labels of a series or stream in the selection.
-    pub fn labels(&self, id: u32) -> Option<&Arc<crate::model::Labels>> {
+    pub fn labels(&self, id: u32) -> Option<&crate::model::Labels> {
         self.series
             .binary_search_by_key(&id, |(i, _)| *i)
             .ok()

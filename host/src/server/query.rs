@@ -296,7 +296,7 @@ fn range_query(store: &Arc<Store>, p: &Params) -> Result<Value, BadData> {
 
 /// The labels of the series matching any `match[]` (every series without one) that have
 /// samples between `start` and `end` (by default, what the store holds).
-fn matching(store: &Arc<Store>, p: &Params) -> Result<Vec<Arc<Labels>>, BadData> {
+fn matching(store: &Arc<Store>, p: &Params) -> Result<Vec<Labels>, BadData> {
     let (start, end) = (p.time("start", i64::MIN)?, p.time("end", i64::MAX)?);
     let mut selectors = Vec::new();
     for m in p.all("match[]") {
@@ -335,7 +335,7 @@ fn series_list(store: &Arc<Store>, p: &Params) -> Result<Value, BadData> {
         return Err(BadData("no match[] parameter provided".into()));
     }
     Ok(Value::Array(
-        matching(store, p)?.iter().map(|l| metric(l)).collect(),
+        matching(store, p)?.iter().map(metric).collect(),
     ))
 }
 
