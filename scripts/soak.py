@@ -43,6 +43,9 @@ import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench"))
+import peers  # noqa: E402
+
 try:
     import matplotlib
 
@@ -335,17 +338,9 @@ def reloader(a, server, hook, lat, reloads, t0, stop):
 
 
 def metric(text, name, labels=None):
-    """Sum of the samples of `name` whose labels include `labels` ({} for any)."""
-    total, seen = 0.0, False
-    for line in text.splitlines():
-        if not line.startswith(name) or line[len(name):len(name) + 1] not in ("{", " "):
-            continue
-        head, _, value = line.rpartition(" ")
-        if labels and not all(f'{k}="{v}"' in head for k, v in labels.items()):
-            continue
-        total += float(value)
-        seen = True
-    return total if seen else float("nan")
+    """Sum of the samples of `name` whose labels include `labels`; NaN when there is none."""
+    v = peers.metric(text, name, labels)
+    return float("nan") if v is None else v
 
 
 KINDS = ("push", "alerts", "metrics")

@@ -22,6 +22,7 @@ mod lifecycle;
 mod listener;
 mod localization;
 mod log_shipper;
+mod logging;
 mod notifications;
 mod outbox;
 mod plugin_limits;

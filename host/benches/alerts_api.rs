@@ -1,6 +1,7 @@
 //! `GET /api/v2/alerts` with 10,000 alerts and 100 inhibit rules, as Alertmanager users
 //! report it taking seconds: through the router (no socket), and the muting pass alone.
-//! `scripts/bench-am-listing.sh` times the same listing against a real Alertmanager 0.25.
+//! `python3 scripts/bench/run.py --only listing` times the same listing against a real
+//! Alertmanager 0.25.
 //! Also `POST /api/v2/alerts` intake, durable (each answer after its commit), with many
 //! senders at once, one alert and a hundred alerts per request.
 //!

@@ -48,6 +48,11 @@ const FAMILIES: &[(&str, &str, &str)] = &[
         "1 while a rule is quarantined after repeated failures.",
     ),
     (
+        "faultline_rule_group_last_duration_seconds",
+        "gauge",
+        "How long each rule group's last evaluation took: its rules' plugin calls and their alerts' update and save.",
+    ),
+    (
         "faultline_evaluation_lag_seconds",
         "gauge",
         "How far each rule group is past its next due evaluation (0 when on schedule).",

@@ -462,6 +462,7 @@ impl Service {
                         return;
                     }
                     svc.lag.started(&group.name, group.interval, now_ms());
+                    let started = Instant::now();
                     for rule in &group.rules {
                         // A reload replaced this group: stop at once, so a stale loop holds
                         // its plugin instances no longer than one evaluation.
@@ -471,6 +472,11 @@ impl Service {
                         let (rule, now) = (rule.clone(), at.unwrap_or_else(now_ms));
                         svc.evaluate(rule, group.interval, now, &worker).await;
                     }
+                    svc.metrics.set(
+                        "faultline_rule_group_last_duration_seconds",
+                        &[("group", &group.name)],
+                        started.elapsed().as_secs_f64(),
+                    );
                 }
             });
         }

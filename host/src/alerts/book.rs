@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Alert, Observation, RuleAlerts, Status, persist};
 use crate::db::Db;
@@ -48,11 +48,17 @@ impl AlertBook {
         for_: Duration,
         keep_firing_for: Duration,
     ) -> bool {
+        let started = Instant::now();
         let mut all = self.lock();
         let alerts = all.entry(rule.to_string()).or_default();
         let changes = alerts.update(now, observations, for_, keep_firing_for);
+        let all_firing = !keep_firing_for.is_zero();
+        if let Err(e) = persist::save(&self.db, rule, alerts, &changes, all_firing) {
+            tracing::error!(rule, "saving alerts: {e}");
+        }
         // One line per alert is noise for a rule with thousands of them (and Rust's debug
-        // text besides): each change at debug, one summary per evaluation at info.
+        // text besides): each change at debug, one summary per evaluation at info, with how
+        // long updating and saving the rule's alerts took.
         let mut to = [0usize; 3];
         for c in &changes {
             to[c.to as usize] += 1;
@@ -61,11 +67,15 @@ impl AlertBook {
         }
         if !changes.is_empty() {
             let [pending, firing, resolved] = to;
-            tracing::info!(rule, pending, firing, resolved, "alerts changed state");
-        }
-        let all_firing = !keep_firing_for.is_zero();
-        if let Err(e) = persist::save(&self.db, rule, alerts, &changes, all_firing) {
-            tracing::error!(rule, "saving alerts: {e}");
+            let took = started.elapsed();
+            tracing::info!(
+                rule,
+                pending,
+                firing,
+                resolved,
+                ?took,
+                "alerts changed state"
+            );
         }
         !changes.is_empty()
     }
