@@ -104,7 +104,7 @@ def run(binary, n, clients, duration):
             i = k
             mine = []
             while time.time() < stop:
-                body = json.dumps([alert(i % n, ends)]).encode()
+                body = json.dumps([alert(i % n if n else i, ends)]).encode()
                 t = time.perf_counter()
                 post(base + "/api/v2/alerts", body)
                 mine.append(time.perf_counter() - t)
