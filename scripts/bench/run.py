@@ -29,6 +29,9 @@ goal from issue 17. Cases (--only takes their names):
   receiver (`--web.enable-remote-write-receiver`).
 - webhook: Faultline alone: a pushed sample crossing a threshold (rule every 1 s) until the
   webhook receives the alert, p50 and p99, under 100k samples/s of remote_write.
+- delivery: Faultline alone: 2,000 alerts posted at once, each its own group, until a
+  webhook receiver answering at once has every one: recovery actions delivered per second
+  (each planned durably, attempted and finished), at the receiver's default concurrency.
 
 --smoke runs every case tiny and fast (1 round) to check the driver works, not to measure.
 
@@ -57,7 +60,8 @@ import peers  # noqa: E402
 import wire  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CASES = ("evaluation", "memory", "scrape", "intake", "listing", "remote_write", "webhook")
+CASES = ("evaluation", "memory", "scrape", "intake", "listing", "remote_write", "webhook",
+         "delivery")
 
 
 def args_parser():
@@ -472,9 +476,9 @@ def remote_write(b):
 
 # --- push to webhook --------------------------------------------------------------------
 
-def webhook(b):
-    probes, background = (3, 2000) if b.a.smoke else (60, 100_000)
-    arrived = {}
+def receiver(on_alert):
+    """A webhook receiver on a free port, answering 200 at once: `on_alert(alert, time)` for
+    each alert of each notification, one call at a time. Returns the server and its address."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -483,8 +487,7 @@ def webhook(b):
             t = time.time()
             with lock:
                 for a in body.get("alerts", []):
-                    if a.get("status") == "firing" and "probe" in a.get("labels", {}):
-                        arrived.setdefault(a["labels"]["probe"], t)
+                    on_alert(a, t)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -495,7 +498,18 @@ def webhook(b):
     hook = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     hook.daemon_threads = True
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    addr = f"127.0.0.1:{hook.server_address[1]}"
+    return hook, f"127.0.0.1:{hook.server_address[1]}"
+
+
+def webhook(b):
+    probes, background = (3, 2000) if b.a.smoke else (60, 100_000)
+    arrived = {}
+
+    def firing(alert, t):
+        if alert.get("status") == "firing" and "probe" in alert.get("labels", {}):
+            arrived.setdefault(alert["labels"]["probe"], t)
+
+    hook, addr = receiver(firing)
     rules = f"""[[group]]
 name = "probe"
 interval = "1s"
@@ -564,6 +578,39 @@ repeat_interval = "1h"
           "s", [p50], [], None)
     b.row("push → webhook, p99 (goal: under the interval + 50 ms)", "s", [p99], [], ("<", 1.05))
     b.rows[-1]["absolute"] = ("<", 1.05)
+
+
+# --- delivery ----------------------------------------------------------------------------
+
+def delivery(b):
+    n = 20 if b.a.smoke else 2000
+    arrived = set()
+    hook, addr = receiver(lambda a, _t: arrived.add(a["labels"].get("instance")))
+    rules = f"""[[receiver]]
+name = "hook"
+plugin = "webhook"
+params = {{ url = "http://{addr}/" }}
+grants = {{ http = ["{addr}"] }}
+
+[route]
+receiver = "hook"
+group_by = ["instance"]
+group_wait = "0s"
+group_interval = "1h"
+repeat_interval = "1h"
+"""
+    f = b.faultline(rules)
+    try:
+        alerts = [{"labels": {"alertname": "Down", "instance": f"host{i}"}} for i in range(n)]
+        t0 = time.time()
+        peers.http(f.url("/api/v2/alerts"), json.dumps(alerts).encode())
+        wait_until("every action at the webhook", lambda: len(arrived) >= n, 600)
+        took = time.time() - t0
+    finally:
+        f.stop()
+        hook.shutdown()
+    b.row(f"recovery actions delivered, {n:,} groups at once, webhook answering at once",
+          "actions/s", [n / took], [], None, lower_is_better=False)
 
 
 # --- the table ---------------------------------------------------------------------------

@@ -90,7 +90,8 @@ pub async fn run(
                 // wakes this loop: only the first of each target counts here.
                 c.query_row(
                     "SELECT MIN(next_at) FROM outbox o WHERE state = 'pending'
-                     AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.receiver = o.receiver
+                     AND NOT EXISTS (SELECT 1 FROM outbox e INDEXED BY outbox_target
+                         WHERE e.receiver = o.receiver
                          AND e.target = o.target AND e.state = 'pending' AND e.id < o.id)",
                     [],
                     |r| r.get::<_, Option<i64>>(0),

@@ -351,13 +351,15 @@ impl Outbox {
         self.db
             .with(|c| {
                 // Only the oldest unfinished action of a (receiver, target) is due: a later
-                // one waits until it is done or dead, retries included.
-                let mut st = c.prepare(&format!(
+                // one waits until it is done or dead, retries included. The earlier one is
+                // looked up by target (SQLite would otherwise pick the index on state and
+                // scan every pending action for each pending action).
+                let mut st = c.prepare_cached(&format!(
                     "SELECT {ACTION_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER
                          (PARTITION BY receiver ORDER BY id) AS nth
                      FROM outbox o WHERE state = 'pending'
                      AND next_at <= ?1 AND NOT EXISTS (SELECT 1 FROM outbox e
-                         WHERE e.receiver = o.receiver AND e.target = o.target
+                         INDEXED BY outbox_target WHERE e.receiver = o.receiver AND e.target = o.target
                          AND e.state = 'pending' AND e.id < o.id))
                      WHERE nth <= ?2 ORDER BY id"
                 ))?;
