@@ -678,12 +678,9 @@ impl Service {
     ) {
         let id = rule.id();
         let m = &self.metrics;
-        if self.health.quarantined(&id, now).is_some() {
-            m.inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
-            return;
-        }
-        // Half a window would fire or resolve what the whole one does not.
-        if self.kafka_replaying.count() > 0 {
+        // A quarantined rule does not run; no rule does while gained Kafka partitions
+        // replay (half a window would fire or resolve what the whole one does not).
+        if self.health.quarantined(&id, now).is_some() || self.kafka_replaying.count() > 0 {
             m.inc("faultline_rule_evaluations_skipped_total", &[("rule", &id)]);
             return;
         }

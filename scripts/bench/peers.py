@@ -9,9 +9,11 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
+from http.server import ThreadingHTTPServer
 
 RUNNING = []
 
@@ -26,6 +28,15 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve(handler):
+    """An HTTP server of `handler` (a BaseHTTPRequestHandler class) on a free loopback port,
+    in a daemon thread. Returns the server (`shutdown()` stops it) and its "host:port"."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
 
 
 def http(url, body=None, content_type="application/json", timeout=300):

@@ -53,7 +53,7 @@ import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peers  # noqa: E402
@@ -322,10 +322,7 @@ class Target:
             def log_message(self, *_):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.addr = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.addr = peers.serve(Handler)
 
 
 def scrape(b):
@@ -495,10 +492,25 @@ def receiver(on_alert):
         def log_message(self, *_):
             pass
 
-    hook = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    hook.daemon_threads = True
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
-    return hook, f"127.0.0.1:{hook.server_address[1]}"
+    return peers.serve(Handler)
+
+
+def routed_to(addr, group_by, group_interval):
+    """Rules TOML: the webhook receiver `hook` at `addr` and a route to it grouping by
+    `group_by`, notifying at once and repeating hourly."""
+    return f"""[[receiver]]
+name = "hook"
+plugin = "webhook"
+params = {{ url = "http://{addr}/" }}
+grants = {{ http = ["{addr}"] }}
+
+[route]
+receiver = "hook"
+group_by = ["{group_by}"]
+group_wait = "0s"
+group_interval = "{group_interval}"
+repeat_interval = "1h"
+"""
 
 
 def webhook(b):
@@ -520,19 +532,7 @@ plugin = "threshold"
 select = "probe_value"
 params = {{ above = 1 }}
 
-[[receiver]]
-name = "hook"
-plugin = "webhook"
-params = {{ url = "http://{addr}/" }}
-grants = {{ http = ["{addr}"] }}
-
-[route]
-receiver = "hook"
-group_by = ["probe"]
-group_wait = "0s"
-group_interval = "1s"
-repeat_interval = "1h"
-"""
+""" + routed_to(addr, "probe", "1s")
     f = b.faultline(rules)
     stop = threading.Event()
     template = wire.bodies(10_000, 500, [wire.PLACEHOLDER])
@@ -586,20 +586,7 @@ def delivery(b):
     n = 20 if b.a.smoke else 2000
     arrived = set()
     hook, addr = receiver(lambda a, _t: arrived.add(a["labels"].get("instance")))
-    rules = f"""[[receiver]]
-name = "hook"
-plugin = "webhook"
-params = {{ url = "http://{addr}/" }}
-grants = {{ http = ["{addr}"] }}
-
-[route]
-receiver = "hook"
-group_by = ["instance"]
-group_wait = "0s"
-group_interval = "1h"
-repeat_interval = "1h"
-"""
-    f = b.faultline(rules)
+    f = b.faultline(routed_to(addr, "instance", "1h"))
     try:
         alerts = [{"labels": {"alertname": "Down", "instance": f"host{i}"}} for i in range(n)]
         t0 = time.time()

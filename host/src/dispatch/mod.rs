@@ -156,7 +156,6 @@ pub type Localize<'a> = dyn Fn(&Incident, &[&Alert]) -> Ranking + 'a;
 
 /// Groups alerts into incidents and hands notifications to the outbox.
 pub struct Dispatcher {
-    db: Db,
     state: Arc<Mutex<State>>,
     outbox: Arc<Outbox>,
     /// In a cluster: idempotency keys every instance computes alike (see [`Self::tick`]).
@@ -173,7 +172,7 @@ impl Dispatcher {
     pub fn new(db: Db, outbox: Arc<Outbox>, shared_keys: bool) -> Dispatcher {
         Dispatcher {
             state: Arc::new(Mutex::new(State {
-                nflog: Nflog::open(db.clone()),
+                nflog: Nflog::open(db),
                 generation: 0,
                 routes: HashMap::new(),
                 destinations: HashMap::new(),
@@ -181,7 +180,6 @@ impl Dispatcher {
                 incidents: BTreeMap::new(),
             })),
             outbox,
-            db,
             shared_keys,
         }
     }
@@ -260,9 +258,9 @@ impl Dispatcher {
         let live: HashSet<&(String, String)> = groups.values().map(|(d, _)| &d.id).collect();
         state.timers.retain(|k, _| live.contains(k));
         for (dest, members) in groups.into_values() {
-            let (receiver_name, key) = dest.id.clone();
             let (route, gl) = (&dest.route, &dest.labels);
             let id = dest.id.clone();
+            let (receiver_name, key) = (&dest.id.0, &dest.id.1);
             let timer = state.timers.entry(id.clone()).or_insert(GroupTimer {
                 created_at: now,
                 last_flush: None,
@@ -327,11 +325,11 @@ impl Dispatcher {
                 .map(|(a, _)| a)
                 .collect();
             members.sort_by(|a, b| a.labels.cmp(&b.labels));
-            let Some(receiver) = receivers.get(&receiver_name) else {
+            let Some(receiver) = receivers.get(receiver_name) else {
                 tracing::error!(receiver = %receiver_name, "no such receiver: dropping notification");
                 continue;
             };
-            let incident = incident(&key, gl, &members, firing.is_empty());
+            let incident = incident(key, gl, &members, firing.is_empty());
             // The same incident reaching several receivers is localized once per pass.
             let ranking = localized
                 .entry(incident.id.clone())
@@ -383,7 +381,7 @@ impl Dispatcher {
         if pass.notifications.is_empty() && pass.forgotten.is_empty() {
             return;
         }
-        let written = self.db.with(|c| -> rusqlite::Result<Vec<Queued>> {
+        let written = self.outbox.db.with(|c| -> rusqlite::Result<Vec<Queued>> {
             let tx = c.unchecked_transaction()?;
             let mut queued = Vec::new();
             for (id, logged, at) in &pass.forgotten {
