@@ -164,12 +164,14 @@ scrape_configs:
         server.metric(r#"faultline_external_alerts{state="firing"}"#),
         Some(0.0)
     );
-    assert!(
-        server
+    // The alert may resolve by its `endsAt` before Prometheus's resolved notification lands.
+    wait_for("Prometheus's resolved notification to be counted", || {
+        (server
             .metric(r#"faultline_alerts_received_total{source="api",status="resolved"}"#)
             .unwrap_or(0.0)
-            >= 1.0
-    );
+            >= 1.0)
+            .then_some(())
+    });
 }
 
 #[test]

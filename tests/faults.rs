@@ -251,13 +251,21 @@ fn receivers_down_slow_hung_or_flapping_delay_only_themselves() {
         ),
     );
     let server = Server::start(&dir, &[]);
-    let _flapper = Flapper::start(flapping.clone(), Duration::from_millis(300));
+    // The flapping receiver refuses its first request whenever it comes (a pass's actions
+    // can all be delivered within one of its up phases), then flaps.
+    flapping.set_status(503);
     let mut acknowledged = BTreeSet::new();
     for team in ["down", "slow", "hung", "flapping", "ok"] {
         let names = alerts("r", team, 20);
         post_ok(&server, &names, team);
         acknowledged.extend(names);
     }
+    let mut flapped = Ledger::default();
+    wait_for("the flapping receiver's first request", || {
+        flapped.record(&flapping.drain());
+        (flapped.requests > 0).then_some(())
+    });
+    let _flapper = Flapper::start(flapping.clone(), Duration::from_millis(300));
     let mut ledger = Ledger::default();
     let want = alerts("r", "ok", 20).into_iter().collect::<BTreeSet<_>>();
     wait_for("the healthy receiver to get its 20 alerts", || {
@@ -278,7 +286,6 @@ fn receivers_down_slow_hung_or_flapping_delay_only_themselves() {
     }
     ledger.record(&healthy.drain());
     ledger.assert_one_key_each("healthy");
-    let mut flapped = Ledger::default();
     flapped.record(&flapping.drain());
     flapped.assert_one_key_each("flapping");
     assert!(
