@@ -421,6 +421,10 @@ impl Service {
                 ..Default::default()
             },
             alerts: Box::new(alerts),
+            hand_over: {
+                let svc = self.clone();
+                Box::new(move |only_theirs| svc.alerts.hand_over(only_theirs, now_ms()))
+            },
         };
         let store = self.store.clone();
         crate::ingest::kafka::start(

@@ -4,12 +4,12 @@
 //! sample within the lookback (5 minutes by default) unless that sample is a staleness
 //! marker; a range selector takes the samples in `(now - range, now]`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::model::{Labels, LogRecord, Sample, SeriesSamples};
+use crate::model::{Label, Labels, LogRecord, Sample, SeriesSamples};
 use crate::rules::selector::{LogSelector, Selector};
 use crate::runtime::instance::Selection;
 use crate::runtime::types;
@@ -89,6 +89,15 @@ struct Inner {
 }
 
 /// What a rule matched last time, reused while no series came or went.
+/// What [`Store::forget`] removed.
+#[derive(Debug, Default)]
+pub struct Forgotten {
+    /// Series and streams forgotten.
+    pub count: usize,
+    /// The label pairs that only the forgotten series and streams had.
+    pub only_theirs: HashSet<Label>,
+}
+
 #[derive(Debug, Default)]
 pub struct MatchCache {
     generation: Option<u64>,
@@ -205,10 +214,11 @@ impl Store {
         self.samples_appended.fetch_add(appended, Ordering::Relaxed);
     }
 
-    /// Removes the series and log streams whose label fingerprints are in `keys`, returning
-    /// how many went: a Kafka source gave up the partition they came from, and the instance
-    /// that took it over holds them now.
-    pub fn forget(&self, keys: &std::collections::HashSet<u64>) -> usize {
+    /// Removes the series and log streams whose label fingerprints are in `keys`: a Kafka
+    /// source gave up the partition they came from, and the instance that took it over
+    /// holds them now. Returns how many went, and the label pairs that only they had (what
+    /// names them, such as their service, and no series or stream still held).
+    pub fn forget(&self, keys: &HashSet<u64>) -> Forgotten {
         let mut inner = self.write();
         let inner = &mut *inner;
         let series: Vec<u32> = inner
@@ -217,8 +227,10 @@ impl Store {
             .filter(|(_, e)| keys.contains(&e.labels.fingerprint()))
             .map(|(id, _)| *id)
             .collect();
+        let mut only_theirs = HashSet::new();
         for id in &series {
             if let Some(e) = inner.series.remove(id) {
+                only_theirs.extend(e.labels.as_slice().iter().cloned());
                 inner.series_by_labels.remove(&e.labels);
                 if let Some(ids) = e.labels.name().and_then(|n| inner.by_name.get_mut(n)) {
                     ids.retain(|i| i != id);
@@ -234,14 +246,24 @@ impl Store {
             .collect();
         for id in &streams {
             if let Some(e) = inner.streams.remove(id) {
+                only_theirs.extend(e.labels.as_slice().iter().cloned());
                 inner.streams_by_labels.remove(&e.labels);
             }
         }
-        let gone = series.len() + streams.len();
-        if gone > 0 {
+        let count = series.len() + streams.len();
+        if count > 0 {
             inner.generation += 1;
         }
-        gone
+        let held = inner.series.values().map(|e| &e.labels);
+        for labels in held.chain(inner.streams.values().map(|e| &e.labels)) {
+            if only_theirs.is_empty() {
+                break;
+            }
+            for pair in labels.as_slice() {
+                only_theirs.remove(pair);
+            }
+        }
+        Forgotten { count, only_theirs }
     }
 
     /// Appends log records. A record already held (same stream, time, line and fields) is
@@ -712,7 +734,14 @@ mod tests {
             fields: vec![],
         }]);
         let keys = [series("500", &[]).labels.fingerprint(), app.fingerprint()];
-        assert_eq!(store.forget(&keys.into_iter().collect()), 2);
+        let forgotten = store.forget(&keys.into_iter().collect());
+        assert_eq!(forgotten.count, 2);
+        // `__name__` and `code="500"` named only what went; the app only its stream.
+        let mut only: Vec<String> = (forgotten.only_theirs.iter())
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        only.sort();
+        assert_eq!(only, ["app=a", "code=500"]);
         assert_eq!(
             store.instant("requests_total", 1_000),
             [(

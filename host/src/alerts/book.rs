@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::{Alert, Observation, RuleAlerts, Status, persist};
 use crate::db::Db;
+use crate::model::Label;
 
 /// The rules' alerts.
 pub struct AlertBook {
@@ -59,10 +60,15 @@ impl AlertBook {
         // One line per alert is noise for a rule with thousands of them (and Rust's debug
         // text besides): each change at debug, one summary per evaluation at info, with how
         // long updating and saving the rule's alerts took.
-        let mut to = [0usize; 3];
+        let (mut to, mut handed_over) = ([0usize; 3], 0);
         for c in &changes {
-            to[c.to as usize] += 1;
             let from = c.from.map_or("new", Status::as_str);
+            if c.handed_over {
+                handed_over += 1;
+                tracing::debug!(rule, alert = %c.labels, from, "alert handed over");
+                continue;
+            }
+            to[c.to as usize] += 1;
             tracing::debug!(rule, alert = %c.labels, from, to = c.to.as_str(), "alert changed");
         }
         if !changes.is_empty() {
@@ -73,6 +79,7 @@ impl AlertBook {
                 pending,
                 firing,
                 resolved,
+                handed_over,
                 ?took,
                 "alerts changed state"
             );
@@ -104,6 +111,17 @@ impl AlertBook {
         all.retain(|id, a| loaded.contains(id) || !a.is_empty());
         vanished.retain(|id, _| all.contains_key(id) && !loaded.contains(id));
         vanished.len()
+    }
+
+    /// Marks, at `at` (ms), the alerts of every rule that the series only just given up
+    /// named (see [`RuleAlerts::hand_over`]).
+    pub fn hand_over(&self, only_theirs: &HashSet<Label>, at: i64) {
+        if only_theirs.is_empty() {
+            return;
+        }
+        for alerts in self.lock().values_mut() {
+            alerts.hand_over(only_theirs, at);
+        }
     }
 
     /// Whether any alert of `rule` is held.

@@ -6,12 +6,12 @@
 pub mod book;
 pub mod external;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::Labels;
+use crate::model::{Label, Labels};
 
 /// How long a resolved alert is kept (as Prometheus does) so its resolution is sent.
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
@@ -71,12 +71,17 @@ pub struct Change {
     pub labels: Labels,
     pub from: Option<Status>,
     pub to: Status,
+    /// Dropped without resolving: its series moved to another instance, which carries the
+    /// alert on (see [`RuleAlerts::hand_over`]). Nobody is told it resolved.
+    pub handed_over: bool,
 }
 
 /// The alerts of one rule, keyed by their label set.
 #[derive(Clone, Debug, Default)]
 pub struct RuleAlerts {
     alerts: HashMap<Labels, Alert>,
+    /// Alerts that may have been handed over, by fingerprint, with when (ms).
+    handing_over: HashMap<u64, i64>,
 }
 
 impl RuleAlerts {
@@ -105,6 +110,25 @@ impl RuleAlerts {
         }
     }
 
+    /// Marks, at `at` (ms), the pending and firing alerts that have a label pair from
+    /// `only_theirs`, the pairs that only the series this instance just gave up had (their
+    /// service, their instance): another instance holds those series now and carries their
+    /// alerts on. A marked alert that the rule's next evaluation (begun at or after `at`)
+    /// does not find is dropped without resolving, so receivers see no resolve and re-fire;
+    /// one it finds stays. `alertname` names the rule, not the series, and is not compared.
+    pub fn hand_over(&mut self, only_theirs: &HashSet<Label>, at: i64) {
+        for a in self.alerts.values() {
+            let theirs = a
+                .labels
+                .as_slice()
+                .iter()
+                .any(|pair| &*pair.0 != "alertname" && only_theirs.contains(pair));
+            if a.status != Status::Resolved && theirs {
+                self.handing_over.insert(a.labels.fingerprint(), at);
+            }
+        }
+    }
+
     /// Applies one evaluation's observations at `now` and returns what changed.
     pub fn update(
         &mut self,
@@ -117,7 +141,7 @@ impl RuleAlerts {
         let kff_ms = keep_firing_for.as_millis() as i64;
         let mut changes = Vec::new();
         // Fingerprints, as Alertmanager identifies alerts: no label set is copied.
-        let mut seen = std::collections::HashSet::with_capacity(observations.len());
+        let mut seen = HashSet::with_capacity(observations.len());
         for obs in observations {
             if !seen.insert(obs.labels.fingerprint()) {
                 // Two findings with one label set: the first wins, as one alert can only
@@ -136,6 +160,7 @@ impl RuleAlerts {
                             labels: a.labels.clone(),
                             from: Some(Status::Pending),
                             to: Status::Firing,
+                            handed_over: false,
                         });
                     }
                 }
@@ -151,6 +176,7 @@ impl RuleAlerts {
                         labels: obs.labels.clone(),
                         from,
                         to: status,
+                        handed_over: false,
                     });
                     self.alerts.insert(
                         obs.labels.clone(),
@@ -171,6 +197,7 @@ impl RuleAlerts {
             }
         }
         let retention = RESOLVED_RETENTION.as_millis() as i64;
+        let handing_over = std::mem::take(&mut self.handing_over);
         self.alerts.retain(|labels, a| {
             if seen.contains(&labels.fingerprint()) {
                 a.hold_until = None;
@@ -185,6 +212,16 @@ impl RuleAlerts {
                         labels: labels.clone(),
                         from: Some(Status::Pending),
                         to: Status::Resolved,
+                        handed_over: false,
+                    });
+                    false
+                }
+                Status::Firing if handing_over.contains_key(&labels.fingerprint()) => {
+                    changes.push(Change {
+                        labels: labels.clone(),
+                        from: Some(Status::Firing),
+                        to: Status::Resolved,
+                        handed_over: true,
                     });
                     false
                 }
@@ -196,12 +233,19 @@ impl RuleAlerts {
                         labels: labels.clone(),
                         from: Some(Status::Firing),
                         to: Status::Resolved,
+                        handed_over: false,
                     });
                     true
                 }
                 Status::Resolved => a.resolved_at.is_some_and(|r| now - r < retention),
             }
         });
+        // A mark made after this evaluation began (which may have seen the series that went)
+        // waits for the next one.
+        self.handing_over = handing_over
+            .into_iter()
+            .filter(|(_, at)| *at > now)
+            .collect();
         changes
     }
 }
@@ -245,6 +289,49 @@ mod tests {
         // Kept for the retention, then gone.
         r.update(45 * S + RESOLVED_RETENTION.as_millis() as i64, vec![], f, z);
         assert!(r.is_empty());
+    }
+
+    /// The pairs only the given-up series of instance `i` had.
+    fn only(instance: &str) -> HashSet<Label> {
+        HashSet::from([("instance".into(), instance.into())])
+    }
+
+    #[test]
+    fn alerts_over_series_given_up_are_handed_over_not_resolved() {
+        let (z, kff) = (Duration::ZERO, Duration::from_secs(60));
+        let mut r = RuleAlerts::default();
+        r.update(0, vec![obs("a", 1.0), obs("b", 1.0), obs("c", 1.0)], z, kff);
+        // `alertname` names the rule: that every alert shares it hands none over.
+        r.hand_over(&HashSet::from([("alertname".into(), "A".into())]), S);
+        r.hand_over(&only("a"), S);
+        r.hand_over(&only("b"), S);
+        // b is still found (other series name it too); a and c are not. a goes quietly,
+        // although keep_firing_for would have held it, and c, not handed over, is held.
+        let ch = r.update(2 * S, vec![obs("b", 1.0)], z, kff);
+        assert_eq!(status(&r, "a"), None);
+        assert_eq!(
+            (status(&r, "b"), status(&r, "c")),
+            (Some(Status::Firing), Some(Status::Firing))
+        );
+        assert_eq!(ch.len(), 1);
+        assert!(ch[0].handed_over && ch[0].labels.get("instance") == Some("a"));
+        // The marks were used up: b resolves as usual once it is gone for keep_firing_for.
+        let ch = r.update(70 * S, vec![], z, kff);
+        assert_eq!(status(&r, "b"), Some(Status::Resolved));
+        assert!(ch.iter().all(|c| !c.handed_over));
+    }
+
+    #[test]
+    fn a_hand_over_during_an_evaluation_waits_for_the_next_one() {
+        let z = Duration::ZERO;
+        let mut r = RuleAlerts::default();
+        r.update(0, vec![obs("a", 1.0)], z, z);
+        // Given up at 5 s, while the evaluation begun at 4 s still saw the series.
+        r.hand_over(&only("a"), 5 * S);
+        r.update(4 * S, vec![obs("a", 1.0)], z, z);
+        let ch = r.update(6 * S, vec![], z, z);
+        assert_eq!(status(&r, "a"), None);
+        assert!(ch[0].handed_over);
     }
 
     #[test]

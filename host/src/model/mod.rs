@@ -16,6 +16,9 @@ use std::sync::Arc;
 /// strings and the store keeps one copy of each distinct string (see [`Labels::interned`]).
 pub type Str = Arc<str>;
 
+/// One label: its name and its value.
+pub type Label = (Str, Str);
+
 /// A label set, sorted by name, names unique. Cheap to compare and hash, and to clone (a
 /// reference count): the pairs are one shared slice of shared strings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -23,7 +23,6 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use super::{Format, KafkaSourceConfig, Replaying, Sink, Taken};
 use crate::metrics::Metrics;
 use crate::model::time::now_ms;
-use crate::store::Store;
 
 /// A topic and a partition of it.
 type Partition = (String, i32);
@@ -40,7 +39,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Runs the source's consumer until the process ends.
 pub(super) fn run(
     source: &KafkaSourceConfig,
-    sink: &Sink,
+    sink: Arc<Sink>,
     replay: Arc<dyn Fn() -> Duration + Send + Sync>,
     replaying: &Arc<Replaying>,
 ) {
@@ -50,7 +49,7 @@ pub(super) fn run(
         replay,
         replaying: replaying.clone(),
         metrics: sink.metrics.clone(),
-        store: sink.store.clone(),
+        sink: sink.clone(),
         state: Mutex::default(),
     };
     let session = source.session_timeout.0.as_millis();
@@ -83,7 +82,7 @@ pub(super) fn run(
     loop {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                let keys = take(sink, &name, source.format, &m);
+                let keys = take(&sink, &name, source.format, &m);
                 context.taken(m.topic(), m.partition(), m.offset() + 1, keys);
             }
             Some(Err(e)) => tracing::warn!(source = %name, "Kafka: {e}"),
@@ -149,7 +148,7 @@ struct Context {
     replay: Arc<dyn Fn() -> Duration + Send + Sync>,
     replaying: Arc<Replaying>,
     metrics: Arc<Metrics>,
-    store: Arc<Store>,
+    sink: Arc<Sink>,
     state: Mutex<State>,
 }
 
@@ -320,13 +319,14 @@ impl Context {
 
     /// Forgets what was taken from partitions given up for good: the instance that has them
     /// now holds their series, and a rule here must not go on seeing them, or a stale copy.
+    /// The alerts over them are handed over to it, not resolved.
     fn forget(&self, state: &mut State, gone: &[Partition]) {
         let mut keys = HashSet::new();
         for p in gone {
             keys.extend(state.keys.remove(p).unwrap_or_default());
         }
         if !keys.is_empty() {
-            let n = self.store.forget(&keys);
+            let n = self.sink.forget(&keys);
             tracing::info!(source = %self.source, partitions = gone.len(), series_and_streams = n, "forgot the data of partitions given up");
         }
     }

@@ -18,11 +18,14 @@
 //! the window, so delivery is at least once, and what is delivered again is held once (see
 //! [`crate::store::Store::append`]). An instance that gains a partition replays it from the
 //! start of the window it needs ([`consumer`]); meanwhile it is not ready and its rules wait.
-//! One that gives a partition up forgets the series and streams it took from it.
+//! One that gives a partition up forgets the series and streams it took from it, and hands
+//! the alerts over them to the new holder: they are dropped here without resolving (see
+//! [`crate::alerts::RuleAlerts::hand_over`]), so a receiver sees them fire on, not flap.
 
 mod adapter_json;
 mod consumer;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -32,6 +35,7 @@ use serde::Deserialize;
 use crate::ingest::alerts::PostableAlert;
 use crate::ingest::{IngestError, Limits};
 use crate::metrics::Metrics;
+use crate::model::Label;
 use crate::model::units::PromDuration;
 use crate::store::Store;
 
@@ -123,6 +127,10 @@ impl KafkaSourceConfig {
     }
 }
 
+/// Hands the alerts over series given up to their new holder, given the label pairs that
+/// only those series had (see [`crate::alerts::RuleAlerts::hand_over`]).
+pub type HandOver = dyn Fn(&HashSet<Label>) + Send + Sync;
+
 /// Where the messages go: the same store and external alerts as HTTP ingestion.
 pub struct Sink {
     pub store: Arc<Store>,
@@ -130,6 +138,9 @@ pub struct Sink {
     pub limits: Limits,
     /// Stores received alerts durably (as `POST /api/v2/alerts` does); an error is retried.
     pub alerts: Box<dyn Fn(Vec<PostableAlert>) -> Result<(), String> + Send + Sync>,
+    /// Told the label pairs that only the series of partitions given up had, so the rules'
+    /// alerts over them are handed over to the instance that has them now, not resolved.
+    pub hand_over: Box<HandOver>,
 }
 
 impl Sink {
@@ -165,6 +176,14 @@ impl Sink {
                 }
             }
         }
+    }
+
+    /// Forgets the series and streams of partitions given up (by their label fingerprints)
+    /// and hands their alerts over; returns how many went.
+    fn forget(&self, keys: &HashSet<u64>) -> usize {
+        let forgotten = self.store.forget(keys);
+        (self.hand_over)(&forgotten.only_theirs);
+        forgotten.count
     }
 
     fn append(&self, series: Vec<crate::model::SeriesSamples>) -> (usize, Vec<u64>) {
@@ -228,7 +247,7 @@ pub fn start(
         let name = source.name();
         let spawned = std::thread::Builder::new()
             .name(format!("kafka {name}"))
-            .spawn(move || consumer::run(&source, &sink, replay, &replaying));
+            .spawn(move || consumer::run(&source, sink, replay, &replaying));
         if let Err(e) = spawned {
             tracing::error!(source = %name, "cannot start the Kafka consumer's thread: {e}");
         }
