@@ -88,7 +88,6 @@ struct Inner {
     generation: u64,
 }
 
-/// What a rule matched last time, reused while no series came or went.
 /// What [`Store::forget`] removed.
 #[derive(Debug, Default)]
 pub struct Forgotten {
@@ -98,6 +97,7 @@ pub struct Forgotten {
     pub only_theirs: HashSet<Label>,
 }
 
+/// What a rule matched last time, reused while no series came or went.
 #[derive(Debug, Default)]
 pub struct MatchCache {
     generation: Option<u64>,
@@ -219,8 +219,8 @@ impl Store {
     /// holds them now. Returns how many went, and the label pairs that only they had (what
     /// names them, such as their service, and no series or stream still held).
     pub fn forget(&self, keys: &HashSet<u64>) -> Forgotten {
-        let mut inner = self.write();
-        let inner = &mut *inner;
+        let mut guard = self.write();
+        let inner = &mut *guard;
         let series: Vec<u32> = inner
             .series
             .iter()
@@ -254,6 +254,9 @@ impl Store {
         if count > 0 {
             inner.generation += 1;
         }
+        drop(guard);
+        // What is still held is read without holding up appends.
+        let inner = self.read();
         let held = inner.series.values().map(|e| &e.labels);
         for labels in held.chain(inner.streams.values().map(|e| &e.labels)) {
             if only_theirs.is_empty() {

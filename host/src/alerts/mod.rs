@@ -117,13 +117,12 @@ impl RuleAlerts {
     /// does not find is dropped without resolving, so receivers see no resolve and re-fire;
     /// one it finds stays. `alertname` names the rule, not the series, and is not compared.
     pub fn hand_over(&mut self, only_theirs: &HashSet<Label>, at: i64) {
+        let theirs = |a: &Alert| {
+            let mut pairs = a.labels.as_slice().iter();
+            pairs.any(|pair| &*pair.0 != "alertname" && only_theirs.contains(pair))
+        };
         for a in self.alerts.values() {
-            let theirs = a
-                .labels
-                .as_slice()
-                .iter()
-                .any(|pair| &*pair.0 != "alertname" && only_theirs.contains(pair));
-            if a.status != Status::Resolved && theirs {
+            if a.status != Status::Resolved && theirs(a) {
                 self.handing_over.insert(a.labels.fingerprint(), at);
             }
         }
@@ -199,7 +198,8 @@ impl RuleAlerts {
         let retention = RESOLVED_RETENTION.as_millis() as i64;
         let handing_over = std::mem::take(&mut self.handing_over);
         self.alerts.retain(|labels, a| {
-            if seen.contains(&labels.fingerprint()) {
+            let fingerprint = labels.fingerprint();
+            if seen.contains(&fingerprint) {
                 a.hold_until = None;
                 return true;
             }
@@ -216,7 +216,7 @@ impl RuleAlerts {
                     });
                     false
                 }
-                Status::Firing if handing_over.contains_key(&labels.fingerprint()) => {
+                Status::Firing if handing_over.contains_key(&fingerprint) => {
                     changes.push(Change {
                         labels: labels.clone(),
                         from: Some(Status::Firing),

@@ -21,7 +21,6 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::{Format, KafkaSourceConfig, Replaying, Sink, Taken};
-use crate::metrics::Metrics;
 use crate::model::time::now_ms;
 
 /// A topic and a partition of it.
@@ -48,7 +47,6 @@ pub(super) fn run(
         source: name.clone(),
         replay,
         replaying: replaying.clone(),
-        metrics: sink.metrics.clone(),
         sink: sink.clone(),
         state: Mutex::default(),
     };
@@ -147,7 +145,6 @@ struct Context {
     source: String,
     replay: Arc<dyn Fn() -> Duration + Send + Sync>,
     replaying: Arc<Replaying>,
-    metrics: Arc<Metrics>,
     sink: Arc<Sink>,
     state: Mutex<State>,
 }
@@ -414,12 +411,12 @@ impl Context {
             (state.assigned.len(), state.replaying.len())
         };
         let labels = [("source", self.source.as_str())];
-        self.metrics.set(
+        self.sink.metrics.set(
             "faultline_kafka_partitions_assigned",
             &labels,
             assigned as f64,
         );
-        self.metrics.set(
+        self.sink.metrics.set(
             "faultline_kafka_partitions_replaying",
             &labels,
             replaying as f64,
