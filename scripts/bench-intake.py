@@ -8,7 +8,11 @@ Starts `faultline serve` on a fresh data directory with no rules, stores N exter
   D seconds (refreshing stored alerts): requests/s, p50 and p99 latency;
 - restart: SIGTERM, start again on the same data directory, time until /-/ready answers 200.
 
-    scripts/bench-intake.py --bin target/release/faultline --alerts 100000 300000
+    scripts/bench-intake.py --bin target/release/faultline --alerts 0 100000 300000 --rounds 3
+
+With `--rounds R` the sizes are run R times, interleaved (0, 100k, 300k, 0, ...), and a
+summary gives each size's median p50, p99 and restart over the rounds: on a shared machine
+one run's p99 moves by several milliseconds.
 
 Figures depend on the machine and the build; compare builds on one machine.
 """
@@ -125,12 +129,14 @@ def run(binary, n, clients, duration):
         if not wait_ready(base, time.time() + 300):
             raise SystemExit(f"not ready after restart; see {tmp}/log")
         restart_s = time.time() - t0
+        p50, p99 = percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000
         print(
             f"alerts={n:>7} store={load_s:6.1f}s  intake: {len(lat) / duration:7.1f} req/s "
-            f"p50={percentile(lat, 0.5) * 1000:7.1f}ms p99={percentile(lat, 0.99) * 1000:7.1f}ms "
+            f"p50={p50:7.1f}ms p99={p99:7.1f}ms "
             f"({clients} clients, {duration}s)  restart={restart_s:5.2f}s",
             flush=True,
         )
+        return len(lat) / duration, p50, p99, restart_s
     finally:
         proc.kill()
         proc.wait()
@@ -143,9 +149,21 @@ def main():
     ap.add_argument("--alerts", type=int, nargs="+", default=[0, 100000, 300000])
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--duration", type=int, default=15, help="intake seconds per size")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of every size, interleaved")
     a = ap.parse_args()
-    for n in a.alerts:
-        run(a.bin, n, a.clients, a.duration)
+    results = {n: [] for n in a.alerts}
+    for _ in range(a.rounds):
+        for n in a.alerts:
+            results[n].append(run(a.bin, n, a.clients, a.duration))
+    if a.rounds > 1:
+        print(f"median of {a.rounds} rounds:")
+        for n, rs in results.items():
+            req, p50, p99, restart = (sorted(col)[len(col) // 2] for col in zip(*rs))
+            print(
+                f"alerts={n:>7}  {req:7.1f} req/s  p50={p50:6.1f}ms  p99={p99:6.1f}ms  "
+                f"(p99 {min(r[2] for r in rs):.1f}-{max(r[2] for r in rs):.1f})  "
+                f"restart={restart:5.2f}s"
+            )
 
 
 if __name__ == "__main__":

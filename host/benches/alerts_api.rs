@@ -120,8 +120,11 @@ fn listing(c: &mut Criterion) {
     g.bench_function("muting_pass_10k_alerts_100_inhibit_rules", |b| {
         b.iter(|| {
             let now = faultline::model::time::now_ms();
-            let muter = svc.muter(alerts.iter().map(|a| &**a), now);
-            alerts.iter().filter(|a| muter.is_muted(&a.labels)).count()
+            let muter = svc.muter(alerts.iter().map(|(_, a)| &**a), now);
+            alerts
+                .iter()
+                .filter(|(_, a)| muter.is_muted(&a.labels))
+                .count()
         })
     });
     g.finish();

@@ -1,9 +1,15 @@
 //! The embedded database (SQLite): plugin state today, and everything else that must survive
 //! a restart as it is added. One file in the data directory, no set-up.
+//!
+//! Commits go to SQLite's write-ahead log. A checkpointer thread, on a connection of its
+//! own, copies the log into the database file every second, so that no commit does it:
+//! SQLite's automatic checkpoint runs inside the commit that fills the log, and every
+//! request waiting on that commit (a group commit of alert intake) would wait for it too.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -40,24 +46,47 @@ struct Inner {
     /// Plugin state read-through cache: a plugin reading its state on every evaluation
     /// must not pay a query each time.
     state: Mutex<StateCache>,
+    /// Dropped with the last handle, which stops the checkpointer.
+    _checkpointer: Option<mpsc::Sender<()>>,
 }
+
+/// How often the checkpointer copies the log into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Pages of log after which a commit checkpoints itself after all (SQLite's default is
+/// 1,000): only if the checkpointer falls far behind.
+const COMMIT_CHECKPOINT_PAGES: u32 = 16_384;
 
 impl Db {
     /// Opens (or creates) the database file.
     pub fn open(path: &Path) -> Result<Db, DbError> {
-        let conn = Connection::open(path).map_err(|source| DbError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::with_connection(conn)
+        let open = || {
+            Connection::open(path).map_err(|source| DbError::Open {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let conn = open()?;
+        conn.pragma_update(None, "wal_autocheckpoint", COMMIT_CHECKPOINT_PAGES)?;
+        let checkpoints = open()?;
+        checkpoints.busy_timeout(Duration::from_secs(5))?;
+        let (stop, stopped) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("db-checkpointer".into())
+            .spawn(move || checkpointer(&checkpoints, &stopped))
+            .map_err(DbError::Thread)?;
+        Self::with_connection(conn, Some(stop))
     }
 
     /// An in-memory database, for tests and `faultline test`.
     pub fn in_memory() -> Result<Db, DbError> {
-        Self::with_connection(Connection::open_in_memory()?)
+        Self::with_connection(Connection::open_in_memory()?, None)
     }
 
-    fn with_connection(conn: Connection) -> Result<Db, DbError> {
+    fn with_connection(
+        conn: Connection,
+        checkpointer: Option<mpsc::Sender<()>>,
+    ) -> Result<Db, DbError> {
         // Another process (`faultline backup`, an operator's sqlite3) may hold the lock a
         // moment: wait for it rather than fail the write.
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -129,6 +158,7 @@ impl Db {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 state: Mutex::new(HashMap::new()),
+                _checkpointer: checkpointer,
             }),
         })
     }
@@ -221,6 +251,16 @@ impl Db {
     }
 }
 
+/// The checkpointer thread: a passive checkpoint every [`CHECKPOINT_EVERY`] (it copies what
+/// it can without waiting for, or holding up, the writer), until `stop` is dropped.
+fn checkpointer(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!("checkpointing the database: {e}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +295,27 @@ mod tests {
         });
         assert_eq!(journal, "wal");
         assert_eq!(synchronous, 2, "PRAGMA synchronous is FULL");
+    }
+
+    #[test]
+    fn the_checkpointer_moves_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(dir.path());
+        let db = Db::open(&path).unwrap();
+        let value = vec![7u8; 4096];
+        for i in 0..200 {
+            db.state_set("rule", &format!("k{i}"), &value);
+        }
+        // 800 KB committed to the log; no commit checkpoints before 16,384 pages of it, so
+        // only the checkpointer can bring them into the file.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::fs::metadata(&path).unwrap().len() < 800_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file holds {} bytes after 60 s",
+                std::fs::metadata(&path).unwrap().len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }

@@ -583,6 +583,7 @@ impl Service {
                     Some(loaded) => loaded.clone(),
                     None => self.vanished.recovery(&id),
                 },
+                fingerprint: alert.labels.fingerprint(),
                 alert: Arc::new(alert),
             })
             .collect()
@@ -608,10 +609,16 @@ impl Service {
         let now = now_ms();
         let rules = self.rules();
         let mut alerts = self.routed_alerts();
-        alerts.extend(self.external.alerts(now).into_iter().map(|alert| Routed {
-            alert,
-            recovery: None,
-        }));
+        alerts.extend(
+            self.external
+                .alerts(now)
+                .into_iter()
+                .map(|(fingerprint, alert)| Routed {
+                    alert,
+                    fingerprint,
+                    recovery: None,
+                }),
+        );
         let muter = self.muter(alerts.iter().map(|r| &*r.alert), now);
         let receivers = self.vanished.receivers(&rules.receivers);
         self.dispatcher.tick(

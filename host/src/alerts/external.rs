@@ -19,10 +19,14 @@
 //! in memory is merged with its stored row, read by its key, so a refresh keeps its start;
 //! the dispatcher and the listings wait for [`ExternalAlerts::loaded`], so none of them sees
 //! a partial set (which would look like resolutions).
+//!
+//! In memory they are split into shards by fingerprint, each behind its own lock: the
+//! dispatcher's pass over every alert (once a second) holds one shard at a time, so a
+//! request waits at most for one shard's part of the walk, however many alerts are stored.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
@@ -141,7 +145,7 @@ pub enum StoreError {
 
 /// The external alerts, in memory and in the database.
 pub struct ExternalAlerts {
-    alerts: Arc<RwLock<HashMap<u64, Held>>>,
+    alerts: Arc<Shards>,
     writer: mpsc::Sender<Job>,
     db: Db,
     /// True once the stored alerts are all in memory.
@@ -160,6 +164,43 @@ impl Held {
         Held {
             firing: Arc::new(alert.alert(i64::MIN)),
             alert,
+        }
+    }
+}
+
+/// The held alerts in [`SHARDS`] maps by fingerprint, each behind its own lock.
+struct Shards(Vec<RwLock<HashMap<u64, Held>>>);
+
+/// Enough that a walk holds any one lock for a small part of its time.
+const SHARDS: usize = 64;
+
+type Shard = HashMap<u64, Held>;
+
+impl Shards {
+    fn new() -> Shards {
+        Shards((0..SHARDS).map(|_| RwLock::default()).collect())
+    }
+
+    /// The shard of a fingerprint.
+    fn of(fp: u64) -> usize {
+        // Mixed first: FNV's low bits follow the last bytes hashed.
+        (fp.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as usize % SHARDS
+    }
+
+    fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
+        self.0[shard].read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
+        self.0[shard].write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `f` over every held alert, holding one shard's lock at a time.
+    fn each(&self, mut f: impl FnMut(u64, &Held)) {
+        for shard in 0..SHARDS {
+            for (&fp, h) in self.read(shard).iter() {
+                f(fp, h);
+            }
         }
     }
 }
@@ -194,7 +235,7 @@ impl ExternalAlerts {
                  );",
             )
         })?;
-        let alerts = Arc::new(RwLock::new(HashMap::new()));
+        let alerts = Arc::new(Shards::new());
         let (done, loaded) = watch::channel(false);
         let (loader_db, into) = (db.clone(), alerts.clone());
         std::thread::Builder::new()
@@ -252,12 +293,18 @@ impl ExternalAlerts {
             .map(|p| ExternalAlert::received(p, now, resolve_timeout))
             .collect();
         {
-            // Merged and queued under the lock, so the database sees writes in memory's order.
-            let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+            // Merged and queued under the locks of their shards (taken in order), so the
+            // database sees each alert's writes in memory's order.
+            let mut shards: Vec<usize> =
+                received.iter().map(|a| Shards::of(a.fingerprint)).collect();
+            shards.sort_unstable();
+            shards.dedup();
+            let mut locked: Vec<_> = shards.iter().map(|&i| self.alerts.write(i)).collect();
             let loading = !self.is_loaded();
             let mut writes = Vec::with_capacity(received.len());
             for new in received {
                 let fp = new.fingerprint;
+                let alerts = &mut locked[shards.partition_point(|&i| i < Shards::of(fp))];
                 let stored = match alerts.get(&fp) {
                     Some(old) => Some(old.alert.clone()),
                     // Not read yet by the loader, perhaps.
@@ -300,52 +347,57 @@ impl ExternalAlerts {
 
     /// Every external alert, as received.
     pub fn snapshot(&self) -> Vec<Arc<ExternalAlert>> {
-        self.read().values().map(|h| h.alert.clone()).collect()
+        let mut out = Vec::new();
+        self.alerts.each(|_, h| out.push(h.alert.clone()));
+        out
     }
 
-    /// Every external alert as the lifecycle sees it at `now` (firing or resolved). Only
-    /// the resolved ones are built; firing ones are shared.
-    pub fn alerts(&self, now: i64) -> Vec<Arc<Alert>> {
-        self.read()
-            .values()
-            .map(|h| {
-                if h.alert.is_resolved(now) {
-                    Arc::new(h.alert.alert(now))
-                } else {
-                    h.firing.clone()
-                }
-            })
-            .collect()
+    /// Every external alert as the lifecycle sees it at `now` (firing or resolved), with
+    /// its fingerprint. Only the resolved ones are built; firing ones are shared.
+    pub fn alerts(&self, now: i64) -> Vec<(u64, Arc<Alert>)> {
+        let mut out = Vec::new();
+        self.alerts.each(|fp, h| {
+            let alert = if h.alert.is_resolved(now) {
+                Arc::new(h.alert.alert(now))
+            } else {
+                h.firing.clone()
+            };
+            out.push((fp, alert));
+        });
+        out
     }
 
     /// How many are firing and how many resolved at `now`.
     pub fn counts(&self, now: i64) -> (usize, usize) {
-        let alerts = self.read();
-        let resolved = alerts.values().filter(|h| h.alert.is_resolved(now)).count();
-        (alerts.len() - resolved, resolved)
+        let (mut firing, mut resolved) = (0, 0);
+        self.alerts.each(|_, h| match h.alert.is_resolved(now) {
+            true => resolved += 1,
+            false => firing += 1,
+        });
+        (firing, resolved)
     }
 
     /// Forgets alerts resolved more than [`RESOLVED_RETENTION`] before `now`.
     pub fn gc(&self, now: i64) {
         let horizon = now - RESOLVED_RETENTION.as_millis() as i64;
-        let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
-        let old: Vec<u64> = alerts
-            .iter()
-            .filter(|(_, h)| h.alert.ends_at < horizon)
-            .map(|(fp, _)| *fp)
-            .collect();
-        if old.is_empty() {
-            return;
+        for shard in 0..SHARDS {
+            // Queued under the shard's lock, like intake's writes, so a deletion cannot
+            // overtake a newer alert with the same labels.
+            let mut alerts = self.alerts.write(shard);
+            let old: Vec<u64> = alerts
+                .iter()
+                .filter(|(_, h)| h.alert.ends_at < horizon)
+                .map(|(fp, _)| *fp)
+                .collect();
+            if old.is_empty() {
+                continue;
+            }
+            for fp in &old {
+                alerts.remove(fp);
+            }
+            let writes = old.into_iter().map(Write::Delete).collect();
+            self.writer.send(Job { writes, done: None }).ok();
         }
-        for fp in &old {
-            alerts.remove(fp);
-        }
-        let writes = old.into_iter().map(Write::Delete).collect();
-        self.writer.send(Job { writes, done: None }).ok();
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<u64, Held>> {
-        self.alerts.read().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -376,7 +428,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExternalAlert> {
 /// The loader: reads the stored alerts in batches of [`LOAD_BATCH`] into `into`, keeping
 /// what intake put there meanwhile (it is newer), skipping those resolved too long before
 /// `now`, and then deletes those from the database. Returns how many it read.
-fn load(db: &Db, into: &RwLock<HashMap<u64, Held>>, now: i64) -> rusqlite::Result<usize> {
+fn load(db: &Db, into: &Shards, now: i64) -> rusqlite::Result<usize> {
     let horizon = now - RESOLVED_RETENTION.as_millis() as i64;
     let (mut after, mut n) = (None::<i64>, 0);
     loop {
@@ -394,9 +446,8 @@ fn load(db: &Db, into: &RwLock<HashMap<u64, Held>>, now: i64) -> rusqlite::Resul
         };
         after = Some(last.fingerprint as i64);
         n += batch.len();
-        let mut alerts = into.write().unwrap_or_else(|e| e.into_inner());
         for a in batch {
-            alerts
+            into.write(Shards::of(a.fingerprint))
                 .entry(a.fingerprint)
                 .or_insert_with(|| Held::new(Arc::new(a)));
         }
@@ -500,6 +551,8 @@ fn from_json(s: &str) -> Labels {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     const MIN: i64 = 60_000;
@@ -643,7 +696,7 @@ mod tests {
         let writer_db = db.clone();
         std::thread::spawn(move || write_loop(&writer_db, &jobs));
         let ext = ExternalAlerts {
-            alerts: Arc::new(RwLock::new(HashMap::new())),
+            alerts: Arc::new(Shards::new()),
             writer,
             db: db.clone(),
             loaded,
@@ -657,6 +710,39 @@ mod tests {
         // The loader, running late, keeps the newer alert that intake put in memory.
         assert_eq!(load(&db, &ext.alerts, 5 * MIN).unwrap(), 1);
         assert_eq!(one(&ext), refreshed);
+    }
+
+    #[tokio::test]
+    async fn a_batch_over_every_shard_is_merged_and_stored_alert_by_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
+        let batch = |starts_at| -> Vec<PostableAlert> {
+            (0..1000)
+                .map(|i| posted(&format!("A{i}"), starts_at, None))
+                .collect()
+        };
+        ext.receive(batch(Some(MIN)), MIN, TIMEOUT).await.unwrap();
+        let shards: HashSet<usize> = ext
+            .snapshot()
+            .iter()
+            .map(|a| Shards::of(a.fingerprint))
+            .collect();
+        assert_eq!(shards.len(), SHARDS, "1,000 alerts reach every shard");
+        // A refresh without a start keeps each stored start and moves each end.
+        ext.receive(batch(None), 3 * MIN, TIMEOUT).await.unwrap();
+        drop(ext);
+        let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 3 * MIN).unwrap();
+        ext.loaded().await;
+        let all = ext.snapshot();
+        assert_eq!(all.len(), 1000);
+        for a in all {
+            assert_eq!(
+                (a.starts_at, a.ends_at),
+                (MIN, 3 * MIN + TIMEOUT.as_millis() as i64)
+            );
+        }
+        assert_eq!(ext.counts(4 * MIN), (1000, 0));
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ pub mod route;
 pub mod silences;
 pub mod time_interval;
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -43,6 +44,7 @@ use crate::dispatch::route::Route;
 use crate::localize::Ranking;
 use crate::model::Labels;
 use crate::model::incident::Incident;
+use crate::model::matcher::FnvMap;
 use crate::outbox::{Outbox, Planned, Queued};
 use crate::rules::Receiver;
 
@@ -51,6 +53,8 @@ use crate::rules::Receiver;
 pub struct Routed {
     /// Shared: a pass over many alerts copies none.
     pub alert: Arc<Alert>,
+    /// Of the alert's labels, as its source keeps it: a pass hashes no label set.
+    pub fingerprint: u64,
     pub recovery: Option<String>,
 }
 
@@ -66,13 +70,15 @@ struct Destination {
 
 /// An aggregation group of one pass, by its destination's slot: the destination and its
 /// alerts, each with whether it is muted.
-type Group<'a> = (Arc<Destination>, Vec<(&'a Alert, bool)>);
+type Group<'a> = (Arc<Destination>, Vec<(&'a Routed, bool)>);
 
 /// Where one alert goes, worked out once per rules generation.
 struct Destinations {
     /// The rule's own receiver it was worked out with.
     recovery: Option<String>,
     groups: Vec<Arc<Destination>>,
+    /// The last pass that offered the alert: those a pass did not offer are forgotten.
+    seen: u64,
 }
 
 impl Destinations {
@@ -109,6 +115,7 @@ impl Destinations {
         Destinations {
             recovery: recovery.clone(),
             groups,
+            seen: 0,
         }
     }
 }
@@ -124,7 +131,9 @@ struct State {
     /// The rules generation `routes` and `destinations` were worked out for.
     generation: u64,
     /// Where each alert of the last pass went, by fingerprint.
-    routes: HashMap<u64, Destinations>,
+    routes: FnvMap<u64, Destinations>,
+    /// Passes so far: what `Destinations::seen` counts.
+    passes: u64,
     destinations: HashMap<(String, String), Arc<Destination>>,
     timers: HashMap<(String, String), GroupTimer>,
     /// The latest view of each incident, by id, for the API.
@@ -174,7 +183,8 @@ impl Dispatcher {
             state: Arc::new(Mutex::new(State {
                 nflog: Nflog::open(db),
                 generation: 0,
-                routes: HashMap::new(),
+                routes: FnvMap::default(),
+                passes: 0,
                 destinations: HashMap::new(),
                 timers: HashMap::new(),
                 incidents: BTreeMap::new(),
@@ -222,37 +232,49 @@ impl Dispatcher {
             state.destinations.clear();
             state.generation = generation;
         }
+        state.passes += 1;
+        let pass_no = state.passes;
         let mut groups: HashMap<usize, Group<'_>> = HashMap::new();
-        let mut routed = HashMap::with_capacity(state.routes.len());
         for r in alerts {
             let a: &Alert = &r.alert;
             if a.status == Status::Pending {
                 continue;
             }
-            let fingerprint = a.labels.fingerprint();
-            let known = state
-                .routes
-                .remove(&fingerprint)
-                .filter(|d| d.recovery == r.recovery);
-            let dests = known
-                .unwrap_or_else(|| Destinations::of(a, &r.recovery, tree, &mut state.destinations));
+            let dests = match state.routes.entry(r.fingerprint) {
+                Entry::Occupied(known) if known.get().recovery == r.recovery => known.into_mut(),
+                Entry::Occupied(stale) => {
+                    let dests = stale.into_mut();
+                    *dests = Destinations::of(a, &r.recovery, tree, &mut state.destinations);
+                    dests
+                }
+                Entry::Vacant(new) => new.insert(Destinations::of(
+                    a,
+                    &r.recovery,
+                    tree,
+                    &mut state.destinations,
+                )),
+            };
+            dests.seen = pass_no;
+            // Routed nowhere, it needs no muting either.
+            if dests.groups.is_empty() {
+                continue;
+            }
             let is_muted = muted(a);
             for d in &dests.groups {
                 // A muted alert stays in its group only where its resolution is owed: the
                 // receiver was told it fired and wants resolutions after a mute.
-                if is_muted && !owes_resolution(&state.nflog, receivers, &d.id, a) {
+                if is_muted && !owes_resolution(&state.nflog, receivers, &d.id, r.fingerprint) {
                     continue;
                 }
                 groups
                     .entry(d.slot)
                     .or_insert_with(|| (d.clone(), Vec::new()))
                     .1
-                    .push((a, is_muted));
+                    .push((r, is_muted));
             }
-            routed.insert(fingerprint, dests);
         }
         // Alerts gone since the last pass are forgotten with it.
-        state.routes = routed;
+        state.routes.retain(|_, d| d.seen == pass_no);
         let mut localized: HashMap<String, Ranking> = HashMap::new();
         let mut pass = Pass::default();
         let live: HashSet<&(String, String)> = groups.values().map(|(d, _)| &d.id).collect();
@@ -280,15 +302,15 @@ impl Dispatcher {
             }
             let firing: BTreeSet<u64> = members
                 .iter()
-                .filter(|(a, m)| a.status == Status::Firing && !m)
-                .map(|(a, _)| a.labels.fingerprint())
+                .filter(|(r, m)| r.alert.status == Status::Firing && !m)
+                .map(|(r, _)| r.fingerprint)
                 .collect();
             // Notified alerts that fire on muted: their resolution is still owed, so they
             // stay in the log without being notified again.
             let held: BTreeSet<u64> = members
                 .iter()
-                .filter(|(a, m)| a.status == Status::Firing && *m)
-                .map(|(a, _)| a.labels.fingerprint())
+                .filter(|(r, m)| r.alert.status == Status::Firing && *m)
+                .map(|(r, _)| r.fingerprint)
                 .collect();
             let (notified, notified_at) = state
                 .nflog
@@ -301,8 +323,8 @@ impl Dispatcher {
                 .any(|f| !firing.contains(f) && !held.contains(f));
             let needs = !firing.is_subset(&notified)
                 || (newly_resolved
-                    && members.iter().any(|(a, _)| {
-                        a.status == Status::Resolved && notified.contains(&a.labels.fingerprint())
+                    && members.iter().any(|(r, _)| {
+                        r.alert.status == Status::Resolved && notified.contains(&r.fingerprint)
                     }))
                 || (!firing.is_empty()
                     && now.saturating_sub(notified_at) >= route.repeat_interval.as_millis() as i64);
@@ -317,12 +339,11 @@ impl Dispatcher {
             // Firing alerts not muted, and resolved ones that were notified as firing.
             let mut members: Vec<&Alert> = members
                 .into_iter()
-                .filter(|(a, m)| {
-                    (a.status == Status::Firing && !m)
-                        || (a.status == Status::Resolved
-                            && notified.contains(&a.labels.fingerprint()))
+                .filter(|(r, m)| {
+                    (r.alert.status == Status::Firing && !m)
+                        || (r.alert.status == Status::Resolved && notified.contains(&r.fingerprint))
                 })
-                .map(|(a, _)| a)
+                .map(|(r, _)| &*r.alert)
                 .collect();
             members.sort_by(|a, b| a.labels.cmp(&b.labels));
             let Some(receiver) = receivers.get(receiver_name) else {
@@ -474,7 +495,7 @@ fn owes_resolution(
     nflog: &Nflog,
     receivers: &BTreeMap<String, Arc<Receiver>>,
     id: &(String, String),
-    a: &Alert,
+    fingerprint: u64,
 ) -> bool {
     receivers
         .get(&id.0)
@@ -482,7 +503,7 @@ fn owes_resolution(
         && nflog
             .entries
             .get(id)
-            .is_some_and(|(notified, _)| notified.contains(&a.labels.fingerprint()))
+            .is_some_and(|(notified, _)| notified.contains(&fingerprint))
 }
 
 #[cfg(test)]
