@@ -8,9 +8,16 @@ K threshold rules selecting every series, and prints VmRSS from /proc/PID/status
 Prints one line per measurement: series, rules, RSS before pushing, RSS after, and bytes per
 series of the difference. Needs only Python's standard library (the request encoding is
 scripts/localization_sim.py's).
+
+Memory per alert: `--above V` sets the rules' threshold (a series' values run from its index
+on its host, 0-499, upwards: `--above 222` fires 57% of the series), and `--external N` then
+posts N alerts to /api/v2/alerts and prints RSS before and after them. Bytes per rule alert:
+the difference between a run with `--above 222` and one with the default (nothing fires),
+divided by the firing count, so the rule's own plugin memory cancels out.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -61,7 +68,7 @@ def request_body(h, now_ms, samples):
 
 
 class Server:
-    def __init__(self, binary, dir, rules, plugins, env_extra):
+    def __init__(self, binary, dir, rules, above, plugins, env_extra):
         rules_dir = os.path.join(dir, "rules")
         os.makedirs(os.path.join(rules_dir, "plugins"))
         if rules:
@@ -70,7 +77,7 @@ class Server:
                 f.write('[[group]]\nname = "bench"\ninterval = "5s"\n')
                 for r in range(rules):
                     f.write(f'\n[[group.rule]]\nname = "High{r}"\nplugin = "threshold"\n'
-                            f'select = \'{{job="node"}}\'\nparams = {{ above = {1e12} }}\n')
+                            f'select = \'{{job="node"}}\'\nparams = {{ above = {above} }}\n')
         self.log = open(os.path.join(dir, "faultline.log"), "w")
         env = dict(os.environ, RUST_LOG="warn,faultline=info", **env_extra)
         self.proc = subprocess.Popen(
@@ -100,8 +107,8 @@ class Server:
                     return int(line.split()[1])
         return 0
 
-    def post(self, body):
-        req = urllib.request.Request(f"http://{self.addr}/api/v1/write", data=body, method="POST", headers={
+    def post(self, body, path="/api/v1/write", headers=None):
+        req = urllib.request.Request(f"http://{self.addr}{path}", data=body, method="POST", headers=headers or {
             "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
             "X-Prometheus-Remote-Write-Version": "0.1.0"})
         with urllib.request.urlopen(req, timeout=300) as r:
@@ -130,6 +137,8 @@ def main():
     p.add_argument("--rules", type=int, default=0, help="threshold rules over every series")
     p.add_argument("--binary", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "debug", "faultline"))
     p.add_argument("--plugins", default=None, help="directory with threshold.wasm (default: the target dir's)")
+    p.add_argument("--above", type=float, default=1e12, help="the rules' threshold (default: nothing fires)")
+    p.add_argument("--external", type=int, default=0, help="alerts posted to /api/v2/alerts afterwards")
     p.add_argument("--settle", type=float, default=15, help="seconds to wait after pushing (rules evaluate)")
     p.add_argument("--clients", type=int, default=2)
     p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server (e.g. MALLOC_ARENA_MAX=1)")
@@ -137,7 +146,7 @@ def main():
     plugins = a.plugins or os.path.join(os.path.dirname(os.path.dirname(a.binary)), "wasm32-wasip2", "plugin")
     env = dict(e.split("=", 1) for e in a.env)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as dir:
-        s = Server(a.binary, dir, a.rules, plugins, env)
+        s = Server(a.binary, dir, a.rules, a.above, plugins, env)
         try:
             time.sleep(2)
             before = s.rss_kib()
@@ -159,12 +168,30 @@ def main():
             time.sleep(a.settle)
             series = s.metric("faultline_series")
             after = s.rss_kib()
-            print(f"binary={a.binary} env={a.env} series={int(series or 0)} rules={a.rules} "
-                  f"samples={a.samples} push_s={pushed:.1f} rss_before_mib={before / 1024:.1f} "
-                  f"rss_after_mib={after / 1024:.1f} bytes_per_series={(after - before) * 1024 / max(series or 1, 1):.0f}")
+            firing = int(s.metric('faultline_alerts{state="firing"}') or 0)
+            print(f"binary={a.binary} env={a.env} series={int(series or 0)} rules={a.rules} above={a.above:g} "
+                  f"firing={firing} samples={a.samples} push_s={pushed:.1f} rss_before_mib={before / 1024:.1f} "
+                  f"rss_after_mib={after / 1024:.1f} bytes_per_series={(after - before) * 1024 / max(series or 1, 1):.0f}",
+                  flush=True)
+            if a.external:
+                post_external(s, a.external, a.settle, after)
         finally:
             s.stop()
 
 
+def post_external(s, n, settle, before):
+    """Posts n alerts (node_exporter-like labels, a summary) in batches of 1,000 and prints the
+    RSS they added per alert."""
+    ends = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))
+    for lo in range(0, n, 1000):
+        batch = [{"labels": {"alertname": f"Alert{i % 100}", "instance": f"host-{i // 100:05d}.example.net:9100",
+                             "job": "node", "severity": "warning"},
+                  "annotations": {"summary": f"Alert{i % 100} on host-{i // 100:05d}"},
+                  "endsAt": ends} for i in range(lo, min(n, lo + 1000))]
+        s.post(json.dumps(batch).encode(), "/api/v2/alerts", {"Content-Type": "application/json"})
+    time.sleep(settle)
+    after = s.rss_kib()
+    print(f"external={n} rss_before_mib={before / 1024:.1f} rss_after_mib={after / 1024:.1f} "
+          f"bytes_per_external_alert={(after - before) * 1024 / n:.0f}", flush=True)
 if __name__ == "__main__":
     main()
