@@ -89,7 +89,7 @@ impl Db {
     ) -> Result<Db, DbError> {
         // Another process (`faultline backup`, an operator's sqlite3) may hold the lock a
         // moment: wait for it rather than fail the write.
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(Duration::from_secs(5))?;
         // FULL: a commit is on disk (the WAL synced) before it returns, so an acknowledged
         // alert or action survives an OS crash or power loss, not only a process crash.
         // Intake stays fast because its writer commits many requests at once. A 64 MiB page

@@ -295,16 +295,16 @@ impl ExternalAlerts {
         {
             // Merged and queued under the locks of their shards (taken in order), so the
             // database sees each alert's writes in memory's order.
-            let mut shards: Vec<usize> =
-                received.iter().map(|a| Shards::of(a.fingerprint)).collect();
+            let of: Vec<usize> = received.iter().map(|a| Shards::of(a.fingerprint)).collect();
+            let mut shards = of.clone();
             shards.sort_unstable();
             shards.dedup();
             let mut locked: Vec<_> = shards.iter().map(|&i| self.alerts.write(i)).collect();
             let loading = !self.is_loaded();
             let mut writes = Vec::with_capacity(received.len());
-            for new in received {
+            for (new, shard) in received.into_iter().zip(of) {
                 let fp = new.fingerprint;
-                let alerts = &mut locked[shards.partition_point(|&i| i < Shards::of(fp))];
+                let alerts = &mut locked[shards.partition_point(|&i| i < shard)];
                 let stored = match alerts.get(&fp) {
                     Some(old) => Some(old.alert.clone()),
                     // Not read yet by the loader, perhaps.
@@ -729,6 +729,10 @@ mod tests {
             .map(|a| Shards::of(a.fingerprint))
             .collect();
         assert_eq!(shards.len(), SHARDS, "1,000 alerts reach every shard");
+        for a in ext.snapshot() {
+            let held = ext.alerts.read(Shards::of(a.fingerprint));
+            assert!(held.contains_key(&a.fingerprint), "held in its own shard");
+        }
         // A refresh without a start keeps each stored start and moves each end.
         ext.receive(batch(None), 3 * MIN, TIMEOUT).await.unwrap();
         drop(ext);

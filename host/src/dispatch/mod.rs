@@ -30,7 +30,6 @@ pub mod route;
 pub mod silences;
 pub mod time_interval;
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -240,20 +239,14 @@ impl Dispatcher {
             if a.status == Status::Pending {
                 continue;
             }
-            let dests = match state.routes.entry(r.fingerprint) {
-                Entry::Occupied(known) if known.get().recovery == r.recovery => known.into_mut(),
-                Entry::Occupied(stale) => {
-                    let dests = stale.into_mut();
-                    *dests = Destinations::of(a, &r.recovery, tree, &mut state.destinations);
-                    dests
-                }
-                Entry::Vacant(new) => new.insert(Destinations::of(
-                    a,
-                    &r.recovery,
-                    tree,
-                    &mut state.destinations,
-                )),
-            };
+            let known = &mut state.destinations;
+            let dests = state
+                .routes
+                .entry(r.fingerprint)
+                .or_insert_with(|| Destinations::of(a, &r.recovery, tree, known));
+            if dests.recovery != r.recovery {
+                *dests = Destinations::of(a, &r.recovery, tree, known);
+            }
             dests.seen = pass_no;
             // Routed nowhere, it needs no muting either.
             if dests.groups.is_empty() {
