@@ -40,6 +40,7 @@ use crate::model::Labels;
 /// An alert received from outside.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExternalAlert {
+    /// Its strings shared ([`Labels::with_shared_strings`]), for matchers to find by address.
     pub labels: Labels,
     /// Of `labels`, computed once.
     pub fingerprint: u64,
@@ -70,7 +71,7 @@ impl ExternalAlert {
             fingerprint: p.labels.fingerprint(),
             labels_json: to_json(&p.labels),
             annotations_json: to_json(&p.annotations),
-            labels: p.labels,
+            labels: p.labels.with_shared_strings(),
             annotations: p.annotations,
             starts_at,
             ends_at,
@@ -413,7 +414,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExternalAlert> {
     Ok(ExternalAlert {
         // The key it was written under: the fingerprint of its labels.
         fingerprint: r.get::<_, i64>(0)? as u64,
-        labels: from_json(&labels_json),
+        labels: from_json(&labels_json).with_shared_strings(),
         annotations: from_json(&annotations_json),
         labels_json,
         annotations_json,
@@ -633,6 +634,36 @@ mod tests {
             .unwrap();
         let a = one(&ext);
         assert_eq!((a.starts_at, a.ends_at, a.timeout), (0, 2 * MIN, false));
+    }
+
+    /// Muting many alerts reads few distinct strings, and matchers find labels by address:
+    /// received and restored alerts hold the shared copies of their names and values.
+    #[tokio::test]
+    async fn received_and_restored_alerts_share_their_label_strings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let shared = |ext: &ExternalAlerts| {
+            let all = ext.snapshot();
+            assert_eq!(all.len(), 2);
+            let pair = |a: &ExternalAlert, i: usize| a.labels.as_slice()[i].clone();
+            // [alertname, severity]: the names, and the value both alerts have.
+            let name = crate::model::shared_name("alertname");
+            assert!(all.iter().all(|a| Arc::ptr_eq(&pair(a, 0).0, &name)));
+            assert!(Arc::ptr_eq(&pair(&all[0], 1).1, &pair(&all[1], 1).1));
+        };
+        let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
+        let alert = |name: &str| PostableAlert {
+            labels: Labels::from_pairs([("alertname", name), ("severity", "page")]),
+            ..posted(name, None, None)
+        };
+        ext.receive(vec![alert("A"), alert("B")], 0, TIMEOUT)
+            .await
+            .unwrap();
+        shared(&ext);
+        drop(ext);
+        let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
+        ext.loaded().await;
+        shared(&ext);
     }
 
     #[tokio::test]

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::alerts::{Alert, Status};
-use crate::model::Labels;
 use crate::model::matcher::Matcher;
 use crate::model::matcher::{Fnv, FnvMap, MatcherIndex, matches_all, parse_matchers};
+use crate::model::{Labels, Str, shared_name};
 use crate::rules::error::RuleError;
 
 /// A validated inhibit rule.
@@ -35,7 +35,8 @@ use crate::rules::error::RuleError;
 pub struct InhibitRule {
     pub source: Vec<Matcher>,
     pub target: Vec<Matcher>,
-    pub equal: Vec<String>,
+    /// Shared names ([`crate::model::shared_name`]), found in label sets by their address.
+    pub equal: Vec<Str>,
 }
 
 /// A problem in an inhibit rule: the field (`source_matchers[1]`) and what is wrong.
@@ -72,7 +73,7 @@ impl InhibitRule {
         Ok(InhibitRule {
             source,
             target,
-            equal: config.equal.clone(),
+            equal: config.equal.iter().map(|n| shared_name(n)).collect(),
         })
     }
 
@@ -183,10 +184,8 @@ impl Inhibitor {
         let rules = &self.inner.rules;
         let mut by_rule: Vec<FnvMap<u64, Bucket<'a>>> = vec![FnvMap::default(); rules.len()];
         if !rules.is_empty() {
-            let mut candidates = Vec::new();
             for labels in firing {
-                self.inner.sources.candidates(labels, &mut candidates);
-                for &i in &candidates {
+                for i in self.inner.sources.candidates(labels) {
                     let rule = &rules[i];
                     if !matches_all(&rule.source, labels) {
                         continue;
@@ -237,9 +236,7 @@ impl Inhibitions<'_> {
         if inner.rules.is_empty() {
             return None;
         }
-        let mut candidates = Vec::new();
-        inner.targets.candidates(labels, &mut candidates);
-        for i in candidates {
+        for i in inner.targets.candidates(labels) {
             let rule = &inner.rules[i];
             if !matches_all(&rule.target, labels) {
                 continue;

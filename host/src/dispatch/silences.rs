@@ -546,9 +546,9 @@ impl SilenceIndex {
         if self.active.is_empty() {
             return Vec::new();
         }
-        let mut ids = Vec::new();
-        self.index.candidates(labels, &mut ids);
-        ids.into_iter()
+        self.index
+            .candidates(labels)
+            .into_iter()
             .map(|i| &self.active[i])
             .filter(|s| s.matches(labels))
             .map(|s| s.id.clone())
@@ -560,9 +560,10 @@ impl SilenceIndex {
         if self.active.is_empty() {
             return false;
         }
-        let mut ids = Vec::new();
-        self.index.candidates(labels, &mut ids);
-        ids.into_iter().any(|i| self.active[i].matches(labels))
+        self.index
+            .candidates(labels)
+            .into_iter()
+            .any(|i| self.active[i].matches(labels))
     }
 }
 
@@ -598,12 +599,13 @@ fn compile(specs: &[MatcherSpec]) -> Result<Vec<Matcher>, String> {
                 m.name
             ));
         }
-        let matcher = Matcher::new(m.name.clone(), m.op(), m.value.clone()).map_err(|reason| {
-            format!(
-                "invalid label matcher {i}: invalid regular expression {:?}: {reason}",
-                m.value
-            )
-        })?;
+        let matcher =
+            Matcher::new(m.name.to_string(), m.op(), m.value.clone()).map_err(|reason| {
+                format!(
+                    "invalid label matcher {i}: invalid regular expression {:?}: {reason}",
+                    m.value
+                )
+            })?;
         out.push(matcher);
     }
     if out.iter().all(|m| m.matches("")) {

@@ -1,7 +1,10 @@
 //! The process-wide interner behind [`super::Labels::interned`]: one shared copy of each
 //! distinct label set, and of each distinct label name and value, that long-lived holders
-//! (the store, the scraper's memory of the previous scrape) keep. What no holder uses any
-//! more is dropped by [`purge_unused`], which the store's garbage collection calls.
+//! (the store, the scraper's memory of the previous scrape) keep. Strings alone are shared
+//! too: the names and values of stored alerts ([`intern_strings`]) and matchers' names
+//! ([`name`]), so that a matcher finds its label by comparing pointers
+//! ([`super::Labels::get`]) and muting many alerts reads few distinct strings. What no holder uses any more is dropped by
+//! [`purge_unused`], which the store's garbage collection calls.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -59,13 +62,23 @@ static SETS: LazyLock<Interner<Labels>> = LazyLock::new(Interner::new);
 
 /// The shared copy of a label set, its strings shared too.
 pub(super) fn intern(labels: &Labels) -> Labels {
-    SETS.intern(&Labels(
+    SETS.intern(&intern_strings(labels))
+}
+
+/// The shared copy of a label name (or any string).
+pub(crate) fn name(name: &str) -> Str {
+    STRINGS.intern(&Str::from(name))
+}
+
+/// The same labels, each name and value the shared copy.
+pub(super) fn intern_strings(labels: &Labels) -> Labels {
+    Labels(
         labels
             .0
             .iter()
             .map(|(n, v)| (STRINGS.intern(n), STRINGS.intern(v)))
             .collect(),
-    ))
+    )
 }
 
 /// Drops the label sets and strings only the interner still holds; returns how many.

@@ -17,8 +17,9 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use regex::Regex;
+use smallvec::SmallVec;
 
-use super::{Labels, is_label_name};
+use super::{Labels, Str, is_label_name, shared_name};
 
 /// Parses Alertmanager matchers: `{a="1", b=~"x|y"}`, `a=1,b!=2` or a single `a="1"`.
 pub fn parse_matchers(s: &str) -> Result<Vec<Matcher>, String> {
@@ -160,8 +161,9 @@ pub type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 /// named by their position in the sequence the index was built from.
 #[derive(Clone, Debug, Default)]
 pub struct MatcherIndex {
-    /// Per label name, per value: the lists filed under `name="value"`.
-    by_label: Vec<(String, FnvMap<String, Vec<usize>>)>,
+    /// Per label name (shared, found by address), per value: the lists filed under
+    /// `name="value"`.
+    by_label: Vec<(Str, FnvMap<String, Vec<usize>>)>,
     /// Lists without an equality matcher on a non-empty value: candidates for every lookup.
     always: Vec<usize>,
 }
@@ -173,9 +175,9 @@ impl MatcherIndex {
         let keys = |list: &'a [Matcher]| {
             list.iter()
                 .filter(|m| m.op() == MatchOp::Equal && !m.value().is_empty())
-                .map(|m| (m.name(), m.value()))
+                .map(|m| (&m.name, m.value()))
         };
-        let mut shared: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut shared: HashMap<(&Str, &str), usize> = HashMap::new();
         for &list in &lists {
             for key in keys(list) {
                 *shared.entry(key).or_default() += 1;
@@ -188,7 +190,7 @@ impl MatcherIndex {
                     let pos = match index.by_label.iter().position(|(n, _)| n == name) {
                         Some(p) => p,
                         None => {
-                            index.by_label.push((name.to_string(), FnvMap::default()));
+                            index.by_label.push((name.clone(), FnvMap::default()));
                             index.by_label.len() - 1
                         }
                     };
@@ -204,17 +206,18 @@ impl MatcherIndex {
         index
     }
 
-    /// Fills `out` with the lists that may match `labels`, in ascending order: every list
-    /// that matches is among them, and they still have to be tested.
-    pub fn candidates(&self, labels: &Labels, out: &mut Vec<usize>) {
-        out.clear();
-        out.extend_from_slice(&self.always);
+    /// The lists that may match `labels`, in ascending order: every list that matches is
+    /// among them, and they still have to be tested. Kept inline when they are few, so that a
+    /// lookup per alert allocates nothing.
+    pub fn candidates(&self, labels: &Labels) -> SmallVec<[usize; 8]> {
+        let mut out = SmallVec::from_slice(&self.always);
         for (name, values) in &self.by_label {
             if let Some(ids) = labels.get(name).and_then(|v| values.get(v)) {
                 out.extend_from_slice(ids);
             }
         }
         out.sort_unstable();
+        out
     }
 }
 
@@ -261,7 +264,8 @@ impl fmt::Display for MatchOp {
 /// One label matcher, such as `job="node"` or `instance=~"web-.*"`.
 #[derive(Clone, Debug)]
 pub struct Matcher {
-    pub(crate) name: String,
+    /// The process-wide shared copy of the name, found in label sets by its address.
+    pub(crate) name: Str,
     pub(crate) op: MatchOp,
     pub(crate) value: String,
     pub(crate) pattern: Pattern,
@@ -291,7 +295,7 @@ impl Matcher {
             Pattern::Exact
         };
         Ok(Matcher {
-            name,
+            name: shared_name(&name),
             op,
             value,
             pattern,
@@ -503,18 +507,17 @@ mod tests {
         .map(|s| parse_matchers(s).unwrap())
         .collect();
         let index = MatcherIndex::new(lists.iter().map(Vec::as_slice));
-        let mut out = Vec::new();
         let labels = Labels::from_pairs([("alertname", "A"), ("severity", "warning")]);
-        index.candidates(&labels, &mut out);
+        let out = index.candidates(&labels);
         // Lists 0 and 1 are filed under their rare alertname, not the shared severity.
-        assert_eq!(out, vec![0, 2, 3, 4]);
+        assert_eq!(out.as_slice(), [0, 2, 3, 4]);
         let matching: Vec<usize> = out
             .iter()
             .copied()
             .filter(|&i| matches_all(&lists[i], &labels))
             .collect();
         assert_eq!(matching, vec![0, 2]);
-        index.candidates(&Labels::from_pairs([("alertname", "C")]), &mut out);
-        assert_eq!(out, vec![3, 4]);
+        let out = index.candidates(&Labels::from_pairs([("alertname", "C")]));
+        assert_eq!(out.as_slice(), [3, 4]);
     }
 }

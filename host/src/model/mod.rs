@@ -7,6 +7,7 @@ pub mod units;
 
 mod intern;
 
+pub(crate) use intern::name as shared_name;
 pub use intern::purge_unused as purge_interned;
 
 use std::fmt;
@@ -60,12 +61,28 @@ impl Labels {
         intern::intern(self)
     }
 
+    /// The same labels, each name and value the process-wide shared copy, the set itself
+    /// not: what a holder of many distinct label sets that are looked up by name keeps, such
+    /// as the stored alerts, so that [`Labels::get`] with a shared name compares pointers and
+    /// a pass over them reads each common string once.
+    pub fn with_shared_strings(&self) -> Labels {
+        intern::intern_strings(self)
+    }
+
     /// The value of a label, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         // Most label sets are small: a scan that compares lengths first beats a binary
-        // search whose every step is a full string comparison.
+        // search whose every step is a full string comparison. A shared name (a matcher's,
+        // against labels with shared names) is found by its address, without reading it.
         if self.0.len() <= 12 {
-            return self.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| &**v);
+            return self
+                .0
+                .iter()
+                .find(|(n, _)| {
+                    n.len() == name.len()
+                        && (std::ptr::eq(n.as_ptr(), name.as_ptr()) || **n == *name)
+                })
+                .map(|(_, v)| &**v);
         }
         self.0
             .binary_search_by(|(n, _)| (**n).cmp(name))
@@ -246,6 +263,12 @@ mod tests {
             }
             assert_eq!(l.get("l"), None);
             assert_eq!(l.get("zz"), None);
+            // A shared name, against shared and plain strings; another of the same length.
+            let shared = l.with_shared_strings();
+            for set in [&l, &shared] {
+                assert_eq!(set.get(&shared_name("l00")), Some("v0"));
+                assert_eq!(set.get(&shared_name("l99")), None);
+            }
         }
     }
 

@@ -87,7 +87,7 @@ impl Selector {
         let pos = p.char_pos(start);
         if let (Some(outside), Some(in_braces)) = (
             names.first(),
-            matchers.iter().find(|m| m.name == METRIC_NAME),
+            matchers.iter().find(|m| &*m.name == METRIC_NAME),
         ) {
             return Err(SelectorError::Invalid {
                 pos,
@@ -108,7 +108,7 @@ impl Selector {
         }
         for name in names {
             matchers.push(Matcher {
-                name: METRIC_NAME.into(),
+                name: crate::model::shared_name(METRIC_NAME),
                 op: MatchOp::Equal,
                 value: name,
                 pattern: Pattern::Exact,
@@ -127,7 +127,7 @@ impl Selector {
     /// each group in the order written.
     fn from_matchers(mut matchers: Vec<Matcher>) -> Selector {
         matchers.sort_by_key(|m| match m.op {
-            MatchOp::Equal if m.name == METRIC_NAME => 0,
+            MatchOp::Equal if &*m.name == METRIC_NAME => 0,
             MatchOp::Equal | MatchOp::NotEqual => 1,
             MatchOp::Regex | MatchOp::NotRegex => 2,
         });
@@ -145,7 +145,7 @@ impl Selector {
     pub fn metric_name(&self) -> Option<&str> {
         self.matchers
             .iter()
-            .find(|m| m.name == METRIC_NAME && m.op == MatchOp::Equal)
+            .find(|m| &*m.name == METRIC_NAME && m.op == MatchOp::Equal)
             .map(|m| m.value.as_str())
     }
 
@@ -159,7 +159,7 @@ impl Selector {
 impl fmt::Display for Selector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Hoisting one of several `__name__` matchers would not parse back.
-        let mut names = self.matchers.iter().filter(|m| m.name == METRIC_NAME);
+        let mut names = self.matchers.iter().filter(|m| &*m.name == METRIC_NAME);
         let name_at = match (names.next(), names.next()) {
             (Some(m), None) if m.op == MatchOp::Equal && is_metric_name(&m.value) => Some(0),
             _ => None,

@@ -11,6 +11,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use regex::Regex;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::{
     AmError, Hex, ReceiverName, Rfc3339, json_bytes, parse_bool, parse_filter, passes_filter,
@@ -22,6 +23,7 @@ use crate::dispatch::mute::{Muter, Suppression};
 use crate::ingest::alerts::PostableAlert;
 use crate::model::Labels;
 use crate::model::matcher::Matcher;
+use crate::rules::RuleSet;
 use crate::server::{ApiError, body, ingest_limits, require};
 use crate::service::Service;
 
@@ -254,16 +256,16 @@ pub async fn alert_groups_list(State(svc): State<Shared>, uri: Uri) -> Result<Re
     Ok(json_bytes(groups(&svc, &q, crate::model::time::now_ms())))
 }
 
-/// An alert as the API lists it.
-struct Listed {
+/// An alert as the API lists it, naming receivers of the rule set `'r`.
+struct Listed<'r> {
     origin: Origin,
     fingerprint: u64,
     starts_at: i64,
     ends_at: i64,
     updated_at: i64,
     /// A rule's own receiver, besides the routing tree's.
-    recovery: Option<String>,
-    receivers: Vec<String>,
+    recovery: Option<&'r str>,
+    receivers: SmallVec<[&'r str; 2]>,
 }
 
 /// Where a listed alert comes from (an external one is shared, not copied).
@@ -272,7 +274,7 @@ enum Origin {
     External(Arc<ExternalAlert>),
 }
 
-impl Listed {
+impl Listed<'_> {
     fn labels(&self) -> &Labels {
         match &self.origin {
             Origin::Rule(a) => &a.labels,
@@ -289,22 +291,21 @@ impl Listed {
 }
 
 /// A listed alert that passed the query, with why it is muted.
-struct Shown<'a> {
-    listed: &'a Listed,
+struct Shown<'a, 'r> {
+    listed: &'a Listed<'r>,
     suppression: Suppression,
 }
 
 /// Every firing alert, rule and external, at `now`. A rule alert ends, as Prometheus would
 /// send it, four evaluation intervals (at least a minute each) after it was last found.
-fn gather(svc: &Service, now: i64) -> Vec<Listed> {
-    let rules = svc.rules();
-    let by_rule: HashMap<String, (Duration, Option<String>)> = rules
+fn gather<'r>(svc: &Service, rules: &'r RuleSet, now: i64) -> Vec<Listed<'r>> {
+    let by_rule: HashMap<String, (Duration, Option<&'r str>)> = rules
         .groups
         .iter()
         .flat_map(|g| {
             g.rules
                 .iter()
-                .map(move |r| (r.id(), (g.interval, r.recovery.clone())))
+                .map(move |r| (r.id(), (g.interval, r.recovery.as_deref())))
         })
         .collect();
     let mut out: Vec<Listed> = svc
@@ -323,7 +324,7 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
                 ends_at: a.last_seen + valid_for,
                 updated_at: a.last_seen,
                 recovery,
-                receivers: Vec::new(),
+                receivers: SmallVec::new(),
                 origin: Origin::Rule(a),
             }
         })
@@ -339,7 +340,7 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
                 ends_at: e.ends_at,
                 updated_at: e.updated_at,
                 recovery: None,
-                receivers: Vec::new(),
+                receivers: SmallVec::new(),
                 origin: Origin::External(e),
             }),
     );
@@ -347,26 +348,25 @@ fn gather(svc: &Service, now: i64) -> Vec<Listed> {
     for l in &mut out {
         if let Some(t) = tree {
             for r in t.matches(l.labels()) {
-                if !l.receivers.contains(&r.receiver) {
-                    l.receivers.push(r.receiver.clone());
+                if !l.receivers.contains(&r.receiver.as_str()) {
+                    l.receivers.push(&r.receiver);
                 }
             }
         }
-        if let Some(r) = &l.recovery
-            && !l.receivers.contains(r)
+        if let Some(r) = l.recovery
+            && !l.receivers.contains(&r)
         {
-            l.receivers.push(r.clone());
+            l.receivers.push(r);
         }
         if l.receivers.is_empty() {
-            l.receivers
-                .push(crate::dispatch::route::UNROUTED.to_string());
+            l.receivers.push(crate::dispatch::route::UNROUTED);
         }
     }
     out
 }
 
 /// Silences and inhibition for the listed alerts (all firing: all inhibition sources).
-fn muter<'a>(svc: &Service, listed: &'a [Listed], now: i64) -> Muter<'a> {
+fn muter<'a>(svc: &Service, listed: &'a [Listed<'_>], now: i64) -> Muter<'a> {
     Muter::new(
         svc.silences().index(now),
         svc.rules()
@@ -376,8 +376,12 @@ fn muter<'a>(svc: &Service, listed: &'a [Listed], now: i64) -> Muter<'a> {
 }
 
 /// The alerts that pass the query, sorted by fingerprint as Alertmanager sorts them.
-fn select<'a>(listed: &'a [Listed], muter: &Muter<'_>, q: &AlertsQuery) -> Vec<Shown<'a>> {
-    let mut shown: Vec<Shown<'a>> = listed
+fn select<'a, 'r>(
+    listed: &'a [Listed<'r>],
+    muter: &Muter<'_>,
+    q: &AlertsQuery,
+) -> Vec<Shown<'a, 'r>> {
+    let mut shown: Vec<Shown<'a, 'r>> = listed
         .iter()
         .filter(|l| {
             q.receiver
@@ -403,7 +407,8 @@ fn select<'a>(listed: &'a [Listed], muter: &Muter<'_>, q: &AlertsQuery) -> Vec<S
 /// How many listed alerts are active and how many suppressed at `now`, for
 /// `alertmanager_alerts`.
 pub fn counts(svc: &Service, now: i64) -> (usize, usize) {
-    let listed = gather(svc, now);
+    let rules = svc.rules();
+    let listed = gather(svc, &rules, now);
     let muter = muter(svc, &listed, now);
     let suppressed = listed.iter().filter(|l| muter.is_muted(l.labels())).count();
     (listed.len() - suppressed, suppressed)
@@ -411,7 +416,8 @@ pub fn counts(svc: &Service, now: i64) -> (usize, usize) {
 
 /// The body of `GET /api/v2/alerts` at `now`.
 pub fn list(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
-    let listed = gather(svc, now);
+    let rules = svc.rules();
+    let listed = gather(svc, &rules, now);
     let muter = muter(svc, &listed, now);
     let shown = select(&listed, &muter, q);
     let mut body = Vec::with_capacity(shown.len() * 512);
@@ -422,12 +428,12 @@ pub fn list(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
 /// The body of `GET /api/v2/alerts/groups` at `now`: per receiver and group of the routing
 /// tree (and of each rule's own receiver), the listed alerts.
 pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
-    let listed = gather(svc, now);
+    let rules = svc.rules();
+    let listed = gather(svc, &rules, now);
     let muter = muter(svc, &listed, now);
     let shown = select(&listed, &muter, q);
-    let rules = svc.rules();
     // (receiver, group key) -> (group labels, alerts)
-    let mut groups: BTreeMap<(String, String), (Labels, Vec<&Shown>)> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), (Labels, Vec<&Shown<'_, '_>>)> = BTreeMap::new();
     for s in &shown {
         let labels = s.listed.labels();
         let mut routes = rules
@@ -435,11 +441,7 @@ pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
             .as_ref()
             .map(|t| t.matches(labels))
             .unwrap_or_default();
-        let own = s
-            .listed
-            .recovery
-            .as_deref()
-            .map(crate::dispatch::route::Route::direct);
+        let own = s.listed.recovery.map(crate::dispatch::route::Route::direct);
         routes.extend(own.as_ref());
         for route in routes {
             let gl = route.group_by.group_labels(labels);
@@ -472,7 +474,7 @@ pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
 /// Writes alerts as a JSON array of Alertmanager's `GettableAlert`s. By hand rather than
 /// through a derived `Serialize`, so that an external alert's labels and annotations, encoded
 /// once when it was received, are copied as they are: they are most of a listing.
-fn write_alerts<'a>(out: &mut Vec<u8>, shown: impl Iterator<Item = &'a Shown<'a>>) {
+fn write_alerts<'a, 'r: 'a>(out: &mut Vec<u8>, shown: impl Iterator<Item = &'a Shown<'a, 'r>>) {
     out.push(b'[');
     for (i, s) in shown.enumerate() {
         if i > 0 {
@@ -485,9 +487,9 @@ fn write_alerts<'a>(out: &mut Vec<u8>, shown: impl Iterator<Item = &'a Shown<'a>
             Origin::Rule(a) => json(out, &a.annotations),
         }
         out.extend_from_slice(b",\"endsAt\":");
-        json(out, &Rfc3339(l.ends_at));
+        time(out, l.ends_at);
         out.extend_from_slice(b",\"fingerprint\":");
-        json(out, &Hex(l.fingerprint));
+        quoted(out, &Hex(l.fingerprint).ascii());
         out.extend_from_slice(b",\"receivers\":[");
         for (i, name) in l.receivers.iter().enumerate() {
             if i > 0 {
@@ -496,13 +498,13 @@ fn write_alerts<'a>(out: &mut Vec<u8>, shown: impl Iterator<Item = &'a Shown<'a>
             json(out, &ReceiverName { name });
         }
         out.extend_from_slice(b"],\"startsAt\":");
-        json(out, &Rfc3339(l.starts_at));
+        time(out, l.starts_at);
         out.extend_from_slice(b",\"status\":{\"inhibitedBy\":[");
         for (i, &fp) in s.suppression.inhibited_by.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            json(out, &Hex(fp));
+            quoted(out, &Hex(fp).ascii());
         }
         out.extend_from_slice(b"],\"silencedBy\":");
         json(out, &s.suppression.silenced_by);
@@ -511,7 +513,7 @@ fn write_alerts<'a>(out: &mut Vec<u8>, shown: impl Iterator<Item = &'a Shown<'a>
         } else {
             b",\"state\":\"active\"},\"updatedAt\":"
         });
-        json(out, &Rfc3339(l.updated_at));
+        time(out, l.updated_at);
         if let Some(url) = l.generator_url() {
             out.extend_from_slice(b",\"generatorURL\":");
             json(out, url);
@@ -524,6 +526,21 @@ fn write_alerts<'a>(out: &mut Vec<u8>, shown: impl Iterator<Item = &'a Shown<'a>
         out.push(b'}');
     }
     out.push(b']');
+}
+
+/// Appends a time as a JSON string.
+fn time(out: &mut Vec<u8>, ms: i64) {
+    match Rfc3339(ms).ascii() {
+        Some(ascii) => quoted(out, &ascii),
+        None => json(out, &Rfc3339(ms)),
+    }
+}
+
+/// Appends text that needs no escaping as a JSON string.
+fn quoted(out: &mut Vec<u8>, ascii: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(ascii);
+    out.push(b'"');
 }
 
 /// Appends a value as JSON (writing to a `Vec` cannot fail).

@@ -191,13 +191,14 @@ fn json_bytes(body: Vec<u8>) -> Response {
 /// `2026-01-02T03:04:05.678Z`, without allocating: a listing writes three per alert.
 pub struct Rfc3339(pub i64);
 
-impl Serialize for Rfc3339 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Rfc3339 {
+    /// The text, for years 0 to 9999 (JSON needs no escaping of it).
+    pub fn ascii(&self) -> Option<[u8; 24]> {
         let (secs, ms) = (self.0.div_euclid(1000), self.0.rem_euclid(1000));
         let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
         let (y, m, d) = civil_from_days(days);
         if !(0..=9999).contains(&y) {
-            return s.serialize_str(&crate::model::time::rfc3339(self.0));
+            return None;
         }
         let mut b = *b"0000-00-00T00:00:00.000Z";
         let mut put = |at: usize, width: usize, mut v: i64| {
@@ -213,7 +214,16 @@ impl Serialize for Rfc3339 {
         put(14, 2, sod / 60 % 60);
         put(17, 2, sod % 60);
         put(20, 3, ms);
-        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
+        Some(b)
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.ascii() {
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).unwrap_or_default()),
+            None => s.serialize_str(&crate::model::time::rfc3339(self.0)),
+        }
     }
 }
 
@@ -234,13 +244,20 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 /// A fingerprint serialized as 16 hex digits, without allocating.
 pub struct Hex(pub u64);
 
-impl Serialize for Hex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Hex {
+    /// The 16 digits (JSON needs no escaping of them).
+    pub fn ascii(&self) -> [u8; 16] {
         let mut b = [0u8; 16];
         for (i, byte) in b.iter_mut().enumerate() {
             *byte = b"0123456789abcdef"[(self.0 >> (60 - 4 * i) & 0xf) as usize];
         }
-        s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
+        b
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(&self.ascii()).unwrap_or_default())
     }
 }
 
@@ -409,12 +426,15 @@ mod tests {
             253_402_300_800_000, // year 10000: the slow path
         ];
         for ms in edges.into_iter().chain(days) {
-            assert_eq!(
-                json(&Rfc3339(ms)),
-                format!("{:?}", crate::model::time::rfc3339(ms)),
-                "{ms}"
-            );
+            let shown = crate::model::time::rfc3339(ms);
+            assert_eq!(json(&Rfc3339(ms)), format!("{shown:?}"), "{ms}");
+            // What listings copy as it is, where there is a fast path.
+            if let Some(ascii) = Rfc3339(ms).ascii() {
+                assert_eq!(std::str::from_utf8(&ascii).unwrap(), shown, "{ms}");
+            }
         }
+        assert!(Rfc3339(253_402_300_799_999).ascii().is_some());
+        assert_eq!(&Hex(0xab).ascii(), b"00000000000000ab");
         assert_eq!(json(&Hex(0x4309_838f_f01e_f783)), r#""4309838ff01ef783""#);
         assert_eq!(json(&Hex(0xab)), r#""00000000000000ab""#);
     }

@@ -32,7 +32,7 @@ pub fn render(rules: &RuleSet) -> String {
             out.push_str("  target_matchers:");
             matchers(&mut out, &r.target);
             out.push_str("  equal:");
-            list(&mut out, r.equal.iter().map(|e| e.as_str()));
+            list(&mut out, r.equal.iter().map(|e| &**e));
         }
     }
     if !rules.time_intervals.is_empty() {
