@@ -3,8 +3,9 @@
 //! (the store, the scraper's memory of the previous scrape) keep. Strings alone are shared
 //! too: the names and values of stored alerts ([`intern_strings`]) and matchers' names
 //! ([`name`]), so that a matcher finds its label by comparing pointers
-//! ([`super::Labels::get`]) and muting many alerts reads few distinct strings. What no holder uses any more is dropped by
-//! [`purge_unused`], which the store's garbage collection calls.
+//! ([`super::Labels::get`]) and muting many alerts reads few distinct strings. What no
+//! holder uses any more is dropped by [`purge_unused`], which the store's garbage
+//! collection calls.
 
 use std::collections::HashSet;
 use std::hash::{BuildHasher, Hash, RandomState};
