@@ -378,9 +378,11 @@ impl ExternalAlerts {
         (firing, resolved)
     }
 
-    /// Forgets alerts resolved more than [`RESOLVED_RETENTION`] before `now`.
+    /// Forgets alerts resolved more than [`RESOLVED_RETENTION`] before `now`, and the shared
+    /// label strings that only they held.
     pub fn gc(&self, now: i64) {
         let horizon = now - RESOLVED_RETENTION.as_millis() as i64;
+        let mut removed = false;
         for shard in 0..SHARDS {
             // Queued under the shard's lock, like intake's writes, so a deletion cannot
             // overtake a newer alert with the same labels.
@@ -398,6 +400,11 @@ impl ExternalAlerts {
             }
             let writes = old.into_iter().map(Write::Delete).collect();
             self.writer.send(Job { writes, done: None }).ok();
+            removed = true;
+        }
+        if removed {
+            // Their label strings that nothing else holds leave the interner.
+            crate::model::purge_interned();
         }
     }
 }
@@ -509,8 +516,11 @@ fn write_loop(db: &Db, jobs: &mpsc::Receiver<Job>) {
         if let Err(e) = &result {
             tracing::error!("writing external alerts: {e}");
         }
-        for job in round {
-            if let Some(done) = job.done {
+        for Job { writes, done } in round {
+            // Released before the sender hears back, so that an alert it forgets next is
+            // not still held here (and its strings leave the interner with it).
+            drop(writes);
+            if let Some(done) = done {
                 done.send(result.clone()).ok();
             }
         }
@@ -664,6 +674,20 @@ mod tests {
         let ext = ExternalAlerts::open(&Db::open(&path).unwrap(), 0).unwrap();
         ext.loaded().await;
         shared(&ext);
+    }
+
+    #[tokio::test]
+    async fn forgotten_alerts_leave_their_strings_to_the_interner_purge() {
+        let ext = ExternalAlerts::open(&Db::in_memory().unwrap(), 0).unwrap();
+        let alert = PostableAlert {
+            labels: Labels::from_pairs([("alertname", "A"), ("id", "external-gc-purge-test")]),
+            ..posted("A", Some(0), Some(MIN))
+        };
+        ext.receive(vec![alert], 0, TIMEOUT).await.unwrap();
+        let value = Arc::downgrade(&one(&ext).labels.as_slice()[1].1);
+        ext.gc(MIN + RESOLVED_RETENTION.as_millis() as i64 + 1);
+        assert!(ext.snapshot().is_empty());
+        assert!(value.upgrade().is_none(), "the interner still holds it");
     }
 
     #[tokio::test]
