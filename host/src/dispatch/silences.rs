@@ -599,13 +599,12 @@ fn compile(specs: &[MatcherSpec]) -> Result<Vec<Matcher>, String> {
                 m.name
             ));
         }
-        let matcher =
-            Matcher::new(m.name.to_string(), m.op(), m.value.clone()).map_err(|reason| {
-                format!(
-                    "invalid label matcher {i}: invalid regular expression {:?}: {reason}",
-                    m.value
-                )
-            })?;
+        let matcher = Matcher::new(m.name.clone(), m.op(), m.value.clone()).map_err(|reason| {
+            format!(
+                "invalid label matcher {i}: invalid regular expression {:?}: {reason}",
+                m.value
+            )
+        })?;
         out.push(matcher);
     }
     if out.iter().all(|m| m.matches("")) {

@@ -365,11 +365,12 @@ fn gather<'r>(svc: &Service, rules: &'r RuleSet, now: i64) -> Vec<Listed<'r>> {
     out
 }
 
-/// Silences and inhibition for the listed alerts (all firing: all inhibition sources).
-fn muter<'a>(svc: &Service, listed: &'a [Listed<'_>], now: i64) -> Muter<'a> {
+/// Silences and the inhibit rules of `rules` (the set the alerts were gathered with) for the
+/// listed alerts (all firing: all inhibition sources).
+fn muter<'a>(svc: &Service, rules: &RuleSet, listed: &'a [Listed<'_>], now: i64) -> Muter<'a> {
     Muter::new(
         svc.silences().index(now),
-        svc.rules()
+        rules
             .inhibitor
             .index_firing(listed.iter().map(Listed::labels)),
     )
@@ -409,7 +410,7 @@ fn select<'a, 'r>(
 pub fn counts(svc: &Service, now: i64) -> (usize, usize) {
     let rules = svc.rules();
     let listed = gather(svc, &rules, now);
-    let muter = muter(svc, &listed, now);
+    let muter = muter(svc, &rules, &listed, now);
     let suppressed = listed.iter().filter(|l| muter.is_muted(l.labels())).count();
     (listed.len() - suppressed, suppressed)
 }
@@ -418,7 +419,7 @@ pub fn counts(svc: &Service, now: i64) -> (usize, usize) {
 pub fn list(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
     let rules = svc.rules();
     let listed = gather(svc, &rules, now);
-    let muter = muter(svc, &listed, now);
+    let muter = muter(svc, &rules, &listed, now);
     let shown = select(&listed, &muter, q);
     let mut body = Vec::with_capacity(shown.len() * 512);
     write_alerts(&mut body, shown.iter());
@@ -430,7 +431,7 @@ pub fn list(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
 pub fn groups(svc: &Service, q: &AlertsQuery, now: i64) -> Vec<u8> {
     let rules = svc.rules();
     let listed = gather(svc, &rules, now);
-    let muter = muter(svc, &listed, now);
+    let muter = muter(svc, &rules, &listed, now);
     let shown = select(&listed, &muter, q);
     // (receiver, group key) -> (group labels, alerts)
     let mut groups: BTreeMap<(String, String), (Labels, Vec<&Shown<'_, '_>>)> = BTreeMap::new();
