@@ -171,13 +171,19 @@ fn samples(c: &mut Criterion) {
 
     let body = remote_write_body(1_700_000_000_000);
     g.bench_function("remote_write/decode", |b| {
-        b.iter(|| remote_write::decode_body(&body, &limits).unwrap())
+        b.iter(|| {
+            let raw = remote_write::decompress(&body, &limits).unwrap();
+            remote_write::decode(&raw, &limits).unwrap().len()
+        })
     });
     let store = Store::new(StoreLimits::default());
     g.bench_function("remote_write/decode+append", |b| {
         b.iter_batched(
             stamped(remote_write_body),
-            |body| store.append(remote_write::decode_body(&body, &limits).unwrap()),
+            |body| {
+                let raw = remote_write::decompress(&body, &limits).unwrap();
+                store.append_batch(&remote_write::decode(&raw, &limits).unwrap())
+            },
             BatchSize::SmallInput,
         )
     });

@@ -4,15 +4,36 @@
 //! sample within the lookback (5 minutes by default) unless that sample is a staleness
 //! marker; a range selector takes the samples in `(now - range, now]`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+use std::hash::Hash;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::model::{Label, Labels, LogRecord, Sample, SeriesSamples};
+use hashbrown::{Equivalent, HashMap};
+
+use crate::model::{Label, LabelPairs, Labels, LogRecord, Sample, SeriesBatch, SeriesSamples};
 use crate::rules::selector::{LogSelector, Selector};
 use crate::runtime::instance::Selection;
 use crate::runtime::types;
+
+/// A series' labels as a batch gives them: owned, or borrowed pairs that the index is
+/// probed with as they are.
+trait SeriesKey: Hash + Equivalent<Labels> {
+    fn into_labels(self) -> Labels;
+}
+
+impl SeriesKey for Labels {
+    fn into_labels(self) -> Labels {
+        self
+    }
+}
+
+impl SeriesKey for LabelPairs<'_, '_> {
+    fn into_labels(self) -> Labels {
+        self.to_labels()
+    }
+}
 
 /// Bounds on what the store keeps.
 #[derive(Clone, Debug)]
@@ -157,11 +178,25 @@ impl Store {
     /// duplicates when the series holds a sample at that time, else as out of order. So a
     /// batch appended twice is held once.
     pub fn append(&self, batch: Vec<SeriesSamples>) {
+        self.append_each(batch.into_iter().map(|s| (s.labels, s.samples)));
+    }
+
+    /// Appends a batch whose labels are borrowed from a request, as [`Store::append`]
+    /// does: labels are built only for the series not held yet.
+    pub fn append_batch(&self, batch: &SeriesBatch<'_>) {
+        self.append_each(batch.iter().map(|(l, s)| (l, s.iter().copied())));
+    }
+
+    fn append_each<K, S>(&self, batch: impl Iterator<Item = (K, S)>)
+    where
+        K: SeriesKey,
+        S: IntoIterator<Item = Sample>,
+    {
         let retention = self.retention();
         let mut inner = self.write();
         let inner = &mut *inner;
         let mut appended = 0u64;
-        for SeriesSamples { labels, samples } in batch {
+        for (labels, samples) in batch {
             let id = match inner.series_by_labels.get(&labels) {
                 Some(id) => *id,
                 None => {
@@ -171,7 +206,7 @@ impl Store {
                     }
                     let id = inner.next_id;
                     inner.next_id += 1;
-                    let labels = labels.interned();
+                    let labels = labels.into_labels().interned();
                     if let Some(name) = labels.name() {
                         inner.by_name.entry(name.to_string()).or_default().push(id);
                     }

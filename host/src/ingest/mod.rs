@@ -325,29 +325,44 @@ pub(crate) fn build_labels(
     at: Location,
     limits: &Limits,
 ) -> Result<Labels, IngestError> {
-    check_label_count(&pairs, Limit::Labels, at, limits)?;
-    for (name, value) in &pairs {
-        check_label(name, value, at, limits)?;
+    check_pairs(&mut pairs, at, limits)?;
+    Ok(Labels::from_pairs(pairs))
+}
+
+/// What [`build_labels`] checks, on pairs of any strings (borrowed ones too): on success
+/// they are sorted by name, names unique, and the pairs with an empty value are gone.
+pub(crate) fn check_pairs<N: AsRef<str>, V: AsRef<str>>(
+    pairs: &mut Vec<(N, V)>,
+    at: Location,
+    limits: &Limits,
+) -> Result<(), IngestError> {
+    check_label_count(pairs, Limit::Labels, at, limits)?;
+    for (name, value) in pairs.iter() {
+        check_label(name.as_ref(), value.as_ref(), at, limits)?;
     }
-    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+    pairs.sort_unstable_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    if let Some(w) = pairs
+        .windows(2)
+        .find(|w| w[0].0.as_ref() == w[1].0.as_ref())
+    {
         return Err(IngestError::malformed(
             at,
-            format!("label name {:?} appears more than once", w[0].0),
+            format!("label name {:?} appears more than once", w[0].0.as_ref()),
         ));
     }
-    Ok(bounded_labels(pairs))
+    pairs.retain(|(_, v)| !v.as_ref().is_empty());
+    Ok(())
 }
 
 /// Refuses more than `max_labels_per_series` pairs with a value. This comes before
 /// anything else is done with the pairs, so a huge label set costs no sorting.
-pub(crate) fn check_label_count(
-    pairs: &[(String, String)],
+pub(crate) fn check_label_count<N, V: AsRef<str>>(
+    pairs: &[(N, V)],
     limit: Limit,
     at: Location,
     limits: &Limits,
 ) -> Result<(), IngestError> {
-    let count = pairs.iter().filter(|(_, v)| !v.is_empty()).count();
+    let count = pairs.iter().filter(|(_, v)| !v.as_ref().is_empty()).count();
     within(count, limits.max_labels_per_series, at, || limit)
 }
 

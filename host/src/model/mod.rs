@@ -1,5 +1,6 @@
 //! The data every stage shares: label sets, samples and log records.
 
+pub mod batch;
 pub mod incident;
 pub mod matcher;
 pub mod time;
@@ -7,6 +8,7 @@ pub mod units;
 
 mod intern;
 
+pub use batch::{LabelPairs, SeriesBatch};
 pub(crate) use intern::name as shared_name;
 pub use intern::purge_unused as purge_interned;
 
@@ -135,20 +137,25 @@ impl Labels {
 
     /// A stable 64-bit fingerprint (FNV-1a over names and values), as Alertmanager shows.
     pub fn fingerprint(&self) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for (n, v) in self.0.iter() {
-            for b in n.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        }
-        h
+        fingerprint(self.iter())
     }
 
     /// The pairs as a slice.
     pub fn as_slice(&self) -> &[(Str, Str)] {
         &self.0
     }
+}
+
+/// FNV-1a over names and values, each followed by 0xff.
+fn fingerprint<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (n, v) in pairs {
+        for b in n.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// Adds a pair unless its value is empty.

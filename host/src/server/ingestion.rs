@@ -98,21 +98,24 @@ async fn remote_write(
 ) -> Result<StatusCode, ApiError> {
     const SOURCE: &str = "remote_write";
     let r = receive(&svc, SOURCE, req).await?;
-    let series = ingest::remote_write::decode(
-        r.content_type.as_deref(),
-        r.content_encoding.as_deref(),
-        &r.body,
-        &ingest_limits(&svc),
-    )
-    .map_err(refused(&svc, SOURCE))?;
-    let n: usize = series.iter().map(|s| s.samples.len()).sum();
-    svc.store().append(series);
+    let n = append_remote_write(&svc, &r).map_err(refused(&svc, SOURCE))?;
     svc.metrics().add(
         "faultline_samples_ingested_total",
         &[("source", SOURCE)],
         n as f64,
     );
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Decodes a remote_write request into the store: how many samples it held. The series'
+/// labels are borrowed from the decompressed body, which lives as long as this call.
+fn append_remote_write(svc: &Service, r: &Received) -> Result<usize, ingest::IngestError> {
+    let limits = ingest_limits(svc);
+    let (ct, ce) = (r.content_type.as_deref(), r.content_encoding.as_deref());
+    let raw = ingest::remote_write::unpack(ct, ce, &r.body, &limits)?;
+    let series = ingest::remote_write::decode(&raw, &limits)?;
+    svc.store().append_batch(&series);
+    Ok(series.sample_count())
 }
 
 /// `POST /api/v1/logs`: newline-delimited JSON records (plain or gzip), sent as

@@ -151,8 +151,12 @@ impl Sink {
     fn take(&self, format: Format, payload: &[u8]) -> Result<(usize, Vec<u64>), Taken> {
         match format {
             Format::RemoteWrite => {
-                let series = crate::ingest::remote_write::decode_body(payload, &self.limits)?;
-                Ok(self.append(series))
+                use crate::ingest::remote_write::{decode, decompress};
+                let raw = decompress(payload, &self.limits)?;
+                let series = decode(&raw, &self.limits)?;
+                let keys = series.iter().map(|(l, _)| l.fingerprint()).collect();
+                self.store.append_batch(&series);
+                Ok((series.sample_count(), keys))
             }
             Format::Json => Ok(self.append(adapter_json::parse(payload, &self.limits)?)),
             Format::Loki => {
