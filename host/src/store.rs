@@ -757,6 +757,38 @@ mod tests {
         assert_eq!(store.records_appended.load(Ordering::Relaxed), 2);
     }
 
+    /// A series sent with borrowed labels (remote_write) and with owned ones (a scrape) is
+    /// one series: the borrowed pairs find the labels the store holds.
+    #[test]
+    fn borrowed_and_owned_labels_find_the_same_series() {
+        let store = Store::new(StoreLimits::default());
+        let mut batch = SeriesBatch::default();
+        let pairs = [("__name__", "requests_total"), ("code", "500")];
+        batch.push(
+            &pairs,
+            &[Sample {
+                ts: 1_000,
+                value: 1.0,
+            }],
+        );
+        store.append_batch(&batch);
+        store.append(vec![series("500", &[(2_000, 2.0)])]);
+        let mut again = SeriesBatch::default();
+        again.push(
+            &pairs,
+            &[Sample {
+                ts: 3_000,
+                value: 3.0,
+            }],
+        );
+        store.append_batch(&again);
+        assert_eq!(store.series_count(), 1);
+        let sel = Selector::parse("requests_total").unwrap();
+        let held = store.series_matching(&sel, 0, 10_000);
+        let values: Vec<f64> = held[0].1.iter().map(|s| s.value).collect();
+        assert_eq!(values, [1.0, 2.0, 3.0]);
+    }
+
     #[test]
     fn forgotten_series_and_streams_are_gone() {
         let store = Store::new(StoreLimits::default());
