@@ -7,7 +7,7 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use faultline::ingest::remote_write::proto as rw;
-use faultline::ingest::{Limits, exposition, loki, remote_write};
+use faultline::ingest::{Limits, exposition, loki, remote_write, unsnappy};
 use faultline::store::{Store, StoreLimits};
 use prost::Message;
 
@@ -172,8 +172,8 @@ fn samples(c: &mut Criterion) {
     let body = remote_write_body(1_700_000_000_000);
     g.bench_function("remote_write/decode", |b| {
         b.iter(|| {
-            let raw = remote_write::decompress(&body, &limits).unwrap();
-            remote_write::decode(&raw, &limits).unwrap().len()
+            let raw = unsnappy(&body, &limits).unwrap();
+            remote_write::decode(&raw, &limits).unwrap().sample_count()
         })
     });
     let store = Store::new(StoreLimits::default());
@@ -181,7 +181,7 @@ fn samples(c: &mut Criterion) {
         b.iter_batched(
             stamped(remote_write_body),
             |body| {
-                let raw = remote_write::decompress(&body, &limits).unwrap();
+                let raw = unsnappy(&body, &limits).unwrap();
                 store.append_batch(&remote_write::decode(&raw, &limits).unwrap())
             },
             BatchSize::SmallInput,

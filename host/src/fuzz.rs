@@ -264,8 +264,8 @@ fn exposition() {
 #[test]
 fn remote_write() {
     fuzz(snappy_input("remote_write"), |body| {
-        use crate::ingest::remote_write::{decode, decompress};
-        let _ = decompress(&body, &limits()).map(|raw| decode(&raw, &limits()).map(drop));
+        use crate::ingest::{remote_write::decode, unsnappy};
+        let _ = unsnappy(&body, &limits()).map(|raw| decode(&raw, &limits()).map(drop));
     });
 }
 

@@ -302,7 +302,7 @@ fn gunzip(body: &[u8], limits: &Limits) -> Result<Vec<u8>, IngestError> {
 
 /// Decompresses a snappy block-format body, checking the length its header claims against
 /// `max_decompressed_bytes` before allocating anything.
-pub(crate) fn unsnappy(body: &[u8], limits: &Limits) -> Result<Vec<u8>, IngestError> {
+pub fn unsnappy(body: &[u8], limits: &Limits) -> Result<Vec<u8>, IngestError> {
     check_body_size(body, limits)?;
     let corrupt = |e: snap::Error| IngestError::malformed(Location::Body, format!("snappy: {e}"));
     let len = snap::raw::decompress_len(body).map_err(corrupt)?;

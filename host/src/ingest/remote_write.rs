@@ -65,8 +65,9 @@ pub mod proto {
 }
 
 /// Checks a remote_write request's headers, then decompresses its body into the protobuf
-/// that [`decode`] reads. Content-Type must be `application/x-protobuf`, as Prometheus sends
-/// (none, or a type a browser page may send, gets 415; a `proto=` parameter other than
+/// that [`decode`] reads (a Kafka message, headerless, goes through [`super::unsnappy`]
+/// alone). Content-Type must be `application/x-protobuf`, as Prometheus sends (none, or a
+/// type a browser page may send, gets 415; a `proto=` parameter other than
 /// `prometheus.WriteRequest`, i.e. remote_write 2.0, gets 415 so that the sender can fall
 /// back to 1.0); Content-Encoding must be `snappy` or absent (Prometheus's own receiver
 /// assumes snappy either way).
@@ -96,16 +97,11 @@ pub fn unpack(
         .map(|e| e.trim().to_ascii_lowercase())
         .as_deref()
     {
-        None | Some("") | Some("snappy") => decompress(body, limits),
+        None | Some("") | Some("snappy") => super::unsnappy(body, limits),
         Some(other) => Err(IngestError::UnsupportedMediaType(format!(
             "Content-Encoding {other:?} is not supported for remote_write: send snappy"
         ))),
     }
-}
-
-/// Decompresses a snappy body (what a Kafka message of remote_write carries, headerless).
-pub fn decompress(body: &[u8], limits: &Limits) -> Result<Vec<u8>, IngestError> {
-    super::unsnappy(body, limits)
 }
 
 /// Decodes a decompressed `prometheus.WriteRequest` into series, in request order, their

@@ -33,16 +33,6 @@ impl<'a> SeriesBatch<'a> {
         })
     }
 
-    /// Number of series.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether there are no series.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     /// Number of samples over every series.
     pub fn sample_count(&self) -> usize {
         self.samples.len()
@@ -63,11 +53,6 @@ impl LabelPairs<'_, '_> {
                 .map(|&(n, v)| (Str::from(n), Str::from(v)))
                 .collect(),
         )
-    }
-
-    /// The value of a label, if present.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
     }
 
     /// The fingerprint [`Labels::fingerprint`] gives the same pairs.
@@ -111,7 +96,6 @@ mod tests {
         assert!(hashbrown::Equivalent::equivalent(&borrowed, &labels));
         assert_eq!(borrowed.to_labels(), labels);
         assert_eq!(borrowed.fingerprint(), labels.fingerprint());
-        assert_eq!(borrowed.get("job"), Some("node"));
         // One pair fewer, or one value other, is another set.
         let fewer = LabelPairs(&pairs[..2]);
         assert!(!hashbrown::Equivalent::equivalent(&fewer, &labels));
@@ -146,6 +130,6 @@ mod tests {
                 ),
             ]
         );
-        assert_eq!((batch.len(), batch.sample_count()), (2, 3));
+        assert_eq!((batch.iter().count(), batch.sample_count()), (2, 3));
     }
 }

@@ -151,9 +151,8 @@ impl Sink {
     fn take(&self, format: Format, payload: &[u8]) -> Result<(usize, Vec<u64>), Taken> {
         match format {
             Format::RemoteWrite => {
-                use crate::ingest::remote_write::{decode, decompress};
-                let raw = decompress(payload, &self.limits)?;
-                let series = decode(&raw, &self.limits)?;
+                let raw = crate::ingest::unsnappy(payload, &self.limits)?;
+                let series = crate::ingest::remote_write::decode(&raw, &self.limits)?;
                 let keys = series.iter().map(|(l, _)| l.fingerprint()).collect();
                 self.store.append_batch(&series);
                 Ok((series.sample_count(), keys))
