@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::alerts::Observation;
-use crate::model::Labels;
+use crate::model::{Labels, LabelsBuilder};
 use crate::rules::Rule;
 use crate::rules::template::TemplateContext;
 use crate::runtime::instance::Selection;
@@ -162,40 +162,47 @@ pub fn evaluate_blocking(
         &mut exec.selection,
     );
     let findings = exec.instance.evaluate(now, &mut exec.selection)?;
+    // What the rule sets on each of its alerts, worked out once per evaluation.
+    let mut own = rule.labels.builder();
+    own.set("alertname", &rule.name);
+    let own = own.build();
     Ok(findings
         .into_iter()
-        .map(|f| observe(rule, f, &exec.selection))
+        .map(|f| observe(rule, &own, f, &exec.selection))
         .collect())
 }
 
 /// An alert's labels and annotations from a finding: the series' labels without the metric
-/// name, the finding's labels, the rule's labels, and `alertname`.
-fn observe(rule: &Rule, f: Finding, sel: &Selection) -> Observation {
-    let mut labels = f
-        .series
-        .and_then(|id| sel.labels(id))
-        .map_or_else(Labels::default, |l| l.clone());
+/// name, the finding's labels, then `own` (the rule's labels and `alertname`). The label set
+/// is copied once, and shares its strings with the series and the rule.
+fn observe(rule: &Rule, own: &Labels, f: Finding, sel: &Selection) -> Observation {
+    let mut labels = match f.series.and_then(|id| sel.labels(id)) {
+        Some(series) => series.builder(),
+        None => LabelsBuilder::default(),
+    };
     labels.remove("__name__");
     for (name, value) in &f.labels {
         labels.set(name, value);
     }
-    for (k, v) in rule.labels.iter() {
-        labels.set(k, v);
+    for pair in own.as_slice() {
+        labels.set_shared(pair);
     }
-    labels.set("alertname", &rule.name);
+    let labels = labels.build();
     let ctx = TemplateContext {
         labels: &labels,
         value: f.value,
         external_labels: None,
     };
-    let mut annotations = Labels::from_pairs(
-        rule.annotations
-            .iter()
-            .map(|(k, t)| (k.clone(), t.render(&ctx))),
-    );
-    for (name, value) in &f.annotations {
-        annotations.set(name, value);
-    }
+    let annotations = if f.annotations.is_empty() && rule.annotations.is_empty() {
+        Labels::default()
+    } else {
+        Labels::from_pairs(
+            rule.annotations
+                .iter()
+                .map(|(k, t)| (k.clone(), t.render(&ctx)))
+                .chain(f.annotations),
+        )
+    };
     Observation {
         labels,
         annotations,

@@ -575,18 +575,26 @@ impl Service {
             .rules()
             .map(|r| (r.id(), r.recovery.clone()))
             .collect();
-        self.alerts
-            .snapshot()
-            .into_iter()
-            .map(|(id, alert)| Routed {
-                recovery: match recovery.get(&id) {
-                    Some(loaded) => loaded.clone(),
-                    None => self.vanished.recovery(&id),
-                },
-                fingerprint: alert.labels.fingerprint(),
-                alert: Arc::new(alert),
-            })
-            .collect()
+        // The alerts are shared, not copied, and taken under the book's lock; the rules'
+        // receivers are looked up once the lock is let go.
+        let mut by_rule = Vec::new();
+        self.alerts.each_rule(|id, alerts| {
+            let shared: Vec<_> = alerts.shared().map(|(f, a)| (f, a.clone())).collect();
+            by_rule.push((id.to_string(), shared));
+        });
+        let mut out = Vec::with_capacity(by_rule.iter().map(|(_, a)| a.len()).sum());
+        for (id, alerts) in by_rule {
+            let recovery = match recovery.get(&id) {
+                Some(loaded) => loaded.clone(),
+                None => self.vanished.recovery(&id),
+            };
+            out.extend(alerts.into_iter().map(|(fingerprint, alert)| Routed {
+                recovery: recovery.clone(),
+                fingerprint,
+                alert,
+            }));
+        }
+        out
     }
 
     /// A [`Muter`] for one pass at `now`: the silences active then, and `alerts` (every alert

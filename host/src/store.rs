@@ -484,8 +484,12 @@ impl Store {
                 let before = ids.len();
                 match range {
                     None => {
-                        // The latest sample at or before `now`, within the lookback.
-                        let end = e.samples.partition_point(|s| s.ts <= now);
+                        // The latest sample at or before `now`, within the lookback: most
+                        // often the last one, found without a search.
+                        let end = match e.samples.back() {
+                            Some(last) if last.ts <= now => e.samples.len(),
+                            _ => e.samples.partition_point(|s| s.ts <= now),
+                        };
                         if let Some(s) = end.checked_sub(1).map(|i| e.samples[i])
                             && s.ts > now - lookback
                             && !s.is_stale_marker()

@@ -132,19 +132,25 @@ impl AlertBook {
     /// How many alerts are pending, firing and resolved.
     pub fn counts(&self) -> [(Status, usize); 3] {
         let mut counts = [0usize; 3];
-        for a in self.lock().values().flat_map(|r| r.iter()) {
-            counts[a.status as usize] += 1;
+        for r in self.lock().values() {
+            for (total, n) in counts.iter_mut().zip(r.counts()) {
+                *total += n;
+            }
         }
         [Status::Pending, Status::Firing, Status::Resolved].map(|s| (s, counts[s as usize]))
     }
 
+    /// Calls `f` with each rule's id and alerts, under the lock: `f` should be quick.
+    pub fn each_rule(&self, mut f: impl FnMut(&str, &RuleAlerts)) {
+        for (id, alerts) in self.lock().iter() {
+            f(id, alerts);
+        }
+    }
+
     /// Every alert with its rule's id, ordered by labels.
     pub fn snapshot(&self) -> Vec<(String, Alert)> {
-        let all = self.lock();
-        let mut out: Vec<_> = all
-            .iter()
-            .flat_map(|(id, r)| r.iter().map(move |a| (id.clone(), a.clone())))
-            .collect();
+        let mut out = Vec::new();
+        self.each_rule(|id, r| out.extend(r.iter().map(|a| (id.to_string(), a.clone()))));
         out.sort_by(|a, b| a.1.labels.cmp(&b.1.labels));
         out
     }

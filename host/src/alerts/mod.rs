@@ -6,8 +6,12 @@
 pub mod book;
 pub mod external;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
+
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 
 use serde::Serialize;
 
@@ -79,15 +83,44 @@ pub struct Change {
 /// The alerts of one rule, keyed by their label set.
 #[derive(Clone, Debug, Default)]
 pub struct RuleAlerts {
-    alerts: HashMap<Labels, Alert>,
+    alerts: HashMap<Labels, Held>,
     /// Alerts that may have been handed over, by fingerprint, with when (ms).
     handing_over: HashMap<u64, i64>,
+    /// Evaluations applied so far: what [`Held::seen`] counts.
+    evaluations: u64,
+    /// How many alerts are pending, firing and resolved, as of the last update.
+    counts: [usize; 3],
+}
+
+/// An alert as its rule holds it: shared, so the dispatcher's pass over every alert copies
+/// none; with its fingerprint, worked out once.
+#[derive(Clone, Debug)]
+struct Held {
+    alert: Arc<Alert>,
+    fingerprint: u64,
+    /// The last evaluation that found it.
+    seen: u64,
+}
+
+impl Held {
+    fn new(alert: Alert) -> Held {
+        Held {
+            fingerprint: alert.labels.fingerprint(),
+            alert: Arc::new(alert),
+            seen: 0,
+        }
+    }
 }
 
 impl RuleAlerts {
     /// Every alert, pending, firing or recently resolved.
     pub fn iter(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.values()
+        self.alerts.values().map(|h| &*h.alert)
+    }
+
+    /// Every alert, shared, with its fingerprint.
+    pub fn shared(&self) -> impl Iterator<Item = (u64, &Arc<Alert>)> {
+        self.alerts.values().map(|h| (h.fingerprint, &h.alert))
     }
 
     /// Number of alerts held.
@@ -100,12 +133,17 @@ impl RuleAlerts {
         self.alerts.is_empty()
     }
 
+    /// How many alerts are pending, firing and resolved (indexed by [`Status`]).
+    pub fn counts(&self) -> [usize; 3] {
+        self.counts
+    }
+
     /// Holds every pending and firing alert until `until` (ms): for alerts restored after a
     /// restart, until their data is back.
     pub fn hold(&mut self, until: i64) {
-        for a in self.alerts.values_mut() {
-            if a.status != Status::Resolved {
-                a.hold_until = Some(until);
+        for h in self.alerts.values_mut() {
+            if h.alert.status != Status::Resolved {
+                Arc::make_mut(&mut h.alert).hold_until = Some(until);
             }
         }
     }
@@ -121,9 +159,9 @@ impl RuleAlerts {
             let mut pairs = a.labels.as_slice().iter();
             pairs.any(|pair| &*pair.0 != "alertname" && only_theirs.contains(pair))
         };
-        for a in self.alerts.values() {
-            if a.status != Status::Resolved && theirs(a) {
-                self.handing_over.insert(a.labels.fingerprint(), at);
+        for h in self.alerts.values() {
+            if h.alert.status != Status::Resolved && theirs(&h.alert) {
+                self.handing_over.insert(h.fingerprint, at);
             }
         }
     }
@@ -138,17 +176,42 @@ impl RuleAlerts {
     ) -> Vec<Change> {
         let for_ms = for_.as_millis() as i64;
         let kff_ms = keep_firing_for.as_millis() as i64;
+        self.evaluations += 1;
+        let this = self.evaluations;
         let mut changes = Vec::new();
-        // Fingerprints, as Alertmanager identifies alerts: no label set is copied.
-        let mut seen = HashSet::with_capacity(observations.len());
         for obs in observations {
-            if !seen.insert(obs.labels.fingerprint()) {
+            let found = |status| Alert {
+                labels: obs.labels.clone(),
+                annotations: obs.annotations.clone(),
+                value: obs.value,
+                status,
+                active_at: now,
+                fired_at: (status == Status::Firing).then_some(now),
+                resolved_at: None,
+                last_seen: now,
+                hold_until: None,
+                generator_url: None,
+            };
+            let new_status = if for_ms == 0 {
+                Status::Firing
+            } else {
+                Status::Pending
+            };
+            let from = match self.alerts.entry(obs.labels.clone()) {
+                Entry::Vacant(v) => {
+                    v.insert(Held {
+                        seen: this,
+                        ..Held::new(found(new_status))
+                    });
+                    None
+                }
                 // Two findings with one label set: the first wins, as one alert can only
                 // have one value.
-                continue;
-            }
-            match self.alerts.get_mut(&obs.labels) {
-                Some(a) if a.status != Status::Resolved => {
+                Entry::Occupied(o) if o.get().seen == this => continue,
+                Entry::Occupied(mut o) if o.get().alert.status != Status::Resolved => {
+                    let h = o.get_mut();
+                    h.seen = this;
+                    let a = Arc::make_mut(&mut h.alert);
                     a.value = obs.value;
                     a.annotations = obs.annotations;
                     a.last_seen = now;
@@ -162,84 +225,77 @@ impl RuleAlerts {
                             handed_over: false,
                         });
                     }
+                    continue;
                 }
-                existing => {
-                    // New, or resolved and back: a new alert instance.
-                    let from = existing.map(|a| a.status);
-                    let status = if for_ms == 0 {
-                        Status::Firing
-                    } else {
-                        Status::Pending
-                    };
-                    changes.push(Change {
-                        labels: obs.labels.clone(),
-                        from,
-                        to: status,
-                        handed_over: false,
-                    });
-                    self.alerts.insert(
-                        obs.labels.clone(),
-                        Alert {
-                            labels: obs.labels,
-                            annotations: obs.annotations,
-                            value: obs.value,
-                            status,
-                            active_at: now,
-                            fired_at: (status == Status::Firing).then_some(now),
-                            resolved_at: None,
-                            last_seen: now,
-                            hold_until: None,
-                            generator_url: None,
-                        },
-                    );
+                // Resolved and back: a new alert instance.
+                Entry::Occupied(mut o) => {
+                    let h = o.get_mut();
+                    h.seen = this;
+                    h.alert = Arc::new(found(new_status));
+                    Some(Status::Resolved)
                 }
-            }
+            };
+            changes.push(Change {
+                labels: obs.labels,
+                from,
+                to: new_status,
+                handed_over: false,
+            });
         }
         let retention = RESOLVED_RETENTION.as_millis() as i64;
         let handing_over = std::mem::take(&mut self.handing_over);
-        self.alerts.retain(|labels, a| {
-            let fingerprint = labels.fingerprint();
-            if seen.contains(&fingerprint) {
-                a.hold_until = None;
-                return true;
-            }
-            if a.status != Status::Resolved && a.hold_until.is_some_and(|h| now < h) {
-                return true;
-            }
-            match a.status {
-                Status::Pending => {
-                    changes.push(Change {
-                        labels: labels.clone(),
-                        from: Some(Status::Pending),
-                        to: Status::Resolved,
-                        handed_over: false,
-                    });
-                    false
+        let mut counts = [0; 3];
+        self.alerts.retain(|labels, h| {
+            let a = &h.alert;
+            let keep = if h.seen == this {
+                if a.hold_until.is_some() {
+                    Arc::make_mut(&mut h.alert).hold_until = None;
                 }
-                Status::Firing if handing_over.contains_key(&fingerprint) => {
-                    changes.push(Change {
-                        labels: labels.clone(),
-                        from: Some(Status::Firing),
-                        to: Status::Resolved,
-                        handed_over: true,
-                    });
-                    false
+                true
+            } else if a.status != Status::Resolved && a.hold_until.is_some_and(|h| now < h) {
+                true
+            } else {
+                match a.status {
+                    Status::Pending => {
+                        changes.push(Change {
+                            labels: labels.clone(),
+                            from: Some(Status::Pending),
+                            to: Status::Resolved,
+                            handed_over: false,
+                        });
+                        false
+                    }
+                    Status::Firing if handing_over.contains_key(&h.fingerprint) => {
+                        changes.push(Change {
+                            labels: labels.clone(),
+                            from: Some(Status::Firing),
+                            to: Status::Resolved,
+                            handed_over: true,
+                        });
+                        false
+                    }
+                    Status::Firing if now - a.last_seen < kff_ms => true,
+                    Status::Firing => {
+                        let a = Arc::make_mut(&mut h.alert);
+                        a.status = Status::Resolved;
+                        a.resolved_at = Some(now);
+                        changes.push(Change {
+                            labels: labels.clone(),
+                            from: Some(Status::Firing),
+                            to: Status::Resolved,
+                            handed_over: false,
+                        });
+                        true
+                    }
+                    Status::Resolved => a.resolved_at.is_some_and(|r| now - r < retention),
                 }
-                Status::Firing if now - a.last_seen < kff_ms => true,
-                Status::Firing => {
-                    a.status = Status::Resolved;
-                    a.resolved_at = Some(now);
-                    changes.push(Change {
-                        labels: labels.clone(),
-                        from: Some(Status::Firing),
-                        to: Status::Resolved,
-                        handed_over: false,
-                    });
-                    true
-                }
-                Status::Resolved => a.resolved_at.is_some_and(|r| now - r < retention),
+            };
+            if keep {
+                counts[h.alert.status as usize] += 1;
             }
+            keep
         });
+        self.counts = counts;
         // A mark made after this evaluation began (which may have seen the series that went)
         // waits for the next one.
         self.handing_over = handing_over
@@ -247,6 +303,12 @@ impl RuleAlerts {
             .filter(|(_, at)| *at > now)
             .collect();
         changes
+    }
+
+    /// Adds an alert as it was last written.
+    fn restore(&mut self, alert: Alert) {
+        self.counts[alert.status as usize] += 1;
+        self.alerts.insert(alert.labels.clone(), Held::new(alert));
     }
 }
 
@@ -388,6 +450,46 @@ mod tests {
     }
 
     #[test]
+    fn two_findings_with_one_label_set_make_one_alert_with_the_first_value() {
+        let mut r = RuleAlerts::default();
+        let z = Duration::ZERO;
+        let ch = r.update(0, vec![obs("a", 1.0), obs("a", 2.0)], z, z);
+        assert_eq!((ch.len(), r.len()), (1, 1));
+        assert_eq!(r.iter().next().unwrap().value, Some(1.0));
+        let ch = r.update(S, vec![obs("a", 3.0), obs("a", 4.0)], z, z);
+        assert!(ch.is_empty());
+        assert_eq!(r.iter().next().unwrap().value, Some(3.0));
+    }
+
+    #[test]
+    fn counts_follow_every_update() {
+        let mut r = RuleAlerts::default();
+        let (f, z) = (Duration::from_secs(10), Duration::ZERO);
+        r.update(0, vec![obs("a", 1.0), obs("b", 1.0)], f, z);
+        assert_eq!(r.counts(), [2, 0, 0]);
+        r.update(10 * S, vec![obs("a", 1.0), obs("b", 1.0)], f, z);
+        assert_eq!(r.counts(), [0, 2, 0]);
+        r.update(11 * S, vec![obs("a", 1.0), obs("c", 1.0)], f, z);
+        assert_eq!(r.counts(), [1, 1, 1]);
+        r.update(12 * S + RESOLVED_RETENTION.as_millis() as i64, vec![], f, z);
+        assert_eq!(r.counts(), [0, 0, 1], "a resolved, b forgotten, c dropped");
+    }
+
+    #[test]
+    fn an_alert_shared_with_the_dispatcher_is_not_changed_under_it() {
+        let mut r = RuleAlerts::default();
+        let z = Duration::ZERO;
+        r.update(0, vec![obs("a", 1.0)], z, z);
+        let (fingerprint, held) = r.shared().next().map(|(f, a)| (f, a.clone())).unwrap();
+        assert_eq!(fingerprint, held.labels.fingerprint());
+        r.update(S, vec![obs("a", 2.0)], z, z);
+        r.update(2 * S, vec![], z, z);
+        assert_eq!((held.value, held.status), (Some(1.0), Status::Firing));
+        let now = r.iter().next().unwrap();
+        assert_eq!((now.value, now.status), (Some(2.0), Status::Resolved));
+    }
+
+    #[test]
     fn resolved_alert_that_returns_is_a_new_instance() {
         let mut r = RuleAlerts::default();
         let f = Duration::from_secs(10);
@@ -452,10 +554,7 @@ pub mod persist {
             let mut out: HashMap<String, RuleAlerts> = HashMap::new();
             for row in rows {
                 let (rule, alert) = row?;
-                out.entry(rule)
-                    .or_default()
-                    .alerts
-                    .insert(alert.labels.clone(), alert);
+                out.entry(rule).or_default().restore(alert);
             }
             Ok(out)
         })
@@ -486,7 +585,7 @@ pub mod persist {
             let tx = c.unchecked_transaction()?;
             for labels in touched {
                 let key = labels_json(labels);
-                match alerts.alerts.get(labels) {
+                match alerts.alerts.get(labels).map(|h| &h.alert) {
                     Some(a) => {
                         tx.execute(
                             "INSERT INTO alerts (rule, labels, annotations, value, status,

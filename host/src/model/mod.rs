@@ -114,25 +114,24 @@ impl Labels {
 
     /// Sets a label (an empty value removes it).
     pub fn set(&mut self, name: &str, value: &str) {
-        let mut v = self.0.to_vec();
-        match v.binary_search_by(|(n, _)| (**n).cmp(name)) {
-            Ok(i) if value.is_empty() => {
-                v.remove(i);
-            }
-            Ok(i) => v[i].1 = value.into(),
-            Err(_) if value.is_empty() => return,
-            Err(i) => v.insert(i, (name.into(), value.into())),
-        }
-        self.0 = v.into();
+        let mut b = self.builder();
+        b.set(name, value);
+        *self = b.build();
     }
 
     /// Removes a label.
     pub fn remove(&mut self, name: &str) {
-        if let Ok(i) = self.0.binary_search_by(|(n, _)| (**n).cmp(name)) {
-            let mut v = self.0.to_vec();
-            v.remove(i);
-            self.0 = v.into();
+        if self.get(name).is_some() {
+            let mut b = self.builder();
+            b.remove(name);
+            *self = b.build();
         }
+    }
+
+    /// A copy to edit, as Prometheus's `labels.Builder`: the set is copied once however
+    /// many of its labels change.
+    pub fn builder(&self) -> LabelsBuilder {
+        LabelsBuilder(self.0.to_vec())
     }
 
     /// A stable 64-bit fingerprint (FNV-1a over names and values), as Alertmanager shows.
@@ -143,6 +142,57 @@ impl Labels {
     /// The pairs as a slice.
     pub fn as_slice(&self) -> &[(Str, Str)] {
         &self.0
+    }
+}
+
+/// A label set being edited (see [`Labels::builder`]): sorted by name, names unique.
+#[derive(Debug, Default)]
+pub struct LabelsBuilder(Vec<Label>);
+
+impl LabelsBuilder {
+    /// Sets a label (an empty value removes it).
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.put(name, || name.into(), value, || value.into());
+    }
+
+    /// Sets a label from shared strings, which the set then shares.
+    pub fn set_shared(&mut self, (name, value): &Label) {
+        self.put(name, || name.clone(), value, || value.clone());
+    }
+
+    /// Removes a label.
+    pub fn remove(&mut self, name: &str) {
+        if let Ok(i) = self.find(name) {
+            self.0.remove(i);
+        }
+    }
+
+    /// The edited label set.
+    pub fn build(self) -> Labels {
+        Labels(self.0.into())
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(n, _)| (**n).cmp(name))
+    }
+
+    /// Sets `name` to `value`, making the shared strings only where they are new.
+    fn put(
+        &mut self,
+        name: &str,
+        new_name: impl FnOnce() -> Str,
+        value: &str,
+        new_value: impl FnOnce() -> Str,
+    ) {
+        match self.find(name) {
+            Ok(i) if value.is_empty() => {
+                self.0.remove(i);
+            }
+            Ok(i) if *self.0[i].1 != *value => self.0[i].1 = new_value(),
+            Ok(_) => {}
+            Err(_) if value.is_empty() => {}
+            Err(i) => self.0.insert(i, (new_name(), new_value())),
+        }
     }
 }
 
@@ -251,6 +301,28 @@ pub fn is_metric_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_builder_sets_and_removes_and_shares_the_strings_it_is_given() {
+        let base = Labels::from_pairs([("__name__", "up"), ("job", "node"), ("zone", "a")]);
+        let rule: Label = ("severity".into(), "page".into());
+        let mut b = base.builder();
+        b.remove("__name__");
+        b.set("zone", "b");
+        b.set("job", "");
+        b.set("instance", "n1");
+        b.set("gone", "");
+        b.set_shared(&rule);
+        let built = b.build();
+        let expected = [("instance", "n1"), ("severity", "page"), ("zone", "b")];
+        assert_eq!(built, Labels::from_pairs(expected));
+        let severity = &built.as_slice()[1].1;
+        assert!(
+            Arc::ptr_eq(severity, &rule.1),
+            "the rule's value is shared, not copied"
+        );
+        assert_eq!(base.len(), 3, "the base set is unchanged");
+    }
 
     #[test]
     fn labels_are_sorted_deduplicated_and_drop_empty_values() {
