@@ -4,6 +4,8 @@
 //! sample within the lookback (5 minutes by default) unless that sample is a staleness
 //! marker; a range selector takes the samples in `(now - range, now]`.
 
+mod table;
+
 use std::collections::{HashSet, VecDeque};
 use std::hash::Hash;
 use std::sync::RwLock;
@@ -16,6 +18,7 @@ use crate::model::{Label, LabelPairs, Labels, LogRecord, Sample, SeriesBatch, Se
 use crate::rules::selector::{LogSelector, Selector};
 use crate::runtime::instance::Selection;
 use crate::runtime::types;
+use table::Table;
 
 /// A series' labels as a batch gives them: owned, or borrowed pairs that the index is
 /// probed with as they are.
@@ -99,7 +102,7 @@ struct StreamEntry {
 #[derive(Default)]
 struct Inner {
     next_id: u32,
-    series: HashMap<u32, SeriesEntry>,
+    series: Table<SeriesEntry>,
     series_by_labels: HashMap<Labels, u32>,
     /// Series ids by metric name, ascending.
     by_name: HashMap<String, Vec<u32>>,
@@ -107,6 +110,29 @@ struct Inner {
     streams_by_labels: HashMap<Labels, u32>,
     /// Bumped whenever a series or stream is added or removed.
     generation: u64,
+}
+
+impl Inner {
+    /// The labels of `ids` (ascending, series and streams) with each id, taken from `had` (a
+    /// previous selection's, ascending) where it holds them: a rule that selects the same
+    /// series each evaluation shares no label set again. Ids are never reused, so an id
+    /// names the same labels for as long as it is held.
+    fn with_labels(&self, ids: &[u32], had: Vec<(u32, Labels)>) -> Vec<(u32, Labels)> {
+        let mut had = had.into_iter().peekable();
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            while had.next_if(|(h, _)| *h < id).is_some() {}
+            let labels = match had.next_if(|(h, _)| *h == id) {
+                Some((_, labels)) => labels,
+                None => match self.series.get(&id) {
+                    Some(e) => e.labels.clone(),
+                    None => self.streams[&id].labels.clone(),
+                },
+            };
+            out.push((id, labels));
+        }
+        out
+    }
 }
 
 /// What [`Store::forget`] removed.
@@ -122,9 +148,12 @@ pub struct Forgotten {
 #[derive(Debug, Default)]
 pub struct MatchCache {
     generation: Option<u64>,
-    /// Per input, the ids it matched.
-    series: Vec<Vec<u32>>,
+    /// Per input, the series it matched: their ids, ascending, with their slots.
+    series: Vec<Vec<(u32, u32)>>,
+    /// Per input, the ids of the streams it matched.
     streams: Vec<Vec<u32>>,
+    /// The series and streams one selection took, before their labels are added.
+    taken: Vec<u32>,
 }
 
 impl Store {
@@ -444,9 +473,13 @@ impl Store {
                         Some(name) => inner.by_name.get(name).cloned().unwrap_or_default(),
                         None => inner.series.keys().copied().collect(),
                     };
-                    ids.retain(|id| sel.matches(&inner.series[id].labels));
                     ids.sort_unstable();
-                    ids
+                    let slots = ids.into_iter().filter_map(|id| {
+                        let slot = inner.series.slot(id)?;
+                        sel.matches(&inner.series.at(slot).labels)
+                            .then_some((id, slot))
+                    });
+                    slots.collect()
                 })
                 .collect();
             cache.streams = logs
@@ -464,7 +497,7 @@ impl Store {
                 .collect();
             cache.generation = Some(inner.generation);
         }
-        out.series.clear();
+        cache.taken.clear();
         out.bounds.samples.clear();
         out.bounds.logs.clear();
         let types::Samples {
@@ -477,10 +510,16 @@ impl Store {
         values.clear();
         out.logs.clear();
         let lookback = self.limits.lookback.as_millis() as i64;
-        for input in &cache.series {
+        let MatchCache {
+            series: inputs,
+            streams,
+            taken,
+            ..
+        } = cache;
+        for input in inputs.iter() {
             out.bounds.samples.push(row(ids.len()));
-            for id in input {
-                let e = &inner.series[id];
+            for &(id, slot) in input {
+                let e = inner.series.at(slot);
                 let before = ids.len();
                 match range {
                     None => {
@@ -494,7 +533,7 @@ impl Store {
                             && s.ts > now - lookback
                             && !s.is_stale_marker()
                         {
-                            ids.push(*id);
+                            ids.push(id);
                             timestamps.push(s.ts);
                             values.push(s.value);
                         }
@@ -507,7 +546,7 @@ impl Store {
                                 break;
                             }
                             if !s.is_stale_marker() {
-                                ids.push(*id);
+                                ids.push(id);
                                 timestamps.push(s.ts);
                                 values.push(s.value);
                             }
@@ -515,12 +554,12 @@ impl Store {
                     }
                 }
                 if ids.len() > before {
-                    out.series.push((*id, e.labels.clone()));
+                    taken.push(id);
                 }
             }
         }
         let start = now - log_range.as_millis() as i64;
-        for (sel, input) in logs.iter().zip(&cache.streams) {
+        for (sel, input) in logs.iter().zip(streams.iter()) {
             let first = out.logs.len();
             out.bounds.logs.push(row(first));
             for id in input {
@@ -547,14 +586,15 @@ impl Store {
                     }
                 }
                 if out.logs.len() > before {
-                    out.series.push((*id, e.labels.clone()));
+                    taken.push(*id);
                 }
             }
             out.logs[first..].sort_by_key(|r| r.timestamp);
         }
         // One entry per series or stream, however many inputs selected it.
-        out.series.sort_unstable_by_key(|(id, _)| *id);
-        out.series.dedup_by_key(|(id, _)| *id);
+        taken.sort_unstable();
+        taken.dedup();
+        out.series = inner.with_labels(taken, std::mem::take(&mut out.series));
     }
 }
 
@@ -716,6 +756,42 @@ mod tests {
         assert_eq!(lines, ["error a", "ok a", "error b", "error a", "error b"]);
         // One entry per series or stream however many inputs selected it.
         assert_eq!(out.series.len(), 4);
+    }
+
+    #[test]
+    fn a_selection_reused_follows_the_series_that_end_and_begin() {
+        let store = Store::new(StoreLimits::default());
+        store.append(vec![
+            series("500", &[(1_000, 1.0)]),
+            series("200", &[(1_000, 2.0)]),
+        ]);
+        let (mut cache, mut out) = (MatchCache::default(), Selection::default());
+        let total = [Selector::parse("requests_total").unwrap()];
+        let mut select = |now| {
+            let (c, o) = (&mut cache, &mut out);
+            store.select(&total, None, &[], Duration::ZERO, now, c, o);
+            let codes = o
+                .series
+                .iter()
+                .map(|(_, l)| l.get("code").unwrap().to_string());
+            codes.collect::<Vec<_>>()
+        };
+        assert_eq!(select(1_000), ["500", "200"]);
+        // 200 ends (a staleness marker) and 404 begins: the labels the selection held are
+        // kept or let go, and the new series' taken.
+        let stale = f64::from_bits(crate::model::STALE_NAN_BITS);
+        store.append(vec![
+            series("500", &[(2_000, 1.0)]),
+            series("200", &[(2_000, stale)]),
+            series("404", &[(2_000, 3.0)]),
+        ]);
+        assert_eq!(select(2_000), ["500", "404"]);
+        // 500 is forgotten, and the last series takes its slot: the next selection finds
+        // each series where it is now.
+        let keys = [series("500", &[]).labels.fingerprint()];
+        assert_eq!(store.forget(&keys.into_iter().collect()).count, 1);
+        assert_eq!(select(2_000), ["404"]);
+        assert_eq!(out.samples.values, [3.0]);
     }
 
     /// What a Kafka source's re-delivery sends again is held once: samples at times a series
