@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::alerts::Observation;
-use crate::model::{Labels, LabelsBuilder};
+use crate::model::Labels;
 use crate::rules::Rule;
 use crate::rules::template::TemplateContext;
-use crate::runtime::instance::Selection;
 use crate::runtime::{Failure, Finding, PluginError};
 use crate::store::Store;
 use crate::workers::Worker;
@@ -166,20 +165,32 @@ pub fn evaluate_blocking(
     let mut own = rule.labels.builder();
     own.set("alertname", &rule.name);
     let own = own.build();
-    Ok(findings
+    let (sel, by_series) = (&exec.selection, &mut exec.alert_labels);
+    by_series.begin();
+    let observations = findings
         .into_iter()
-        .map(|f| observe(rule, &own, f, &exec.selection))
-        .collect())
+        .map(|f| {
+            let series = f.series.and_then(|id| Some((id, sel.labels(id)?)));
+            let labels = match series {
+                // Labels of the series and the rule alone: the same at every evaluation.
+                Some((id, series)) if f.labels.is_empty() => {
+                    by_series.get_or_build(id, || alert_labels(series, &f, &own))
+                }
+                Some((_, series)) => alert_labels(series, &f, &own),
+                None => alert_labels(&Labels::default(), &f, &own),
+            };
+            observe(rule, labels, f)
+        })
+        .collect();
+    by_series.end();
+    Ok(observations)
 }
 
-/// An alert's labels and annotations from a finding: the series' labels without the metric
-/// name, the finding's labels, then `own` (the rule's labels and `alertname`). The label set
-/// is copied once, and shares its strings with the series and the rule.
-fn observe(rule: &Rule, own: &Labels, f: Finding, sel: &Selection) -> Observation {
-    let mut labels = match f.series.and_then(|id| sel.labels(id)) {
-        Some(series) => series.builder(),
-        None => LabelsBuilder::default(),
-    };
+/// An alert's labels from a finding: the series' labels without the metric name, the
+/// finding's labels, then `own` (the rule's labels and `alertname`). The label set is
+/// copied once, and shares its strings with the series and the rule.
+fn alert_labels(series: &Labels, f: &Finding, own: &Labels) -> Labels {
+    let mut labels = series.builder();
     labels.remove("__name__");
     for (name, value) in &f.labels {
         labels.set(name, value);
@@ -187,7 +198,12 @@ fn observe(rule: &Rule, own: &Labels, f: Finding, sel: &Selection) -> Observatio
     for pair in own.as_slice() {
         labels.set_shared(pair);
     }
-    let labels = labels.build();
+    labels.build()
+}
+
+/// An alert's observation from a finding and its labels: the rule's annotations rendered,
+/// then the finding's.
+fn observe(rule: &Rule, labels: Labels, f: Finding) -> Observation {
     let ctx = TemplateContext {
         labels: &labels,
         value: f.value,

@@ -62,7 +62,7 @@ impl Finding {
     /// A finding about `series`.
     pub fn for_series(series: &Series<'_>) -> Self {
         Self {
-            series: Some((series.id, Rc::clone(series.labels))),
+            series: Some((series.id, Rc::clone(series.shared_labels()))),
             ..Self::default()
         }
     }

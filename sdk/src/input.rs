@@ -3,6 +3,7 @@
 //! several (`select = { errors = '…', total = '…' }`).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::Range;
 use std::rc::Rc;
@@ -305,20 +306,39 @@ fn join_key<'k>(labels: &'k Labels, on: &[&'k str]) -> Vec<(&'k str, &'k str)> {
 }
 
 /// One series of an [`Input`]: its labels and its samples.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Series<'a> {
     pub(crate) id: u32,
-    pub(crate) labels: &'a Rc<Labels>,
+    /// Where its labels are: looked up only when asked for, as a rule that reads the
+    /// labels of the few series that fire should not pay for the many that do not.
+    cache: &'a LabelCache,
     pub(crate) timestamps: &'a [i64],
     pub(crate) values: &'a [f64],
     /// The evaluation time: where the windows of the counter helpers end.
     pub(crate) now: i64,
 }
 
+impl fmt::Debug for Series<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Series")
+            .field("id", &self.id)
+            .field("labels", self.labels())
+            .field("timestamps", &self.timestamps)
+            .field("values", &self.values)
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
 impl<'a> Series<'a> {
     /// The series' labels.
     pub fn labels(&self) -> &'a Labels {
-        self.labels
+        self.cache.get(self.id)
+    }
+
+    /// The series' labels, shared.
+    pub(crate) fn shared_labels(&self) -> &'a Rc<Labels> {
+        self.cache.get(self.id)
     }
 
     /// Sample times, milliseconds since the Unix epoch, oldest first.
@@ -399,7 +419,7 @@ impl<'a> Iterator for SeriesIter<'a> {
         Some(Series {
             id,
             now: self.input.now,
-            labels: self.input.cache.get(id),
+            cache: &self.input.cache,
             timestamps: &s.timestamps[start..self.pos],
             values: &s.values[start..self.pos],
         })

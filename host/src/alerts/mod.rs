@@ -69,6 +69,36 @@ pub struct Observation {
     pub value: Option<f64>,
 }
 
+/// The label sets a rule's alerts got from the series its findings were about, by series
+/// id. While the rule is loaded, a finding over a series that adds no labels of its own
+/// always gets the same label set: it is built once and shared with the alert. Series that
+/// an evaluation did not find are forgotten at its end.
+#[derive(Debug, Default)]
+pub struct LabelsBySeries {
+    labels: HashMap<u32, (Labels, u64)>,
+    evaluations: u64,
+}
+
+impl LabelsBySeries {
+    /// Starts an evaluation.
+    pub fn begin(&mut self) {
+        self.evaluations += 1;
+    }
+
+    /// The labels of the alert over series `id`, built by `build` the first time.
+    pub fn get_or_build(&mut self, id: u32, build: impl FnOnce() -> Labels) -> Labels {
+        let (labels, seen) = self.labels.entry(id).or_insert_with(|| (build(), 0));
+        *seen = self.evaluations;
+        labels.clone()
+    }
+
+    /// Ends an evaluation: forgets the series it did not find.
+    pub fn end(&mut self) {
+        let this = self.evaluations;
+        self.labels.retain(|_, (_, seen)| *seen == this);
+    }
+}
+
 /// A change of an alert's status during an evaluation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
@@ -487,6 +517,30 @@ mod tests {
         assert_eq!((held.value, held.status), (Some(1.0), Status::Firing));
         let now = r.iter().next().unwrap();
         assert_eq!((now.value, now.status), (Some(2.0), Status::Resolved));
+    }
+
+    #[test]
+    fn labels_by_series_are_built_once_and_forgotten_when_not_found() {
+        let mut by = LabelsBySeries::default();
+        let mut built = 0;
+        let mut get = |by: &mut LabelsBySeries, id| {
+            by.get_or_build(id, || {
+                built += 1;
+                Labels::from_pairs([("id", id.to_string())])
+            })
+        };
+        by.begin();
+        assert_eq!(get(&mut by, 1).get("id"), Some("1"));
+        get(&mut by, 2);
+        by.end();
+        by.begin();
+        assert_eq!(get(&mut by, 1).get("id"), Some("1"));
+        by.end();
+        // 2 was not found by the second evaluation: built again when it is found again.
+        by.begin();
+        get(&mut by, 2);
+        by.end();
+        assert_eq!(built, 3);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::alerts::LabelsBySeries;
 use crate::connections::Connections;
 use crate::db::Db;
 use crate::dispatch::inhibit::Inhibitor;
@@ -190,6 +191,20 @@ pub struct RuleExec {
     pub instance: Instance,
     pub cache: MatchCache,
     pub selection: Selection,
+    /// The labels its alerts got, by series.
+    pub alert_labels: LabelsBySeries,
+}
+
+impl RuleExec {
+    /// Evaluations by `instance`, with empty buffers.
+    pub fn new(instance: Instance) -> RuleExec {
+        RuleExec {
+            instance,
+            cache: MatchCache::default(),
+            selection: Selection::default(),
+            alert_labels: LabelsBySeries::default(),
+        }
+    }
 }
 
 impl Rule {

@@ -8,9 +8,7 @@ use super::{Loader, Overrides, json_params};
 use crate::model::matcher::parse_matchers;
 use crate::rules::file::LocalizerConfig;
 use crate::rules::{DEFAULT_LOCALIZER_RANGE, LocalizerRule, RuleExec};
-use crate::runtime::instance::Selection;
 use crate::runtime::{Grants, Identity, RuleSettings, World};
-use crate::store::MatchCache;
 
 impl Loader<'_> {
     pub(super) fn localizer(
@@ -101,11 +99,7 @@ impl Loader<'_> {
             range: lc.range.map_or(DEFAULT_LOCALIZER_RANGE, |r| r.0),
             weight: lc.weight.unwrap_or(1.0),
             plugin,
-            exec: Mutex::new(RuleExec {
-                instance,
-                cache: MatchCache::default(),
-                selection: Selection::default(),
-            }),
+            exec: Mutex::new(RuleExec::new(instance)),
         })
     }
 }

@@ -12,9 +12,7 @@ use crate::rules::error::line_of_item;
 use crate::rules::file::RuleConfig;
 use crate::rules::template::Template;
 use crate::rules::{Receiver, Rule, RuleExec};
-use crate::runtime::instance::Selection;
 use crate::runtime::{Grants, Identity, RuleSettings, World};
-use crate::store::MatchCache;
 
 impl Loader<'_> {
     pub(super) fn rule(
@@ -143,11 +141,7 @@ impl Loader<'_> {
             annotations,
             recovery: rc.recovery.clone(),
             plugin,
-            exec: Mutex::new(RuleExec {
-                instance,
-                cache: MatchCache::default(),
-                selection: Selection::default(),
-            }),
+            exec: Mutex::new(RuleExec::new(instance)),
         })
     }
 }
