@@ -168,6 +168,9 @@ async function operator() {
     await page.goto(`${url}/#/silences`);
     await page.click(`tr.silence[data-id="${silenceId}"] a.button`);
     await page.waitForSelector("form.silence-form", { timeout: DEADLINE });
+    // The form is filled once the silence is fetched: wait for it, on a busy machine too.
+    await waitInPage(page, () => document.querySelector('input[name="matchers"]')?.value !== "")
+      .catch(() => {});
     const matchers = await page.inputValue('input[name="matchers"]');
     if (matchers !== '{alertname="Muted"}') throw new Error(`the form has ${matchers}`);
     await page.fill('input[name="comment"]', "muted from the console, edited");
