@@ -209,6 +209,12 @@ impl RuleAlerts {
         self.evaluations += 1;
         let this = self.evaluations;
         let mut changes = Vec::new();
+        // What a new alert instance starts as.
+        let new_status = if for_ms == 0 {
+            Status::Firing
+        } else {
+            Status::Pending
+        };
         for obs in observations {
             let found = |status| Alert {
                 labels: obs.labels.clone(),
@@ -221,11 +227,6 @@ impl RuleAlerts {
                 last_seen: now,
                 hold_until: None,
                 generator_url: None,
-            };
-            let new_status = if for_ms == 0 {
-                Status::Firing
-            } else {
-                Status::Pending
             };
             let from = match self.alerts.entry(obs.labels.clone()) {
                 Entry::Vacant(v) => {
