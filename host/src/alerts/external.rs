@@ -117,19 +117,21 @@ impl ExternalAlert {
         if !overlaps {
             return new;
         }
+        // Of the older one only its times count; the younger one is moved, not copied.
         let (older, mut merged) = if new.updated_at < old.updated_at {
-            (&new, old.clone())
+            ((new.starts_at, new.ends_at, new.timeout), old.clone())
         } else {
-            (old, new.clone())
+            ((old.starts_at, old.ends_at, old.timeout), new)
         };
-        merged.starts_at = merged.starts_at.min(older.starts_at);
-        let later_end = older.ends_at > merged.ends_at;
+        let (older_starts, older_ends, older_timeout) = older;
+        merged.starts_at = merged.starts_at.min(older_starts);
+        let later_end = older_ends > merged.ends_at;
         if merged.is_resolved(now) {
-            if older.is_resolved(now) && later_end {
-                merged.ends_at = older.ends_at;
+            if older_ends <= now && later_end {
+                merged.ends_at = older_ends;
             }
-        } else if later_end && !older.timeout {
-            merged.ends_at = older.ends_at;
+        } else if later_end && !older_timeout {
+            merged.ends_at = older_ends;
         }
         merged
     }
