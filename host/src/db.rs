@@ -25,6 +25,11 @@ pub enum DbError {
     Sql(#[from] rusqlite::Error),
     #[error("starting a database thread: {0}")]
     Thread(#[source] std::io::Error),
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The database file of a data directory.
@@ -48,6 +53,8 @@ struct Inner {
     state: Mutex<StateCache>,
     /// Dropped with the last handle, which stops the checkpointer.
     _checkpointer: Option<mpsc::Sender<()>>,
+    /// The directory of the database file; none in memory.
+    dir: Option<PathBuf>,
 }
 
 /// How often the checkpointer copies the log into the database file.
@@ -75,17 +82,19 @@ impl Db {
             .name("db-checkpointer".into())
             .spawn(move || checkpointer(&checkpoints, &stopped))
             .map_err(DbError::Thread)?;
-        Self::with_connection(conn, Some(stop))
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::with_connection(conn, Some(stop), Some(dir))
     }
 
     /// An in-memory database, for tests and `faultline test`.
     pub fn in_memory() -> Result<Db, DbError> {
-        Self::with_connection(Connection::open_in_memory()?, None)
+        Self::with_connection(Connection::open_in_memory()?, None, None)
     }
 
     fn with_connection(
         conn: Connection,
         checkpointer: Option<mpsc::Sender<()>>,
+        dir: Option<PathBuf>,
     ) -> Result<Db, DbError> {
         // Another process (`faultline backup`, an operator's sqlite3) may hold the lock a
         // moment: wait for it rather than fail the write.
@@ -159,8 +168,14 @@ impl Db {
                 conn: Mutex::new(conn),
                 state: Mutex::new(HashMap::new()),
                 _checkpointer: checkpointer,
+                dir,
             }),
         })
+    }
+
+    /// The directory of the database file, where files kept beside it go; none in memory.
+    pub fn dir(&self) -> Option<&Path> {
+        self.inner.dir.as_deref()
     }
 
     /// Runs `f` with the connection.

@@ -8,6 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use faultline::config::Config;
 
+/// mimalloc rather than glibc's malloc: see the workspace's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "faultline",
@@ -74,7 +78,7 @@ enum Command {
     },
     /// Copy the database of a (running) server's data directory to a new file: an online
     /// backup. Restore: stop the server, put the copy in place of DATA/faultline.db (and
-    /// remove faultline.db-wal and faultline.db-shm), start it.
+    /// remove faultline.db-wal, faultline.db-shm and external-alerts.*.journal), start it.
     Backup {
         /// Where to write the copy (must not exist).
         path: PathBuf,

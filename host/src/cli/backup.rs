@@ -1,13 +1,15 @@
 //! `faultline backup <path>`: an online copy of a data directory's database, taken while the
 //! service runs (SQLite's backup API: one consistent snapshot; in WAL mode the service keeps
-//! reading and writing meanwhile). Restore is stopping the service, putting the copy in
-//! place of `faultline.db` (removing `faultline.db-wal` and `faultline.db-shm`) and
-//! starting it again.
+//! reading and writing meanwhile), with the external alerts' journal applied to it. Restore
+//! is stopping the service, putting the copy in place of `faultline.db` (removing
+//! `faultline.db-wal`, `faultline.db-shm` and the journal files) and starting it again.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+
+use crate::alerts::external::JournalWrites;
 
 /// Why a backup could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,11 @@ pub enum BackupError {
         from: PathBuf,
         to: PathBuf,
         source: rusqlite::Error,
+    },
+    #[error("reading the external alerts' journal in {dir}: {source}")]
+    Journal {
+        dir: PathBuf,
+        source: std::io::Error,
     },
     #[error("moving the copy to {to}: {source}")]
     Rename { to: PathBuf, source: std::io::Error },
@@ -45,6 +52,12 @@ pub fn run(data_dir: &Path, dest: &Path) -> Result<u64, BackupError> {
         to: dest.to_path_buf(),
         source,
     };
+    // Received alerts reach the database up to a second after their journal: read before
+    // the snapshot, so that every write is in one or the other, and applied to the copy.
+    let journal = JournalWrites::read(data_dir).map_err(|source| BackupError::Journal {
+        dir: data_dir.to_path_buf(),
+        source,
+    })?;
     let copy = || -> rusqlite::Result<()> {
         // Read-write without create: a WAL database's reader needs its shared memory.
         let src = Connection::open_with_flags(
@@ -58,7 +71,11 @@ pub fn run(data_dir: &Path, dest: &Path) -> Result<u64, BackupError> {
             i32::MAX,
             Duration::from_millis(50),
             None,
-        )
+        )?;
+        if !journal.is_empty() {
+            journal.apply_to(&dst)?;
+        }
+        Ok(())
     };
     if let Err(e) = copy() {
         std::fs::remove_file(&partial).ok();
@@ -89,5 +106,35 @@ mod tests {
         assert!(matches!(again, BackupError::Exists(_)), "{again}");
         let none = run(&dir.path().join("nowhere"), &dir.path().join("x.db")).unwrap_err();
         assert!(none.to_string().contains("no database at"), "{none}");
+    }
+
+    #[tokio::test]
+    async fn the_copy_has_the_alerts_still_in_the_journal() {
+        use crate::alerts::external::ExternalAlerts;
+        use crate::ingest::alerts::PostableAlert;
+        use crate::model::Labels;
+
+        let dir = tempfile::tempdir().unwrap();
+        let ext =
+            ExternalAlerts::open(&Db::open(&crate::db::file(dir.path())).unwrap(), 0).unwrap();
+        let posted = PostableAlert {
+            labels: Labels::from_pairs([("alertname", "InJournal")]),
+            annotations: Labels::default(),
+            starts_at: None,
+            ends_at: None,
+            generator_url: None,
+        };
+        ext.receive(vec![posted], 0, Duration::from_secs(300))
+            .await
+            .unwrap();
+        // Copied while the service runs, before the alert goes from the journal to the
+        // database (a second later).
+        let dest = dir.path().join("copy.db");
+        run(dir.path(), &dest).unwrap();
+        let copied: String = Connection::open(&dest)
+            .unwrap()
+            .query_row("SELECT labels FROM external_alerts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(copied, r#"{"alertname":"InJournal"}"#);
     }
 }

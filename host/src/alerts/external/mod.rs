@@ -10,9 +10,10 @@
 //! it is resolved, kept [`RESOLVED_RETENTION`] so that its resolution is notified, then
 //! forgotten.
 //!
-//! Every accepted alert is in the database before the sender gets its answer, and intake
-//! stays fast by group commit: one writer thread writes whatever requests are waiting in one
-//! transaction, then answers them all.
+//! Every accepted alert is on disk before the sender gets its answer, and intake stays fast
+//! by group commit: one [writer](writer) thread appends whatever requests are waiting to a
+//! [journal](journal) and syncs it once, then answers them all; the database gets each
+//! alert's latest version from the journal once a second.
 //!
 //! A restart does not wait for the stored alerts: a loader thread reads them in batches
 //! while intake already runs. Until it is done, an alert received for a label set not yet
@@ -36,6 +37,12 @@ use crate::alerts::{Alert, RESOLVED_RETENTION, Status};
 use crate::db::{Db, DbError};
 use crate::ingest::alerts::PostableAlert;
 use crate::model::Labels;
+
+mod journal;
+mod writer;
+
+use writer::Job;
+pub use writer::JournalWrites;
 
 /// An alert received from outside.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +144,33 @@ impl ExternalAlert {
     }
 }
 
+/// What one alert's row becomes.
+#[derive(Clone)]
+enum Write {
+    Upsert(Arc<ExternalAlert>),
+    Delete(u64),
+}
+
+impl Write {
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Write::Upsert(a) => a.fingerprint,
+            Write::Delete(fp) => *fp,
+        }
+    }
+
+    /// About the bytes of its journal line.
+    fn journal_bytes(&self) -> u64 {
+        match self {
+            Write::Upsert(a) => {
+                let url = a.generator_url.as_ref().map_or(4, String::len);
+                (a.labels_json.len() + a.annotations_json.len() + url + 80) as u64
+            }
+            Write::Delete(_) => 24,
+        }
+    }
+}
+
 /// Why received alerts could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -208,17 +242,6 @@ impl Shards {
     }
 }
 
-/// Writes that one request (or housekeeping) waits for.
-struct Job {
-    writes: Vec<Write>,
-    done: Option<oneshot::Sender<Result<(), String>>>,
-}
-
-enum Write {
-    Upsert(Arc<ExternalAlert>),
-    Delete(u64),
-}
-
 impl ExternalAlerts {
     /// Opens the external alerts of the database and starts the loader thread, which reads
     /// them (forgetting those resolved too long ago), and the writer thread, which stops
@@ -238,6 +261,8 @@ impl ExternalAlerts {
                  );",
             )
         })?;
+        // First: the journal left by the last run goes into the table the loader reads.
+        let writer = writer::start(db)?;
         let alerts = Arc::new(Shards::new());
         let (done, loaded) = watch::channel(false);
         let (loader_db, into) = (db.clone(), alerts.clone());
@@ -251,12 +276,6 @@ impl ExternalAlerts {
                 }
                 done.send_replace(true);
             })
-            .map_err(DbError::Thread)?;
-        let (writer, jobs) = mpsc::channel();
-        let writer_db = db.clone();
-        std::thread::Builder::new()
-            .name("external-alerts-writer".into())
-            .spawn(move || write_loop(&writer_db, &jobs))
             .map_err(DbError::Thread)?;
         Ok(ExternalAlerts {
             alerts,
@@ -471,64 +490,6 @@ fn load(db: &Db, into: &Shards, now: i64) -> rusqlite::Result<usize> {
     Ok(n)
 }
 
-/// The writer thread: each round takes every waiting job, writes them in one transaction
-/// and answers each.
-fn write_loop(db: &Db, jobs: &mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut round = vec![first];
-        round.extend(jobs.try_iter().take(4096));
-        let result = db
-            .with(|c| -> rusqlite::Result<()> {
-                let tx = c.unchecked_transaction()?;
-                {
-                    let mut upsert = tx.prepare_cached(
-                        "INSERT INTO external_alerts (fingerprint, labels, annotations,
-                             starts_at, ends_at, updated_at, generator_url, timeout)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                         ON CONFLICT (fingerprint) DO UPDATE SET labels = excluded.labels,
-                             annotations = excluded.annotations, starts_at = excluded.starts_at,
-                             ends_at = excluded.ends_at, updated_at = excluded.updated_at,
-                             generator_url = excluded.generator_url, timeout = excluded.timeout",
-                    )?;
-                    let mut delete =
-                        tx.prepare_cached("DELETE FROM external_alerts WHERE fingerprint = ?1")?;
-                    for w in round.iter().flat_map(|j| &j.writes) {
-                        match w {
-                            Write::Upsert(a) => {
-                                upsert.execute(params![
-                                    a.fingerprint as i64,
-                                    a.labels_json,
-                                    a.annotations_json,
-                                    a.starts_at,
-                                    a.ends_at,
-                                    a.updated_at,
-                                    a.generator_url,
-                                    a.timeout
-                                ])?;
-                            }
-                            Write::Delete(fp) => {
-                                delete.execute(params![*fp as i64])?;
-                            }
-                        }
-                    }
-                }
-                tx.commit()
-            })
-            .map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!("writing external alerts: {e}");
-        }
-        for Job { writes, done } in round {
-            // Released before the sender hears back, so that an alert it forgets next is
-            // not still held here (and its strings leave the interner with it).
-            drop(writes);
-            if let Some(done) = done {
-                done.send(result.clone()).ok();
-            }
-        }
-    }
-}
-
 fn to_json(l: &Labels) -> String {
     serde_json::to_string(l).unwrap_or_else(|_| "{}".into())
 }
@@ -738,6 +699,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn alerts_a_crash_left_in_the_journal_are_applied_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.db");
+        let db = Db::open(&path).unwrap();
+        drop(ExternalAlerts::open(&db, 0).unwrap());
+        // As a killed process leaves it: rounds journaled and answered, not yet in the
+        // database, the last one torn while it was written.
+        let kept = ExternalAlert::received(posted("Journaled", Some(MIN), None), MIN, TIMEOUT);
+        let gone = ExternalAlert::received(posted("Gone", None, None), MIN, TIMEOUT);
+        let mut j = journal::Journal::start(dir.path(), 1).unwrap();
+        j.append([Write::Upsert(Arc::new(gone.clone()))].iter())
+            .unwrap();
+        j.append(
+            [
+                Write::Upsert(Arc::new(kept.clone())),
+                Write::Delete(gone.fingerprint),
+            ]
+            .iter(),
+        )
+        .unwrap();
+        let file = j.path();
+        drop(j);
+        let mut torn = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .unwrap();
+        std::io::Write::write_all(&mut torn, b"U\t1\t2").unwrap();
+
+        let ext = ExternalAlerts::open(&db, MIN).unwrap();
+        ext.loaded().await;
+        assert_eq!(one(&ext), kept);
+        assert!(!file.exists(), "an applied journal file is deleted");
+        let rows: i64 = db
+            .with(|c| c.query_row("SELECT COUNT(*) FROM external_alerts", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+
+    #[tokio::test]
     async fn a_refresh_received_while_loading_keeps_the_stored_start_and_the_loader_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("f.db")).unwrap();
@@ -749,9 +749,7 @@ mod tests {
         drop(stored);
         // Restarted, with the loader not yet run: nothing in memory, not loaded.
         let (_loading, loaded) = watch::channel(false);
-        let (writer, jobs) = mpsc::channel();
-        let writer_db = db.clone();
-        std::thread::spawn(move || write_loop(&writer_db, &jobs));
+        let writer = writer::start(&db).unwrap();
         let ext = ExternalAlerts {
             alerts: Arc::new(Shards::new()),
             writer,
