@@ -213,7 +213,8 @@ fn decode(line: &str) -> Option<Write> {
                 _ => return None,
             };
             let generator_url: Option<String> = serde_json::from_str(next()?).ok()?;
-            let (labels_json, annotations_json) = (next()?.to_string(), next()?.to_string());
+            let (labels_json, annotations_json): (Arc<str>, Arc<str>) =
+                (next()?.into(), next()?.into());
             // A torn line whose cut fell inside the annotations is not a JSON object.
             serde_json::from_str::<serde::de::IgnoredAny>(&annotations_json).ok()?;
             Some(Write::Upsert(Arc::new(ExternalAlert {
@@ -243,8 +244,8 @@ mod tests {
         let annotations = Labels::from_pairs([("summary", "quote \" and \\")]);
         Arc::new(ExternalAlert {
             fingerprint: labels.fingerprint(),
-            labels_json: serde_json::to_string(&labels).unwrap(),
-            annotations_json: serde_json::to_string(&annotations).unwrap(),
+            labels_json: serde_json::to_string(&labels).unwrap().into(),
+            annotations_json: serde_json::to_string(&annotations).unwrap().into(),
             labels: labels.with_shared_strings(),
             annotations,
             starts_at: -5,

@@ -60,26 +60,53 @@ pub struct ExternalAlert {
     pub generator_url: Option<String>,
     /// Whether `ends_at` is the resolve timeout rather than a time the sender gave.
     pub timeout: bool,
-    /// `labels` and `annotations` as JSON objects, encoded once: what the database stores
-    /// and what API listings copy.
-    pub labels_json: String,
-    pub annotations_json: String,
+    /// `labels` and `annotations` as JSON objects, encoded once (and shared with the
+    /// alert's re-posts): what the journal and the database store and what API listings
+    /// copy.
+    pub labels_json: Arc<str>,
+    pub annotations_json: Arc<str>,
 }
 
 impl ExternalAlert {
     /// An alert as received at `now`, with Alertmanager's defaults for missing times.
     pub fn received(p: PostableAlert, now: i64, resolve_timeout: Duration) -> ExternalAlert {
+        let fingerprint = p.labels.fingerprint();
+        Self::re_posted(p, fingerprint, None, now, resolve_timeout)
+    }
+
+    /// An alert as received at `now`, perhaps a re-post of `held` (the alert held with the
+    /// same fingerprint), whose labels and annotations it shares, with their JSON, where
+    /// they are the same: most posts refresh an alert already held.
+    fn re_posted(
+        p: PostableAlert,
+        fingerprint: u64,
+        held: Option<&ExternalAlert>,
+        now: i64,
+        resolve_timeout: Duration,
+    ) -> ExternalAlert {
         let starts_at = p.starts_at.or(p.ends_at).unwrap_or(now);
         let (ends_at, timeout) = match p.ends_at {
             Some(e) => (e, false),
             None => (now + resolve_timeout.as_millis() as i64, true),
         };
+        let (labels, labels_json) = match held.filter(|h| h.labels == p.labels) {
+            Some(h) => (h.labels.clone(), h.labels_json.clone()),
+            None => (p.labels.with_shared_strings(), to_json(&p.labels)),
+        };
+        let (annotations, annotations_json) = match held.filter(|h| h.annotations == p.annotations)
+        {
+            Some(h) => (h.annotations.clone(), h.annotations_json.clone()),
+            None => {
+                let json = to_json(&p.annotations);
+                (p.annotations, json)
+            }
+        };
         ExternalAlert {
-            fingerprint: p.labels.fingerprint(),
-            labels_json: to_json(&p.labels),
-            annotations_json: to_json(&p.annotations),
-            labels: p.labels.with_shared_strings(),
-            annotations: p.annotations,
+            fingerprint,
+            labels,
+            labels_json,
+            annotations,
+            annotations_json,
             starts_at,
             ends_at,
             updated_at: now,
@@ -309,10 +336,18 @@ impl ExternalAlerts {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        // Encoded before taking the lock, by as many requests as run at once.
+        // Encoded before taking the write locks, by as many requests as run at once.
         let received: Vec<ExternalAlert> = posted
             .into_iter()
-            .map(|p| ExternalAlert::received(p, now, resolve_timeout))
+            .map(|p| {
+                let fp = p.labels.fingerprint();
+                let held = self
+                    .alerts
+                    .read(Shards::of(fp))
+                    .get(&fp)
+                    .map(|h| h.alert.clone());
+                ExternalAlert::re_posted(p, fp, held.as_deref(), now, resolve_timeout)
+            })
             .collect();
         {
             // Merged and queued under the locks of their shards (taken in order), so the
@@ -439,6 +474,8 @@ const LOAD_BATCH: i64 = 1_000;
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExternalAlert> {
     let (labels_json, annotations_json): (String, String) = (r.get(1)?, r.get(2)?);
+    let (labels_json, annotations_json): (Arc<str>, Arc<str>) =
+        (labels_json.into(), annotations_json.into());
     Ok(ExternalAlert {
         // The key it was written under: the fingerprint of its labels.
         fingerprint: r.get::<_, i64>(0)? as u64,
@@ -490,8 +527,8 @@ fn load(db: &Db, into: &Shards, now: i64) -> rusqlite::Result<usize> {
     Ok(n)
 }
 
-fn to_json(l: &Labels) -> String {
-    serde_json::to_string(l).unwrap_or_else(|_| "{}".into())
+fn to_json(l: &Labels) -> Arc<str> {
+    serde_json::to_string(l).map_or_else(|_| "{}".into(), Arc::from)
 }
 
 /// Labels as stored (a JSON object, written in name order): read straight into pairs,
@@ -594,6 +631,39 @@ mod tests {
             .unwrap();
         let a = one(&ext);
         assert_eq!((a.starts_at, a.ends_at), (10 * MIN, 15 * MIN));
+    }
+
+    #[tokio::test]
+    async fn a_re_post_shares_what_did_not_change_with_the_alert_held() {
+        let ext = ExternalAlerts::open(&Db::in_memory().unwrap(), 0).unwrap();
+        ext.receive(vec![posted("A", Some(0), None)], 0, TIMEOUT)
+            .await
+            .unwrap();
+        let first = one(&ext);
+        ext.receive(vec![posted("A", Some(0), None)], MIN, TIMEOUT)
+            .await
+            .unwrap();
+        let again = one(&ext);
+        assert_eq!(again.updated_at, MIN);
+        assert!(Arc::ptr_eq(&first.labels_json, &again.labels_json));
+        assert!(Arc::ptr_eq(
+            &first.annotations_json,
+            &again.annotations_json
+        ));
+        assert!(std::ptr::eq(
+            first.labels.as_slice(),
+            again.labels.as_slice()
+        ));
+        // New annotations are encoded anew; the labels are still shared.
+        let changed = PostableAlert {
+            annotations: Labels::from_pairs([("summary", "changed")]),
+            ..posted("A", Some(0), None)
+        };
+        ext.receive(vec![changed], 2 * MIN, TIMEOUT).await.unwrap();
+        let changed = one(&ext);
+        assert_eq!(&*changed.annotations_json, r#"{"summary":"changed"}"#);
+        assert_eq!(changed.annotations.get("summary"), Some("changed"));
+        assert!(Arc::ptr_eq(&first.labels_json, &changed.labels_json));
     }
 
     #[tokio::test]

@@ -392,8 +392,8 @@ fn apply(c: &Connection, writes: &[Write]) -> rusqlite::Result<()> {
                 Write::Upsert(a) => {
                     upsert.execute(params![
                         a.fingerprint as i64,
-                        a.labels_json,
-                        a.annotations_json,
+                        &*a.labels_json,
+                        &*a.annotations_json,
                         a.starts_at,
                         a.ends_at,
                         a.updated_at,
