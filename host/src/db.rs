@@ -82,7 +82,11 @@ impl Db {
             .name("db-checkpointer".into())
             .spawn(move || checkpointer(&checkpoints, &stopped))
             .map_err(DbError::Thread)?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // A bare file name is in the working directory.
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         Self::with_connection(conn, Some(stop), Some(dir))
     }
 
