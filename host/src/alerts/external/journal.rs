@@ -49,16 +49,21 @@ impl Journal {
         })
     }
 
-    /// Appends writes and syncs them to the disk. What a failed write put in the file is
-    /// cut off again, so that the rounds after it are read back; if that fails too, the
-    /// file is [`Journal::torn`] and no more is written to it.
-    pub(super) fn append<'w>(&mut self, writes: impl Iterator<Item = &'w Write>) -> io::Result<()> {
-        if self.torn {
-            return Err(io::Error::other("the journal file is torn"));
-        }
+    /// Encodes a round for [`Journal::write`]; returns its bytes.
+    pub(super) fn encode<'w>(&mut self, writes: impl Iterator<Item = &'w Write>) -> u64 {
         self.line.clear();
         for w in writes {
             encode(w, &mut self.line);
+        }
+        self.line.len() as u64
+    }
+
+    /// Appends the round last encoded and syncs it to the disk. What a failed write put in
+    /// the file is cut off again, so that the rounds after it are read back; if that fails
+    /// too, the file is [`Journal::torn`] and no more is written to it.
+    pub(super) fn write(&mut self) -> io::Result<()> {
+        if self.torn {
+            return Err(io::Error::other("the journal file is torn"));
         }
         let written = self
             .file
@@ -74,6 +79,13 @@ impl Journal {
         }
         self.bytes += self.line.len() as u64;
         Ok(())
+    }
+
+    /// A round encoded and written, the writer's two steps in one.
+    #[cfg(test)]
+    pub(super) fn append<'w>(&mut self, writes: impl Iterator<Item = &'w Write>) -> io::Result<()> {
+        self.encode(writes);
+        self.write()
     }
 
     /// Empties the current file, whose writes are in the database.
@@ -133,8 +145,31 @@ pub(super) fn files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
+/// What the journal files in a directory hold.
+pub(super) struct Left {
+    /// The files, oldest first, with their numbers.
+    pub files: Vec<(u64, PathBuf)>,
+    /// Their writes, in order.
+    pub writes: Vec<Write>,
+}
+
+/// Reads the journal files in `dir`. A file deleted meanwhile is left out: its writes were
+/// in the database.
+pub(super) fn read_all(dir: &Path) -> io::Result<Left> {
+    let mut writes = Vec::new();
+    let files = files(dir)?;
+    for (_, file) in &files {
+        match read(file) {
+            Ok(w) => writes.extend(w),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Left { files, writes })
+}
+
 /// The writes of a journal file, up to the first line that is not whole.
-pub(super) fn read(path: &Path) -> io::Result<Vec<Write>> {
+fn read(path: &Path) -> io::Result<Vec<Write>> {
     let bytes = std::fs::read(path)?;
     let mut writes = Vec::new();
     // The part after the last line break was being written when the process stopped.

@@ -68,7 +68,9 @@ pub struct ExternalAlert {
 }
 
 impl ExternalAlert {
-    /// An alert as received at `now`, with Alertmanager's defaults for missing times.
+    /// An alert as received at `now`, with Alertmanager's defaults for missing times; intake
+    /// goes through [`ExternalAlerts::receive`], which shares what a re-post did not change.
+    #[cfg(test)]
     pub fn received(p: PostableAlert, now: i64, resolve_timeout: Duration) -> ExternalAlert {
         let fingerprint = p.labels.fingerprint();
         Self::re_posted(p, fingerprint, None, now, resolve_timeout)
@@ -183,17 +185,6 @@ impl Write {
         match self {
             Write::Upsert(a) => a.fingerprint,
             Write::Delete(fp) => *fp,
-        }
-    }
-
-    /// About the bytes of its journal line.
-    fn journal_bytes(&self) -> u64 {
-        match self {
-            Write::Upsert(a) => {
-                let url = a.generator_url.as_ref().map_or(4, String::len);
-                (a.labels_json.len() + a.annotations_json.len() + url + 80) as u64
-            }
-            Write::Delete(_) => 24,
         }
     }
 }
@@ -324,7 +315,8 @@ impl ExternalAlerts {
         *self.loaded.borrow()
     }
 
-    /// Takes in alerts received at `now` and returns once they are in the database.
+    /// Takes in alerts received at `now` and returns once they are on disk (the journal's,
+    /// or the database's).
     /// `resolve_timeout` sets the end of alerts that do not give one.
     pub async fn receive(
         &self,

@@ -97,22 +97,20 @@ struct Handover {
 
 impl Journaled {
     fn start(db: &Db, dir: &Path) -> Result<Journaled, DbError> {
-        let file_error = |path: &Path| {
-            let path = path.display().to_string();
-            move |source| DbError::File { path, source }
+        let file_error = |source| DbError::File {
+            path: dir.display().to_string(),
+            source,
         };
-        let left = journal::files(dir).map_err(file_error(dir))?;
-        for (_, file) in &left {
-            let writes = match journal::read(file) {
-                Ok(w) => w,
-                // Applied and deleted meanwhile by the writer of a handle just dropped.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(file_error(file)(e)),
-            };
-            db.with(|c| apply(c, &writes))?;
-            tracing::info!(file = %file.display(), writes = writes.len(), "journal applied");
+        let left = journal::read_all(dir).map_err(file_error)?;
+        if !left.files.is_empty() {
+            db.with(|c| apply(c, &left.writes))?;
+            tracing::info!(
+                files = left.files.len(),
+                writes = left.writes.len(),
+                "journal applied"
+            );
         }
-        for (_, file) in &left {
+        for (_, file) in &left.files {
             std::fs::remove_file(file).ok();
         }
         // After the files left, and after any file of an earlier start that is still being
@@ -120,8 +118,8 @@ impl Journaled {
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
-        let number = left.last().map_or(0, |(n, _)| n + 1).max(now_us);
-        let journal = Journal::start(dir, number).map_err(file_error(dir))?;
+        let number = left.files.last().map_or(0, |(n, _)| n + 1).max(now_us);
+        let journal = Journal::start(dir, number).map_err(file_error)?;
         // One hand-over waits while the applier works on another; while it waits, the
         // writer keeps the next writes pending (it never waits for the database).
         let (applier, handovers) = mpsc::sync_channel(1);
@@ -147,8 +145,9 @@ impl Journaled {
     /// Writes a round: to the journal while the disk has room, else straight to the
     /// database, after what the journal holds.
     fn write(&mut self, db: &Db, writes: Vec<Write>) -> Result<(), String> {
-        if self.has_room(&writes)? {
-            return self.append(writes);
+        let round = self.journal.encode(writes.iter());
+        if self.has_room(round)? {
+            return self.append(writes, round);
         }
         self.drain(db)?;
         db.with(|c| apply(c, &writes))
@@ -158,8 +157,7 @@ impl Journaled {
     /// Whether the disk has room for a round in the journal and then in the database: the
     /// database needs about as much again as the journal holds, for its rows and its own
     /// log. Near full, alerts are not held twice.
-    fn has_room(&self, writes: &[Write]) -> Result<bool, String> {
-        let round: u64 = writes.iter().map(Write::journal_bytes).sum();
+    fn has_room(&self, round: u64) -> Result<bool, String> {
         let needed = ROOM_FACTOR * (self.unapplied.load(Ordering::Relaxed) + round);
         let free = rustix::fs::statvfs(&self.dir)
             .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
@@ -204,15 +202,14 @@ impl Journaled {
         (!self.pending.is_empty()).then(|| self.since + APPLY_EVERY)
     }
 
-    fn append(&mut self, writes: Vec<Write>) -> Result<(), String> {
+    /// Appends the round just encoded, of `bytes`, and keeps its writes pending.
+    fn append(&mut self, writes: Vec<Write>, bytes: u64) -> Result<(), String> {
         if self.journal.torn() {
             self.next_file();
         }
-        let before = self.journal.bytes();
         self.journal
-            .append(writes.iter())
+            .write()
             .map_err(|e| format!("writing the external alerts' journal: {e}"))?;
-        let bytes = self.journal.bytes() - before;
         self.pending_bytes += bytes;
         self.unapplied.fetch_add(bytes, Ordering::Relaxed);
         if self.pending.is_empty() {
@@ -253,14 +250,8 @@ impl Journaled {
     /// Hands the pending writes, which the finished files hold, to the applier; if it is
     /// still busy with the last ones, they stay pending and are handed over later.
     fn hand_over(&mut self) {
-        let writes = self.pending.drain().map(|(_, w)| w).collect();
-        let files = std::mem::take(&mut self.finished);
-        let bytes = std::mem::take(&mut self.pending_bytes);
-        match self.applier.try_send(Handover {
-            writes,
-            files,
-            bytes,
-        }) {
+        let handover = self.take_pending();
+        match self.applier.try_send(handover) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(back) | mpsc::TrySendError::Disconnected(back)) => {
                 self.finished = back.files;
@@ -278,17 +269,18 @@ impl Journaled {
     /// waiting for the applier to take it.
     fn finish(mut self) {
         self.finished.push(self.journal.path());
-        let writes = self.pending.drain().map(|(_, w)| w).collect();
-        let files = std::mem::take(&mut self.finished);
-        let bytes = self.pending_bytes;
         // The applier stops only after this end of the channel is dropped.
-        self.applier
-            .send(Handover {
-                writes,
-                files,
-                bytes,
-            })
-            .ok();
+        let handover = self.take_pending();
+        self.applier.send(handover).ok();
+    }
+
+    /// The pending writes, with the files that hold them, as a hand-over.
+    fn take_pending(&mut self) -> Handover {
+        Handover {
+            writes: self.pending.drain().map(|(_, w)| w).collect(),
+            files: std::mem::take(&mut self.finished),
+            bytes: std::mem::take(&mut self.pending_bytes),
+        }
     }
 }
 
@@ -417,15 +409,7 @@ pub struct JournalWrites(Vec<Write>);
 impl JournalWrites {
     /// Reads the journal files in `dir` (files deleted meanwhile were in the database).
     pub fn read(dir: &Path) -> std::io::Result<JournalWrites> {
-        let mut writes = Vec::new();
-        for (_, file) in journal::files(dir)? {
-            match journal::read(&file) {
-                Ok(w) => writes.extend(w),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(JournalWrites(writes))
+        journal::read_all(dir).map(|left| JournalWrites(left.writes))
     }
 
     pub fn is_empty(&self) -> bool {
